@@ -1,0 +1,149 @@
+"""Settings read from the environment and an optional ``.env`` file.
+
+Every setting is validated at start-up; :func:`load_settings` turns a validation failure into
+one line that names the variable and what it expects, and never echoes a secret's value.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
+DISCORD_GATEWAY_DEFAULT = "wss://gateway.discord.gg/"
+
+
+def _http_url(value: str, *, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL such as https://example.org")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """All of Stemcord's configuration; names are the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+        hide_input_in_errors=True,
+    )
+
+    DISCORD_TOKEN: SecretStr = Field(description="bot token from the Discord developer portal")
+    DISCORD_API_BASE: str = DISCORD_API_BASE_DEFAULT
+    DISCORD_GATEWAY_URL: str = DISCORD_GATEWAY_DEFAULT
+    VIDGO_API_KEY: SecretStr = Field(description="Vidgo API key")
+    VIDGO_BASE_URL: str = "https://api.vidgo.ai"
+    DATABASE_URL: str = "sqlite:///data/stemcord.sqlite3"
+    PUBLIC_URL: str | None = None
+    WEBHOOK_HOST: str = "0.0.0.0"  # noqa: S104 - the callback listener must be reachable
+    WEBHOOK_PORT: int = Field(default=8080, ge=0, le=65535)
+    POLL_INTERVAL_SECONDS: float = Field(default=5.0, gt=0, le=3600)
+    POLL_MAX_INTERVAL_SECONDS: float = Field(default=60.0, gt=0, le=86400)
+    POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS: float = Field(default=300.0, gt=0, le=86400)
+    JOB_TIMEOUT_SECONDS: float = Field(default=1800.0, gt=0)
+    DEV_GUILD_ID: int | None = None
+
+    VIDGO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)
+    VIDGO_MAX_RETRIES: int = Field(default=3, ge=0, le=10)
+    VIDGO_RATE_PER_SECOND: float = Field(default=5.0, gt=0)
+    VIDGO_MAX_CONCURRENCY: int = Field(default=8, ge=1, le=1000)
+
+    DELIVERY_MAX_ATTEMPTS: int = Field(default=6, ge=1, le=100)
+    MAX_UPLOAD_MB: float = Field(default=100.0, gt=0)
+    CALLBACK_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("DISCORD_API_BASE", "VIDGO_BASE_URL")
+    @classmethod
+    def _check_http(cls, value: str) -> str:
+        return _http_url(value, name="the value")
+
+    @field_validator("DISCORD_GATEWAY_URL")
+    @classmethod
+    def _check_gateway(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"ws", "wss"} or not parts.netloc:
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("PUBLIC_URL", mode="before")
+    @classmethod
+    def _check_public(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a URL")
+        return _http_url(value.strip(), name="the value")
+
+    @field_validator("DEV_GUILD_ID", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        database_path(value)
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by DATABASE_URL."""
+        return database_path(self.DATABASE_URL)
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        """Vidgo callbacks are requested only when a public URL is configured."""
+        return self.PUBLIC_URL is not None
+
+
+def database_path(url: str) -> Path:
+    """Parse ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` into a path."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ValueError("must look like sqlite:///data/stemcord.sqlite3")
+    return Path(url[len(prefix) :])
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; the message is one line fit for the operator."""
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and what it expects (never the value)."""
+    parts: list[str] = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        if err["type"] == "missing":
+            parts.append(f"{name} is required but not set")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            parts.append(f"{name}: {msg}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; raise :class:`SettingsError` with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_error(exc)) from None
+
+
+def load_settings_or_exit() -> Settings:
+    """Entry-point helper: print the one-line error to stderr and exit 2 on bad settings."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"stemcord: {exc}\n")
+        raise SystemExit(2) from None
