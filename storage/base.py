@@ -1,0 +1,187 @@
+"""The repository interface every storage backend implements.
+
+All SQL lives behind :class:`JobStore`. A backend must run each read-modify-write in one
+transaction and enforce the state machine (:func:`storage.jobstate.check_transition`) inside it,
+so that concurrent writers (the poller, callbacks, commands) can never skip a state.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from storage.jobstate import JobState
+from storage.records import AdmitResult, CachedResult, JobRecord, NewJob
+
+# Columns that callers may change through ``update``/``transition``/``reschedule``.
+UPDATABLE_COLUMNS = frozenset(
+    {
+        "status_message_id",
+        "vidgo_task_id",
+        "attempts",
+        "polls",
+        "delivery_attempts",
+        "due_at",
+        "deadline_at",
+        "last_error",
+        "error_kind",
+        "result",
+        "track",
+        "result_message_id",
+        "options",
+        "callback_token_hash",
+    }
+)
+
+
+class JobNotFound(LookupError):
+    """No job has that id."""
+
+
+class JobStore(ABC):
+    """Durable jobs, the results cache and per-guild settings."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish in-flight writes and close."""
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def admit(self, new: NewJob, now: float, *, submit_lease_until: float) -> AdmitResult:
+        """Record a request atomically, answering from the cache or joining an identical job.
+
+        * a cached result for ``new.source_key`` -> the job is stored ``succeeded`` with it
+          (delivery due now);
+        * an identical job in flight (same ``source_key``, no leader) -> stored as its follower
+          in ``submitted``, with nothing scheduled: the leader's outcome is copied to it;
+        * otherwise -> stored ``accepted`` and leased until ``submit_lease_until`` (the caller
+          submits it now; if the process dies, the lease runs out and it is retried).
+        """
+
+    @abstractmethod
+    async def get(self, job_id: str) -> JobRecord | None:
+        """One job by id."""
+
+    @abstractmethod
+    async def get_by_vidgo_task(self, vidgo_task_id: str) -> JobRecord | None:
+        """The job that owns a Vidgo task id."""
+
+    @abstractmethod
+    async def transition(
+        self,
+        job_id: str,
+        target: JobState,
+        now: float,
+        *,
+        expect: Collection[JobState] | None = None,
+        **changes: Any,
+    ) -> JobRecord:
+        """Move a job to ``target`` (checked against the table) and apply ``changes``.
+
+        Raises :class:`storage.jobstate.InvalidTransition` when the table forbids it or the
+        current state is not in ``expect``; :class:`JobNotFound` when there is no such job.
+        Setting ``due_at`` releases the job's lease.
+        """
+
+    @abstractmethod
+    async def record_outcome(
+        self,
+        job_id: str,
+        target: JobState,
+        now: float,
+        *,
+        result: Mapping[str, Any] | None = None,
+        track: Mapping[str, Any] | None = None,
+        last_error: str | None = None,
+        error_kind: str | None = None,
+        cache: CachedResult | None = None,
+    ) -> list[JobRecord]:
+        """Record a job's outcome (succeeded, failed, expired) and copy it to its followers.
+
+        One transaction: the job and every follower still waiting move to ``target`` with
+        delivery due now, and ``cache`` (if given) is stored. Returns every changed job,
+        the job itself first. A job already past its outcome is left alone (returns ``[]``).
+        """
+
+    @abstractmethod
+    async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
+        """Change non-state columns. Setting ``due_at`` releases the job's lease."""
+
+    @abstractmethod
+    async def reschedule(
+        self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
+    ) -> JobRecord:
+        """Release a job's lease with its next due time.
+
+        If a callback arrived after the caller read ``seen_callbacks``, the job is due now
+        instead: a hint that came in while the job was being worked on is never lost.
+        """
+
+    @abstractmethod
+    async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
+        """A callback arrived for the job with this token hash.
+
+        Unknown hash -> ``None`` and nothing written. A job still waiting on Vidgo gets its
+        callback count raised and becomes due now (unless it is leased: then its worker
+        sees the new count when it reschedules). A finished job is returned unchanged.
+        """
+
+    @abstractmethod
+    async def next_due_at(self) -> float | None:
+        """The earliest due time of any job, or ``None``."""
+
+    @abstractmethod
+    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
+        """Lease up to ``limit`` jobs due at ``now`` (earliest first) until ``lease_until``."""
+
+    @abstractmethod
+    async def release_leases(self, now: float) -> int:
+        """Make every leased job due now (start-up: the previous process is gone)."""
+
+    @abstractmethod
+    async def followers(self, leader_id: str) -> list[JobRecord]:
+        """Jobs waiting on ``leader_id``."""
+
+    @abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        guild_id: int | None = None,
+        requester_id: int | None = None,
+        states: Collection[JobState] | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs filtered by guild, requester and state; newest first unless asked."""
+
+    @abstractmethod
+    async def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state."""
+
+    # --- results cache --------------------------------------------------------------------
+
+    @abstractmethod
+    async def cache_get(self, source_key: str) -> CachedResult | None:
+        """The cached result of a source, if any."""
+
+    @abstractmethod
+    async def cache_put(self, entry: CachedResult) -> None:
+        """Store (or replace) a cached result."""
+
+    # --- per-guild settings ---------------------------------------------------------------
+
+    @abstractmethod
+    async def get_guild_settings(self, guild_id: int) -> dict[str, Any]:
+        """A guild's stored settings (``{}`` when none)."""
+
+    @abstractmethod
+    async def put_guild_settings(
+        self, guild_id: int, settings: Mapping[str, Any], now: float
+    ) -> None:
+        """Replace a guild's settings."""

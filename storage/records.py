@@ -1,0 +1,116 @@
+"""Plain records that cross the storage boundary.
+
+Times are epoch seconds (UTC) as floats. ``options``, ``result`` and ``track`` are JSON
+objects that the storage layer stores verbatim; the engine gives them meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from storage.jobstate import JobState
+
+
+class SourceKind(StrEnum):
+    """Where the audio of a job comes from."""
+
+    IDS = "ids"  # a Vidgo generation: task_id + audio_id
+    URL = "url"  # any http(s) audio link
+    ATTACHMENT = "attachment"  # a Discord attachment (its CDN URL)
+
+
+class Admission(StrEnum):
+    """How :meth:`JobStore.admit` took a new request."""
+
+    NEW = "new"  # a fresh job that must be submitted to Vidgo
+    JOINED = "joined"  # follows an identical job already in flight
+    CACHED = "cached"  # answered from the results cache; no Vidgo call
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """Everything needed to record a request."""
+
+    id: str
+    kind: str  # "separation" (later: "lyrics", "midi")
+    source_kind: SourceKind
+    source_key: str  # identical requests share it (coalescing and the results cache)
+    model: str
+    requester_id: int
+    channel_id: int
+    deadline_at: float
+    guild_id: int | None = None
+    source_task_id: str | None = None
+    source_audio_id: str | None = None
+    source_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    callback_token_hash: str | None = None
+    track: dict[str, Any] | None = None
+    status_message_id: int | None = None
+    reply_to_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job row as stored."""
+
+    id: str
+    kind: str
+    source_kind: SourceKind
+    source_key: str
+    model: str
+    requester_id: int
+    channel_id: int
+    guild_id: int | None
+    source_task_id: str | None
+    source_audio_id: str | None
+    source_url: str | None
+    options: dict[str, Any]
+    status_message_id: int | None
+    reply_to_message_id: int | None
+    vidgo_task_id: str | None
+    leader_id: str | None
+    state: JobState
+    outcome: JobState | None
+    attempts: int
+    polls: int
+    delivery_attempts: int
+    due_at: float | None
+    deadline_at: float
+    last_error: str | None
+    error_kind: str | None
+    callback_token_hash: str | None
+    callbacks: int
+    result: dict[str, Any] | None
+    track: dict[str, Any] | None
+    result_message_id: int | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @property
+    def is_follower(self) -> bool:
+        """This job waits on an identical job (its leader) instead of calling Vidgo."""
+        return self.leader_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A succeeded separation, kept so the same source is never separated twice."""
+
+    source_key: str
+    model: str
+    vidgo_task_id: str | None
+    result: dict[str, Any]
+    track: dict[str, Any] | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitResult:
+    """The recorded job and how it was admitted."""
+
+    job: JobRecord
+    admission: Admission

@@ -1,0 +1,611 @@
+"""SQLite backend of :class:`storage.base.JobStore` (aiosqlite, WAL).
+
+One connection serves the whole process; an asyncio lock keeps each multi-statement
+transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) from interleaving with other coroutines'
+statements. Single-statement writes (callback ingest) run without the lock's transaction
+but still under it, so they never land inside someone else's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore
+from storage.jobstate import InvalidTransition, JobState, check_transition
+from storage.migrate import migrate
+from storage.records import (
+    Admission,
+    AdmitResult,
+    CachedResult,
+    JobRecord,
+    NewJob,
+    SourceKind,
+)
+
+_COLUMNS = (
+    "id",
+    "kind",
+    "source_kind",
+    "source_key",
+    "model",
+    "requester_id",
+    "channel_id",
+    "guild_id",
+    "source_task_id",
+    "source_audio_id",
+    "source_url",
+    "options",
+    "status_message_id",
+    "reply_to_message_id",
+    "vidgo_task_id",
+    "leader_id",
+    "state",
+    "outcome",
+    "attempts",
+    "polls",
+    "delivery_attempts",
+    "due_at",
+    "deadline_at",
+    "last_error",
+    "error_kind",
+    "callback_token_hash",
+    "callbacks",
+    "result",
+    "track",
+    "result_message_id",
+    "created_at",
+    "updated_at",
+    "finished_at",
+)
+_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
+_JSON_COLUMNS = frozenset({"options", "result", "track"})
+_ACTIVE_SQL = "('accepted', 'submitted', 'running')"
+
+
+def _loads(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    loaded = json.loads(value)
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _dumps(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(dict(value), separators=(",", ":"))
+
+
+def _row_to_job(row: Iterable[Any]) -> JobRecord:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    return JobRecord(
+        id=r["id"],
+        kind=r["kind"],
+        source_kind=SourceKind(r["source_kind"]),
+        source_key=r["source_key"],
+        model=r["model"],
+        requester_id=r["requester_id"],
+        channel_id=r["channel_id"],
+        guild_id=r["guild_id"],
+        source_task_id=r["source_task_id"],
+        source_audio_id=r["source_audio_id"],
+        source_url=r["source_url"],
+        options=_loads(r["options"]) or {},
+        status_message_id=r["status_message_id"],
+        reply_to_message_id=r["reply_to_message_id"],
+        vidgo_task_id=r["vidgo_task_id"],
+        leader_id=r["leader_id"],
+        state=JobState(r["state"]),
+        outcome=JobState(r["outcome"]) if r["outcome"] else None,
+        attempts=r["attempts"],
+        polls=r["polls"],
+        delivery_attempts=r["delivery_attempts"],
+        due_at=r["due_at"],
+        deadline_at=r["deadline_at"],
+        last_error=r["last_error"],
+        error_kind=r["error_kind"],
+        callback_token_hash=r["callback_token_hash"],
+        callbacks=r["callbacks"],
+        result=_loads(r["result"]),
+        track=_loads(r["track"]),
+        result_message_id=r["result_message_id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        finished_at=r["finished_at"],
+    )
+
+
+def _assignments(changes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """SET fragments and parameters for whitelisted columns (names never come from users)."""
+    unknown = set(changes) - UPDATABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"cannot update columns: {sorted(unknown)}")
+    parts: list[str] = []
+    params: list[Any] = []
+    for column, value in changes.items():
+        parts.append(f"{column} = ?")
+        params.append(_dumps(value) if column in _JSON_COLUMNS else value)
+    if "due_at" in changes:
+        parts.append("leased = 0")
+    return parts, params
+
+
+class SqliteJobStore(JobStore):
+    """Jobs in one SQLite file."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+        self._path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """The open connection (for tests and maintenance commands)."""
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        """Create the folder and file if needed, set pragmas and migrate."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a killed process; only an OS crash can lose the
+            # last commits, and every job is then resumed from an earlier state.
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Wait for the current write, then close."""
+        if self._conn is None:
+            return
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            else:
+                await conn.commit()
+
+    async def _fetch_job(self, conn: aiosqlite.Connection, job_id: str) -> JobRecord | None:
+        async with conn.execute(f"{_SELECT} WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_job(row) if row else None
+
+    async def _fetch_many(
+        self, conn: aiosqlite.Connection, where: str, params: Iterable[Any]
+    ) -> list[JobRecord]:
+        async with conn.execute(f"{_SELECT} {where}", tuple(params)) as cur:
+            rows = await cur.fetchall()
+        return [_row_to_job(row) for row in rows]
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    async def admit(self, new: NewJob, now: float, *, submit_lease_until: float) -> AdmitResult:
+        """See :meth:`JobStore.admit`."""
+        async with self._tx() as conn:
+            cached = await self._cache_get(conn, new.source_key)
+            leader: JobRecord | None = None
+            if cached is None:
+                found = await self._fetch_many(
+                    conn,
+                    f"WHERE source_key = ? AND leader_id IS NULL AND state IN {_ACTIVE_SQL} "
+                    "ORDER BY created_at LIMIT 1",
+                    (new.source_key,),
+                )
+                leader = found[0] if found else None
+            if cached is not None:
+                admission = Admission.CACHED
+                state, outcome, due_at, leased = JobState.SUCCEEDED, JobState.SUCCEEDED, now, 0
+            elif leader is not None:
+                admission = Admission.JOINED
+                state, outcome, due_at, leased = JobState.SUBMITTED, None, None, 0
+            else:
+                admission = Admission.NEW
+                state, outcome, due_at, leased = (
+                    JobState.ACCEPTED,
+                    None,
+                    submit_lease_until,
+                    1,
+                )
+            await conn.execute(
+                """
+                INSERT INTO jobs (
+                    id, kind, source_kind, source_key, model, requester_id, channel_id,
+                    guild_id, source_task_id, source_audio_id, source_url, options,
+                    status_message_id, reply_to_message_id, vidgo_task_id, leader_id, state,
+                    outcome, due_at, leased, deadline_at, callback_token_hash, result, track,
+                    created_at, updated_at, finished_at
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                          ?, ?, ?)
+                """,
+                (
+                    new.id,
+                    new.kind,
+                    new.source_kind.value,
+                    new.source_key,
+                    new.model,
+                    new.requester_id,
+                    new.channel_id,
+                    new.guild_id,
+                    new.source_task_id,
+                    new.source_audio_id,
+                    new.source_url,
+                    _dumps(new.options),
+                    new.status_message_id,
+                    new.reply_to_message_id,
+                    cached.vidgo_task_id if cached else None,
+                    leader.id if leader else None,
+                    state.value,
+                    outcome.value if outcome else None,
+                    due_at,
+                    leased,
+                    new.deadline_at,
+                    new.callback_token_hash if admission is Admission.NEW else None,
+                    _dumps(cached.result) if cached else None,
+                    _dumps(cached.track if cached.track is not None else new.track)
+                    if cached
+                    else _dumps(leader.track if leader and leader.track else new.track),
+                    now,
+                    now,
+                    now if cached else None,
+                ),
+            )
+            job = await self._fetch_job(conn, new.id)
+        assert job is not None  # noqa: S101 - inserted in this transaction
+        return AdmitResult(job, admission)
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """See :meth:`JobStore.get`."""
+        async with self._lock:
+            return await self._fetch_job(self.conn, job_id)
+
+    async def get_by_vidgo_task(self, vidgo_task_id: str) -> JobRecord | None:
+        """See :meth:`JobStore.get_by_vidgo_task`."""
+        async with self._lock:
+            found = await self._fetch_many(self.conn, "WHERE vidgo_task_id = ?", (vidgo_task_id,))
+        return found[0] if found else None
+
+    async def transition(
+        self,
+        job_id: str,
+        target: JobState,
+        now: float,
+        *,
+        expect: Collection[JobState] | None = None,
+        **changes: Any,
+    ) -> JobRecord:
+        """See :meth:`JobStore.transition`."""
+        async with self._tx() as conn:
+            job = await self._fetch_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if expect is not None and job.state not in expect:
+                raise InvalidTransition(job_id, job.state, target)
+            check_transition(job_id, job.state, target)
+            parts, params = _assignments(changes)
+            extra = ""
+            if target.awaits_delivery:
+                extra = ", outcome = ?, finished_at = COALESCE(finished_at, ?)"
+                params_extra: list[Any] = [target.value, now]
+            elif target is JobState.CANCELLED:
+                extra = (
+                    ", outcome = ?, finished_at = COALESCE(finished_at, ?),"
+                    " due_at = NULL, leased = 0"
+                )
+                params_extra = [target.value, now]
+            else:
+                params_extra = []
+            set_sql = ", ".join(["state = ?", "updated_at = ?", *parts])
+            await conn.execute(
+                f"UPDATE jobs SET {set_sql}{extra} WHERE id = ?",  # noqa: S608
+                (target.value, now, *params, *params_extra, job_id),
+            )
+            updated = await self._fetch_job(conn, job_id)
+        assert updated is not None  # noqa: S101
+        return updated
+
+    async def record_outcome(
+        self,
+        job_id: str,
+        target: JobState,
+        now: float,
+        *,
+        result: Mapping[str, Any] | None = None,
+        track: Mapping[str, Any] | None = None,
+        last_error: str | None = None,
+        error_kind: str | None = None,
+        cache: CachedResult | None = None,
+    ) -> list[JobRecord]:
+        """See :meth:`JobStore.record_outcome`."""
+        if not target.awaits_delivery:
+            raise ValueError(f"{target} is not an outcome")
+        async with self._tx() as conn:
+            job = await self._fetch_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if not job.state.is_active:
+                return []
+            check_transition(job_id, job.state, target)
+            waiting = await self._fetch_many(
+                conn,
+                f"WHERE leader_id = ? AND state IN {_ACTIVE_SQL} ORDER BY created_at",
+                (job_id,),
+            )
+            ids = [job_id, *(f.id for f in waiting)]
+            for other in waiting:
+                check_transition(other.id, other.state, target)
+            track_json = _dumps(track)
+            placeholders = ", ".join("?" for _ in ids)
+            await conn.execute(
+                f"""
+                UPDATE jobs SET state = ?, outcome = ?, result = ?,
+                    track = COALESCE(?, track), last_error = ?, error_kind = ?,
+                    due_at = ?, leased = 0, finished_at = ?, updated_at = ?
+                WHERE id IN ({placeholders})
+                """,  # noqa: S608 - placeholders only
+                (
+                    target.value,
+                    target.value,
+                    _dumps(result),
+                    track_json,
+                    last_error,
+                    error_kind,
+                    now,
+                    now,
+                    now,
+                    *ids,
+                ),
+            )
+            if cache is not None:
+                await self._cache_put(conn, cache)
+            changed = await self._fetch_many(
+                conn,
+                f"WHERE id IN ({placeholders})",
+                ids,
+            )
+        order = {jid: i for i, jid in enumerate(ids)}
+        return sorted(changed, key=lambda j: order[j.id])
+
+    async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
+        """See :meth:`JobStore.update`."""
+        parts, params = _assignments(changes)
+        async with self._lock:
+            conn = self.conn
+            set_sql = ", ".join(["updated_at = ?", *parts])
+            await conn.execute(
+                f"UPDATE jobs SET {set_sql} WHERE id = ?",  # noqa: S608
+                (now, *params, job_id),
+            )
+            job = await self._fetch_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def reschedule(
+        self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
+    ) -> JobRecord:
+        """See :meth:`JobStore.reschedule`."""
+        changes.pop("due_at", None)
+        parts, params = _assignments(changes)
+        async with self._lock:
+            conn = self.conn
+            set_sql = ", ".join(
+                [
+                    "updated_at = ?",
+                    "leased = 0",
+                    "due_at = CASE WHEN callbacks > ? THEN ? ELSE ? END",
+                    *parts,
+                ]
+            )
+            await conn.execute(
+                f"UPDATE jobs SET {set_sql} WHERE id = ?",  # noqa: S608
+                (now, seen_callbacks, now, due_at, *params, job_id),
+            )
+            job = await self._fetch_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
+        """See :meth:`JobStore.note_callback`."""
+        async with self._lock:
+            conn = self.conn
+            async with conn.execute(
+                f"""
+                UPDATE jobs SET callbacks = callbacks + 1, updated_at = ?,
+                    due_at = CASE WHEN leased = 1 THEN due_at
+                                  WHEN due_at IS NULL OR due_at > ? THEN ? ELSE due_at END
+                WHERE callback_token_hash = ? AND state IN {_ACTIVE_SQL}
+                RETURNING {", ".join(_COLUMNS)}
+                """,  # noqa: S608
+                (now, now, now, token_hash),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return _row_to_job(row)
+            found = await self._fetch_many(conn, "WHERE callback_token_hash = ?", (token_hash,))
+        return found[0] if found else None
+
+    async def next_due_at(self) -> float | None:
+        """See :meth:`JobStore.next_due_at`."""
+        async with self._lock, self.conn.execute("SELECT MIN(due_at) FROM jobs") as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
+        """See :meth:`JobStore.claim_due`."""
+        async with self._tx() as conn:
+            claimed = await self._fetch_many(
+                conn,
+                "WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+                (now, limit),
+            )
+            if claimed:
+                ids = [job.id for job in claimed]
+                placeholders = ", ".join("?" for _ in ids)
+                await conn.execute(
+                    f"UPDATE jobs SET leased = 1, due_at = ? WHERE id IN ({placeholders})",  # noqa: S608
+                    (lease_until, *ids),
+                )
+        return claimed
+
+    async def release_leases(self, now: float) -> int:
+        """See :meth:`JobStore.release_leases`."""
+        async with self._lock:
+            cur = await self.conn.execute(
+                "UPDATE jobs SET leased = 0, due_at = ? WHERE leased = 1", (now,)
+            )
+            count = cur.rowcount
+            await cur.close()
+        return count
+
+    async def followers(self, leader_id: str) -> list[JobRecord]:
+        """See :meth:`JobStore.followers`."""
+        async with self._lock:
+            return await self._fetch_many(
+                self.conn, "WHERE leader_id = ? ORDER BY created_at", (leader_id,)
+            )
+
+    async def list_jobs(
+        self,
+        *,
+        guild_id: int | None = None,
+        requester_id: int | None = None,
+        states: Collection[JobState] | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[JobRecord]:
+        """See :meth:`JobStore.list_jobs`."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        if requester_id is not None:
+            clauses.append("requester_id = ?")
+            params.append(requester_id)
+        if states is not None:
+            values = [JobState(s).value for s in states]
+            if not values:
+                return []
+            clauses.append(f"state IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        order = "ASC" if oldest_first else "DESC"
+        async with self._lock:
+            return await self._fetch_many(
+                self.conn, f"{where} ORDER BY created_at {order} LIMIT ?", [*params, limit]
+            )
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        """See :meth:`JobStore.count_by_state`."""
+        async with (
+            self._lock,
+            self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state") as cur,
+        ):
+            rows = await cur.fetchall()
+        return {JobState(state): int(count) for state, count in rows}
+
+    # --- results cache --------------------------------------------------------------------
+
+    async def _cache_get(self, conn: aiosqlite.Connection, source_key: str) -> CachedResult | None:
+        async with conn.execute(
+            "SELECT source_key, model, vidgo_task_id, result, track, created_at "
+            "FROM results_cache WHERE source_key = ?",
+            (source_key,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        result = _loads(row[3])
+        if result is None:
+            return None
+        return CachedResult(row[0], row[1], row[2], result, _loads(row[4]), row[5])
+
+    async def _cache_put(self, conn: aiosqlite.Connection, entry: CachedResult) -> None:
+        await conn.execute(
+            "INSERT OR REPLACE INTO results_cache "
+            "(source_key, model, vidgo_task_id, result, track, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                entry.source_key,
+                entry.model,
+                entry.vidgo_task_id,
+                _dumps(entry.result),
+                _dumps(entry.track),
+                entry.created_at,
+            ),
+        )
+
+    async def cache_get(self, source_key: str) -> CachedResult | None:
+        """See :meth:`JobStore.cache_get`."""
+        async with self._lock:
+            return await self._cache_get(self.conn, source_key)
+
+    async def cache_put(self, entry: CachedResult) -> None:
+        """See :meth:`JobStore.cache_put`."""
+        async with self._tx() as conn:
+            await self._cache_put(conn, entry)
+
+    # --- per-guild settings ---------------------------------------------------------------
+
+    async def get_guild_settings(self, guild_id: int) -> dict[str, Any]:
+        """See :meth:`JobStore.get_guild_settings`."""
+        async with (
+            self._lock,
+            self.conn.execute(
+                "SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return (_loads(row[0]) or {}) if row else {}
+
+    async def put_guild_settings(
+        self, guild_id: int, settings: Mapping[str, Any], now: float
+    ) -> None:
+        """See :meth:`JobStore.put_guild_settings`."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, settings, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings, "
+                "updated_at = excluded.updated_at",
+                (guild_id, _dumps(settings), now),
+            )
+
+
+def integrity_ok(path: Path | str) -> bool:
+    """``PRAGMA integrity_check`` on a database file (used by tests and the soak)."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("PRAGMA integrity_check").fetchone()
+    finally:
+        conn.close()
+    return bool(row and row[0] == "ok")
