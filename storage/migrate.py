@@ -61,7 +61,7 @@ async def migrate(conn: aiosqlite.Connection) -> list[int]:
         # and its record one transaction.
         # Values come from our own file names (checked by _NAME), never from input.
         values = f"({migration.version}, '{migration.name}', {time.time()!r})"
-        record = "INSERT INTO schema_migrations (version, name, applied_at) VALUES " + values
+        record = f"INSERT INTO schema_migrations (version, name, applied_at) VALUES {values};"  # noqa: S608
         try:
             await conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n;{record}\nCOMMIT;")
         except BaseException:
