@@ -1,0 +1,634 @@
+"""The job engine: from a validated request to exactly one delivered message.
+
+The engine owns the life of every job (see :mod:`storage.jobstate` for the state machine):
+
+1. :meth:`JobEngine.submit` records the job first (answering from the results cache or
+   joining an identical job in flight when it can), then submits it to Vidgo.
+2. One :class:`~bot.scheduler.DueScheduler` wakes for whatever is due next: a submit to retry,
+   a poll, a delivery. Polls start after ``poll_interval`` and grow x1.5 with jitter up to a
+   cap (higher when callbacks are on, since polling is then only the safety net).
+3. A callback (:meth:`JobEngine.on_callback`) is only a hint: it makes the job due now, and
+   the worker re-reads the task from Vidgo's detail endpoint before changing anything.
+4. When the outcome is known it is recorded for the job and every follower in one
+   transaction, then delivered through :class:`~bot.delivery.Delivery` with a stable nonce.
+
+A job whose submit was in flight when the process died is still ``accepted`` with a lease;
+at start-up leases are released and such jobs are submitted again (``docs/decisions.md``).
+The engine never imports Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.delivery import Delivery, DeliveryError
+from bot.scheduler import DueScheduler
+from bot.sources import Plan, Source
+from bot.vidgo.errors import (
+    VidgoAuthError,
+    VidgoDuplicateError,
+    VidgoError,
+    VidgoInvalidRequest,
+    VidgoNotFound,
+    VidgoRateLimited,
+    VidgoTransientError,
+)
+from bot.vidgo.results import Model, SubmitReceipt, TaskDetail, TaskStatus, TrackInfo
+from storage.base import JobStore
+from storage.jobstate import InvalidTransition, JobState
+from storage.records import Admission, CachedResult, JobRecord, NewJob, SourceKind
+
+log = logging.getLogger(__name__)
+
+_ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+JOB_ID_LENGTH = 10
+CALLBACK_PATH = "/vidgo/callback/"
+
+
+class ErrorKind(StrEnum):
+    """Why a job failed; the Discord layer maps each to one sentence."""
+
+    AUTH = "auth"  # Vidgo refused our key
+    DUPLICATE = "duplicate"  # Vidgo's once-per-track rule
+    INVALID = "invalid"  # Vidgo refused the input
+    NOT_FOUND = "not_found"  # the source or the task is unknown to Vidgo
+    VIDGO_FAILED = "vidgo_failed"  # the task failed at Vidgo (error_message shown)
+    NO_STEMS = "no_stems"  # finished without a usable stem URL
+    EXPIRED = "expired"  # no answer before JOB_TIMEOUT_SECONDS
+    SUBMIT_GAVE_UP = "submit_gave_up"  # Vidgo stayed unreachable for every submit attempt
+
+
+class VidgoApi(Protocol):
+    """The part of :class:`bot.vidgo.client.VidgoClient` the engine uses."""
+
+    async def submit_separation(
+        self, model: Model, *, task_id: str, audio_id: str, callback_url: str | None
+    ) -> SubmitReceipt: ...
+
+    async def submit_upload_separation(
+        self,
+        *,
+        audio_url: str,
+        title: str | None = None,
+        model_name: str | None = None,
+        output_type: str | None = None,
+        callback_url: str | None = None,
+    ) -> SubmitReceipt: ...
+
+    async def get_task(self, task_id: str) -> TaskDetail: ...
+
+    async def get_track(self, task_id: str, audio_id: str) -> TrackInfo | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Timing and limits of the engine (built from :class:`bot.settings.Settings`)."""
+
+    public_url: str | None = None
+    poll_interval: float = 5.0
+    poll_max_interval: float = 60.0
+    poll_max_interval_with_callbacks: float = 300.0
+    job_timeout: float = 1800.0
+    submit_max_attempts: int = 8
+    submit_backoff_max: float = 120.0
+    delivery_max_attempts: int = 6
+    delivery_backoff_base: float = 2.0
+    delivery_backoff_max: float = 300.0
+    work_lease: float = 120.0
+    max_parallel: int = 32
+    claim_batch: int = 64
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        """Callbacks are requested only with a public URL."""
+        return self.public_url is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SeparationRequest:
+    """A validated ``/separate`` request."""
+
+    source: Source
+    plan: Plan
+    requester_id: int
+    channel_id: int
+    guild_id: int | None = None
+    status_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What :meth:`JobEngine.submit` did with a request."""
+
+    job: JobRecord
+    admission: Admission
+
+
+class CallbackOutcome(StrEnum):
+    """How a callback was taken."""
+
+    UNKNOWN = "unknown"  # no job has that token: 404, nothing written
+    ACCEPTED = "accepted"  # the job will be re-read from Vidgo now
+    IGNORED = "ignored"  # the job is already past Vidgo (duplicate or late callback)
+
+
+def new_job_id() -> str:
+    """A short random id members can type (10 characters, no look-alike letters)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(JOB_ID_LENGTH))
+
+
+def new_callback_token() -> str:
+    """A fresh 128-bit secret for one job's callback URL."""
+    return secrets.token_urlsafe(16)
+
+
+def hash_token(token: str) -> str:
+    """What is stored instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def track_dict(track: TrackInfo | None) -> dict[str, Any] | None:
+    """A track's display fields as stored in a job."""
+    if track is None:
+        return None
+    return {
+        "title": track.title,
+        "cover_url": track.cover_url,
+        "duration": track.duration,
+        "audio_id": track.audio_id,
+    }
+
+
+class JobEngine:
+    """Submits, tracks and delivers jobs; survives restarts through the store."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        vidgo: VidgoApi,
+        delivery: Delivery,
+        config: EngineConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.vidgo = vidgo
+        self.delivery = delivery
+        self.config = config
+        self._clock = clock
+        self._scheduler = DueScheduler(
+            store,
+            self._work,
+            clock=clock,
+            lease=config.work_lease,
+            batch=config.claim_batch,
+            max_parallel=config.max_parallel,
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+        self._running = False
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every unfinished job and start the dispatcher."""
+        released = await self.store.release_leases(self._clock())
+        if released:
+            log.info("resuming %d job(s) that were in progress when the bot stopped", released)
+        self._running = True
+        self._scheduler.start()
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stop taking work; let in-flight work finish for ``grace`` seconds."""
+        self._running = False
+        await self._scheduler.stop(grace=grace)
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def submit(self, request: SeparationRequest) -> Submitted:
+        """Record a request, then submit it to Vidgo (unless cached or joined)."""
+        now = self._clock()
+        token = new_callback_token() if self.config.callbacks_enabled else None
+        source = request.source
+        new = NewJob(
+            id=new_job_id(),
+            kind="separation",
+            source_kind=source.kind,
+            source_key=request.plan.source_key,
+            model=request.plan.model.value,
+            requester_id=request.requester_id,
+            channel_id=request.channel_id,
+            guild_id=request.guild_id,
+            source_task_id=source.task_id,
+            source_audio_id=source.audio_id,
+            source_url=source.url,
+            options=dict(request.plan.options),
+            callback_token_hash=hash_token(token) if token else None,
+            deadline_at=now + self.config.job_timeout,
+            status_message_id=request.status_message_id,
+        )
+        admitted = await self.store.admit(new, now, submit_lease_until=now + self.config.work_lease)
+        job = admitted.job
+        log.info(
+            "job %s admitted (%s) model=%s source=%s",
+            job.id,
+            admitted.admission.value,
+            job.model,
+            job.source_kind.value,
+        )
+        if admitted.admission is Admission.NEW:
+            job = await self._submit_to_vidgo(job, token)
+        elif admitted.admission is Admission.CACHED:
+            self._scheduler.notify_due(job.due_at)
+        return Submitted(job, admitted.admission)
+
+    async def attach_status_message(self, job_id: str, message_id: int) -> JobRecord:
+        """Remember the public status message of a job (edited as it moves)."""
+        return await self.store.update(job_id, self._clock(), status_message_id=message_id)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """One job by id."""
+        return await self.store.get(job_id)
+
+    async def poll_now(self, job_id: str) -> JobRecord | None:
+        """Make an unfinished job (or a failed delivery) due now."""
+        job = await self.store.get(job_id)
+        if job is None:
+            return None
+        now = self._clock()
+        if job.state is JobState.UNDELIVERABLE:
+            job = await self.store.update(job.id, now, due_at=now, delivery_attempts=0)
+        elif job.state.is_active or job.state.awaits_delivery:
+            job = await self.store.update(job.id, now, due_at=now)
+        self._scheduler.notify_due(job.due_at)
+        return job
+
+    # --- callbacks ------------------------------------------------------------------------
+
+    def callback_url(self, token: str) -> str | None:
+        """Where Vidgo should POST for the job with this token."""
+        if self.config.public_url is None:
+            return None
+        return f"{self.config.public_url}{CALLBACK_PATH}{token}"
+
+    async def on_callback(self, token: str) -> CallbackOutcome:
+        """Vidgo (or someone) POSTed to a callback URL: re-read that job's task soon."""
+        job = await self.store.note_callback(hash_token(token), self._clock())
+        if job is None:
+            return CallbackOutcome.UNKNOWN
+        if not job.state.is_active:
+            return CallbackOutcome.IGNORED
+        self._scheduler.notify_due(job.due_at)
+        return CallbackOutcome.ACCEPTED
+
+    # --- the worker -----------------------------------------------------------------------
+
+    async def _work(self, job: JobRecord) -> None:
+        """Do whatever a claimed (leased) job is due for."""
+        if job.state is JobState.ACCEPTED:
+            await self._submit_to_vidgo(job, None)
+        elif job.state.is_active and job.is_follower:
+            await self._check_leader(job)
+        elif job.state.is_active:
+            await self._poll(job)
+        elif job.state.awaits_delivery or job.state is JobState.UNDELIVERABLE:
+            await self._deliver(job)
+        else:
+            await self.store.update(job.id, self._clock(), due_at=None)
+
+    async def _submit_to_vidgo(self, job: JobRecord, token: str | None) -> JobRecord:
+        """Submit a job that is ``accepted``; the job is leased by the caller."""
+        if token is None and self.config.callbacks_enabled:
+            # A resubmit after a restart: the old token is unknown (only its hash is kept),
+            # so the job gets a fresh one.
+            token = new_callback_token()
+        callback_url = self.callback_url(token) if token else None
+        token_change: dict[str, Any] = {}
+        if token and hash_token(token) != job.callback_token_hash:
+            token_change["callback_token_hash"] = hash_token(token)
+        now = self._clock()
+        attempts = job.attempts + 1
+        try:
+            receipt = await self._send_submit(job, callback_url)
+        except VidgoDuplicateError as exc:
+            return await self._fail_duplicate(job, exc)
+        except (VidgoAuthError, VidgoInvalidRequest, VidgoNotFound) as exc:
+            kind = (
+                ErrorKind.AUTH
+                if isinstance(exc, VidgoAuthError)
+                else ErrorKind.NOT_FOUND
+                if isinstance(exc, VidgoNotFound)
+                else ErrorKind.INVALID
+            )
+            if kind is ErrorKind.AUTH:
+                log.error(
+                    "job %s: Vidgo refused the API key (%s); check VIDGO_API_KEY", job.id, exc
+                )
+            return await self._finish(job, JobState.FAILED, last_error=exc.message, error_kind=kind)
+        except (VidgoTransientError, VidgoRateLimited, VidgoError) as exc:
+            if attempts >= self.config.submit_max_attempts or now >= job.deadline_at:
+                return await self._finish(
+                    job,
+                    JobState.FAILED,
+                    last_error=f"Vidgo could not be reached: {exc.message}",
+                    error_kind=ErrorKind.SUBMIT_GAVE_UP,
+                )
+            delay = min(self.config.submit_backoff_max, 2.0**attempts) * random.uniform(0.5, 1.0)
+            if isinstance(exc, VidgoRateLimited) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            log.warning("job %s: submit failed (%s); retrying in %.1f s", job.id, exc, delay)
+            updated = await self.store.update(
+                job.id,
+                now,
+                due_at=now + delay,
+                attempts=attempts,
+                last_error=exc.message,
+                **token_change,
+            )
+            self._scheduler.notify_due(updated.due_at)
+            return updated
+        first_poll = now + self.config.poll_interval
+        changes = {"attempts": attempts, "last_error": None, **token_change}
+        job = await self._store_submitted(job, now, receipt, first_poll, changes)
+        log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
+        self._scheduler.notify_due(job.due_at)
+        self._spawn(self._after_submit(job), f"stemcord-after-submit-{job.id}")
+        return job
+
+    async def _send_submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
+        model = Model(job.model)
+        if job.source_kind is SourceKind.IDS:
+            assert job.source_task_id and job.source_audio_id  # noqa: S101
+            return await self.vidgo.submit_separation(
+                model,
+                task_id=job.source_task_id,
+                audio_id=job.source_audio_id,
+                callback_url=callback_url,
+            )
+        assert job.source_url  # noqa: S101
+        return await self.vidgo.submit_upload_separation(
+            audio_url=job.source_url,
+            title=job.options.get("title"),
+            model_name=job.options.get("model_name"),
+            output_type=job.options.get("output_type"),
+            callback_url=callback_url,
+        )
+
+    async def _store_submitted(
+        self,
+        job: JobRecord,
+        now: float,
+        receipt: SubmitReceipt,
+        first_poll: float,
+        changes: dict[str, Any],
+    ) -> JobRecord:
+        job = await self.store.transition(
+            job.id,
+            JobState.SUBMITTED,
+            now,
+            expect={JobState.ACCEPTED},
+            vidgo_task_id=receipt.task_id,
+            **changes,
+        )
+        # A callback may have arrived while the submit was in flight: honour it.
+        return await self.store.reschedule(
+            job.id, now, min(first_poll, job.deadline_at), seen_callbacks=0
+        )
+
+    async def _after_submit(self, job: JobRecord) -> None:
+        """Best-effort extras after a submit: the source track's title/cover, progress."""
+        if job.source_kind is SourceKind.IDS and job.track is None:
+            try:
+                assert job.source_task_id and job.source_audio_id  # noqa: S101
+                track = await self.vidgo.get_track(job.source_task_id, job.source_audio_id)
+            except VidgoError as exc:
+                log.info("job %s: no track details (%s)", job.id, exc)
+            else:
+                if track is not None:
+                    job = await self.store.update(job.id, self._clock(), track=track_dict(track))
+        await self._progress(job)
+
+    async def _fail_duplicate(self, job: JobRecord, exc: VidgoDuplicateError) -> JobRecord:
+        cached = await self.store.cache_get(job.source_key)
+        if cached is not None:
+            changed = await self.store.record_outcome(
+                job.id, JobState.SUCCEEDED, self._clock(), result=cached.result, track=cached.track
+            )
+            return await self._after_outcome(job, changed)
+        return await self._finish(
+            job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.DUPLICATE
+        )
+
+    async def _poll(self, job: JobRecord) -> None:
+        """Read the job's task from Vidgo and act on what it says."""
+        assert job.vidgo_task_id  # noqa: S101 - submitted jobs have a task id
+        now = self._clock()
+        polls = job.polls + 1
+        try:
+            detail = await self.vidgo.get_task(job.vidgo_task_id)
+        except VidgoNotFound as exc:
+            await self._finish(
+                job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.NOT_FOUND
+            )
+            return
+        except VidgoError as exc:
+            if isinstance(exc, VidgoAuthError):
+                log.error(
+                    "job %s: Vidgo refused the API key while polling; check VIDGO_API_KEY", job.id
+                )
+            else:
+                log.warning("job %s: poll failed (%s)", job.id, exc)
+            if now >= job.deadline_at:
+                await self._expire(job)
+                return
+            delay = self._poll_delay(polls)
+            if isinstance(exc, VidgoRateLimited) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            await self._reschedule(job, now, now + delay, polls=polls, last_error=exc.message)
+            return
+        if detail.status is TaskStatus.FINISHED:
+            await self._succeed(job, detail)
+        elif detail.status is TaskStatus.FAILED:
+            await self._finish(
+                job,
+                JobState.FAILED,
+                last_error=detail.error_message or "Vidgo reported a failure without a reason",
+                error_kind=ErrorKind.VIDGO_FAILED,
+            )
+        elif now >= job.deadline_at:
+            await self._expire(job)
+        else:
+            if detail.status is TaskStatus.RUNNING and job.state is JobState.SUBMITTED:
+                job = await self.store.transition(job.id, JobState.RUNNING, now)
+            await self._reschedule(job, now, now + self._poll_delay(polls), polls=polls)
+            self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
+
+    def _poll_delay(self, polls: int) -> float:
+        cap = (
+            self.config.poll_max_interval_with_callbacks
+            if self.config.callbacks_enabled
+            else self.config.poll_max_interval
+        )
+        base = self.config.poll_interval * (1.5 ** max(0, polls - 1))
+        return min(cap, base) * random.uniform(0.85, 1.15)
+
+    async def _reschedule(self, job: JobRecord, now: float, due_at: float, **changes: Any) -> None:
+        updated = await self.store.reschedule(
+            job.id, now, min(due_at, job.deadline_at), seen_callbacks=job.callbacks, **changes
+        )
+        self._scheduler.notify_due(updated.due_at)
+
+    async def _succeed(self, job: JobRecord, detail: TaskDetail) -> None:
+        if not detail.stems:
+            await self._finish(
+                job,
+                JobState.FAILED,
+                last_error="Vidgo finished the task but returned no usable stem links",
+                error_kind=ErrorKind.NO_STEMS,
+            )
+            return
+        now = self._clock()
+        result = {"stems": dict(detail.stems), "vidgo_task_id": detail.task_id}
+        cache = CachedResult(job.source_key, job.model, detail.task_id, result, job.track, now)
+        changed = await self.store.record_outcome(
+            job.id, JobState.SUCCEEDED, now, result=result, track=job.track, cache=cache
+        )
+        await self._after_outcome(job, changed)
+
+    async def _expire(self, job: JobRecord) -> None:
+        await self._finish(
+            job,
+            JobState.EXPIRED,
+            last_error="Vidgo did not finish in time",
+            error_kind=ErrorKind.EXPIRED,
+        )
+
+    async def _finish(
+        self, job: JobRecord, target: JobState, *, last_error: str, error_kind: ErrorKind
+    ) -> JobRecord:
+        log.info("job %s: %s (%s: %s)", job.id, target.value, error_kind.value, last_error)
+        changed = await self.store.record_outcome(
+            job.id,
+            target,
+            self._clock(),
+            last_error=last_error[:1000],
+            error_kind=error_kind.value,
+            track=job.track,
+        )
+        return await self._after_outcome(job, changed)
+
+    async def _after_outcome(self, job: JobRecord, changed: list[JobRecord]) -> JobRecord:
+        """Deliver the job and its followers now (their delivery is due now anyway)."""
+        if not changed:
+            return await self.store.get(job.id) or job
+        for other in changed:
+            self._scheduler.notify_due(other.due_at)
+        return changed[0]
+
+    async def _check_leader(self, job: JobRecord) -> None:
+        """A follower became due (only after a crash): copy its leader's outcome if known."""
+        leader = await self.store.get(job.leader_id) if job.leader_id else None
+        now = self._clock()
+        if leader is None or leader.state is JobState.CANCELLED:
+            await self.store.update(job.id, now, due_at=None)
+            return
+        if leader.outcome is not None and not leader.state.is_active:
+            await self.store.record_outcome(
+                job.id,
+                leader.outcome,
+                now,
+                result=leader.result,
+                track=leader.track,
+                last_error=leader.last_error,
+                error_kind=leader.error_kind,
+            )
+            self._scheduler.wake()
+        else:
+            await self.store.update(job.id, now, due_at=None)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    async def _deliver(self, job: JobRecord) -> None:
+        now = self._clock()
+        attempts = job.delivery_attempts + 1
+        try:
+            message_id = await self.delivery.deliver(job)
+        except DeliveryError as exc:
+            reason = exc.reason
+            permanent = exc.permanent
+        except Exception as exc:  # a bug in the delivery layer must not lose the job
+            log.exception("job %s: delivery raised unexpectedly", job.id)
+            reason, permanent = f"{type(exc).__name__}", False
+        else:
+            await self.store.transition(
+                job.id,
+                JobState.DELIVERED,
+                self._clock(),
+                result_message_id=message_id,
+                delivery_attempts=attempts,
+                due_at=None,
+            )
+            log.info("job %s: delivered (message %s)", job.id, message_id)
+            return
+        if permanent or attempts >= self.config.delivery_max_attempts:
+            log.error("job %s: undeliverable after %d attempt(s): %s", job.id, attempts, reason)
+            if job.state is JobState.UNDELIVERABLE:
+                await self.store.update(
+                    job.id, now, due_at=None, delivery_attempts=attempts, last_error=reason
+                )
+            else:
+                await self.store.transition(
+                    job.id,
+                    JobState.UNDELIVERABLE,
+                    now,
+                    due_at=None,
+                    delivery_attempts=attempts,
+                    last_error=reason,
+                )
+            return
+        delay = min(
+            self.config.delivery_backoff_max,
+            self.config.delivery_backoff_base * 2 ** (attempts - 1),
+        ) * random.uniform(0.5, 1.0)
+        log.warning("job %s: delivery failed (%s); retrying in %.1f s", job.id, reason, delay)
+        updated = await self.store.update(
+            job.id, now, due_at=now + delay, delivery_attempts=attempts, last_error=reason
+        )
+        self._scheduler.notify_due(updated.due_at)
+
+    async def _progress(self, job: JobRecord) -> None:
+        try:
+            await self.delivery.show_progress(job)
+        except Exception:
+            log.warning("job %s: could not update the status message", job.id, exc_info=True)
+
+    async def cancel(self, job_id: str) -> JobRecord | None:
+        """Stop tracking a job (Vidgo has no cancel endpoint); a late result is not posted."""
+        try:
+            return await self.store.transition(job_id, JobState.CANCELLED, self._clock())
+        except InvalidTransition:
+            return await self.store.get(job_id)
+
+    # --- introspection for tests and metrics -----------------------------------------------
+
+    def describe(self) -> Mapping[str, Any]:
+        """A few live numbers."""
+        return {"workers": self._scheduler.busy, "background": len(self._background)}

@@ -1,0 +1,186 @@
+"""What a member asks to separate, validated before any Vidgo call.
+
+Three kinds of source (see ``docs/decisions.md``):
+
+* a Vidgo generation, by ``task_id`` + ``audio_id`` or by a pasted ``storage.vidgo.ai`` song
+  link that carries both -> ``separate-vocals`` (stems=vocals) or ``stem-split`` (stems=all);
+* any other http(s) audio link, or a Discord attachment -> ``upload-and-separate-vocals``.
+
+Every rejection is a :class:`SourceError` whose message tells the member how to fix the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from bot.vidgo.results import Model
+from storage.records import SourceKind
+
+MAX_URL_LENGTH = 2048
+MAX_ID_LENGTH = 100
+_ID_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\ufeff]")
+_VIDGO_HOSTS = frozenset({"storage.vidgo.ai"})
+_SONG_FILE = re.compile(
+    r"_audio_(?P<audio_id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"\.[A-Za-z0-9]+$"
+)
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
+)
+
+
+class SourceError(ValueError):
+    """The input cannot be used; the message says what was wrong and how to fix it."""
+
+
+class StemChoice(StrEnum):
+    """The ``stems`` option of ``/separate``."""
+
+    VOCALS = "vocals"  # vocals + instrumental
+    ALL = "all"  # every stem Vidgo produces
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A validated source of audio."""
+
+    kind: SourceKind
+    task_id: str | None = None
+    audio_id: str | None = None
+    url: str | None = None
+    filename: str | None = None
+
+    @property
+    def label(self) -> str:
+        """A short description for status messages (escape before rendering)."""
+        if self.kind is SourceKind.IDS:
+            return f"Vidgo track {self.audio_id}"
+        if self.filename:
+            return self.filename
+        return self.url or "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which Vidgo model a source goes to, with its options and coalescing key."""
+
+    model: Model
+    options: dict[str, str]
+    source_key: str
+
+
+def clean_id(value: str, *, name: str) -> str:
+    """Trim and check a Vidgo id (task or audio)."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise SourceError(f"`{name}` is empty: paste the id from your Vidgo song.")
+    if len(cleaned) > MAX_ID_LENGTH:
+        raise SourceError(
+            f"`{name}` is {len(cleaned)} characters long; Vidgo ids are at most "
+            f"{MAX_ID_LENGTH}. Check that you pasted only the id."
+        )
+    if not _ID_CHARS.match(cleaned):
+        raise SourceError(
+            f"`{name}` may contain only letters, digits, `-`, `_` and `.`; "
+            "remove spaces and other characters."
+        )
+    return cleaned
+
+
+def check_url(value: str) -> str:
+    """Trim and check an http(s) link."""
+    url = value.strip().strip("<>")
+    if not url:
+        raise SourceError("`link` is empty: paste an http(s) link to an audio file.")
+    if len(url) > MAX_URL_LENGTH:
+        raise SourceError(
+            f"That link is {len(url)} characters long; the limit is {MAX_URL_LENGTH}. "
+            "Use a shorter link to the file."
+        )
+    if _CONTROL.search(url):
+        raise SourceError("That link contains spaces or invisible characters; remove them.")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise SourceError(
+            "That is not an http(s) link. Paste a link that starts with https://, "
+            "or attach the audio file instead."
+        )
+    return url
+
+
+def parse_vidgo_song_link(url: str) -> tuple[str, str] | None:
+    """``(task_id, audio_id)`` from a ``storage.vidgo.ai/audio/<task_id>/…_audio_<id>.mp3`` link."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _VIDGO_HOSTS:
+        return None
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if len(segments) < 3 or segments[0] != "audio":
+        return None
+    match = _SONG_FILE.search(segments[-1])
+    if match is None or not _ID_CHARS.match(segments[1]):
+        return None
+    return segments[1], match["audio_id"].lower()
+
+
+def source_from_ids(task_id: str, audio_id: str) -> Source:
+    """A Vidgo generation named by its ids."""
+    return Source(
+        SourceKind.IDS,
+        task_id=clean_id(task_id, name="task_id"),
+        audio_id=clean_id(audio_id, name="audio_id"),
+    )
+
+
+def source_from_link(link: str) -> Source:
+    """A pasted link: a Vidgo song link counts as ids, anything else is uploaded by URL."""
+    url = check_url(link)
+    ids = parse_vidgo_song_link(url)
+    if ids is not None:
+        return Source(SourceKind.IDS, task_id=ids[0], audio_id=ids[1], url=url)
+    name = PurePosixPath(unquote(urlsplit(url).path)).name or None
+    return Source(SourceKind.URL, url=url, filename=name)
+
+
+def source_from_attachment(
+    url: str, filename: str, content_type: str | None, size: int, max_bytes: int
+) -> Source:
+    """A Discord attachment, which must look like audio and fit the size limit."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    looks_audio = (content_type or "").lower().startswith("audio/") or suffix in AUDIO_EXTENSIONS
+    if not looks_audio:
+        raise SourceError(
+            f"`{filename}` does not look like audio. Attach an audio file "
+            "(mp3, wav, flac, ogg, m4a …)."
+        )
+    if size > max_bytes:
+        raise SourceError(
+            f"`{filename}` is {size / 1_048_576:.1f} MB; the limit here is "
+            f"{max_bytes / 1_048_576:.0f} MB. Attach a shorter or compressed file."
+        )
+    return Source(SourceKind.ATTACHMENT, url=check_url(url), filename=filename)
+
+
+def plan_for(source: Source, stems: StemChoice) -> Plan:
+    """Choose the Vidgo model and the key that identical requests share.
+
+    Uploaded audio always comes back as all six stems: Vidgo's upload model has no
+    two-stem mode, so ``stems`` only matters for Vidgo songs.
+    """
+    if source.kind is SourceKind.IDS:
+        model = Model.SEPARATE_VOCALS if stems is StemChoice.VOCALS else Model.STEM_SPLIT
+        return Plan(model, {}, f"{model.value}:{source.task_id}:{source.audio_id}")
+    assert source.url is not None  # noqa: S101 - url and attachment sources carry a URL
+    options = {"output_type": "general"}
+    if source.filename:
+        options["title"] = source.filename[:200]
+    # Attachment CDN URLs are signed and change, so the key ignores the query string for them.
+    keyed = source.url.split("?", 1)[0] if source.kind is SourceKind.ATTACHMENT else source.url
+    digest = hashlib.sha256(keyed.encode()).hexdigest()[:32]
+    model = Model.UPLOAD_AND_SEPARATE
+    return Plan(model, options, f"{model.value}:general:{digest}")

@@ -1,0 +1,102 @@
+"""The callback listener Vidgo POSTs to: ``POST /vidgo/callback/<token>``.
+
+Callbacks are unsigned, so the body is never trusted: a callback with a known token only makes
+its job due now, and the worker re-reads the task from Vidgo's detail endpoint. The listener
+answers within milliseconds and checks cheap things first:
+
+* body over the cap -> 413; not ``application/json`` -> 415; not a JSON object -> 400;
+* token of no job -> 404, nothing written;
+* known token -> 200 (also for duplicates and late callbacks, which change nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Protocol
+
+from aiohttp import web
+
+from bot.engine import CALLBACK_PATH, CallbackOutcome
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class CallbackSink(Protocol):
+    """What the listener needs from the engine."""
+
+    async def on_callback(self, token: str) -> CallbackOutcome: ...
+
+
+def _reply(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps({"ok": status < 300, "message": message}),
+        headers=_JSON_HEADERS,
+    )
+
+
+class CallbackServer:
+    """An aiohttp server for Vidgo callbacks (and, later, health endpoints)."""
+
+    def __init__(
+        self, sink: CallbackSink, *, host: str, port: int, max_body: int = 64 * 1024
+    ) -> None:
+        self._sink = sink
+        self._host = host
+        self._port = port
+        self._max_body = max_body
+        self.app = web.Application(client_max_size=max_body)
+        self.app.router.add_post(CALLBACK_PATH + "{token}", self._handle)
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        if self._bound_port is None:
+            raise RuntimeError("server not started")
+        return self._bound_port
+
+    async def start(self) -> None:
+        """Bind and serve."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        self._bound_port = int(runner.addresses[0][1])
+        log.info("callback listener on %s:%s", self._host, self._bound_port)
+
+    async def stop(self) -> None:
+        """Stop accepting and close."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        if not _TOKEN.match(token):
+            return _reply(404, "unknown callback")
+        if request.content_length is not None and request.content_length > self._max_body:
+            return _reply(413, "body too large")
+        if request.content_type != "application/json":
+            return _reply(415, "expected application/json")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _reply(413, "body too large")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return _reply(400, "body is not valid JSON")
+        if not isinstance(body, dict):
+            return _reply(400, "body must be a JSON object")
+        outcome = await self._sink.on_callback(token)
+        if outcome is CallbackOutcome.UNKNOWN:
+            return _reply(404, "unknown callback")
+        return _reply(200, outcome.value)

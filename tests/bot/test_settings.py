@@ -1,0 +1,111 @@
+"""Settings: validated at start-up, one clear line per problem, secrets never echoed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, database_path, load_settings, load_settings_or_exit
+
+REQUIRED = {"DISCORD_TOKEN": "discord-secret-value-123", "VIDGO_API_KEY": "vidgo-secret-value-456"}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Run where no .env exists and no real setting leaks in.
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith(
+            (
+                "DISCORD_",
+                "VIDGO_",
+                "WEBHOOK_",
+                "POLL_",
+                "JOB_",
+                "PUBLIC_URL",
+                "DATABASE_URL",
+                "DEV_GUILD",
+            )
+        ):
+            monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert s.DISCORD_API_BASE == "https://discord.com/api/v10"
+    assert s.VIDGO_BASE_URL == "https://api.vidgo.ai"
+    assert s.database_path == Path("data/stemcord.sqlite3")
+    assert s.PUBLIC_URL is None and not s.callbacks_enabled
+    assert (s.WEBHOOK_HOST, s.WEBHOOK_PORT) == ("0.0.0.0", 8080)
+    assert s.POLL_INTERVAL_SECONDS == 5 and s.JOB_TIMEOUT_SECONDS == 1800
+    assert s.DEV_GUILD_ID is None
+
+
+def test_missing_required_names_the_variable() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "DISCORD_TOKEN is required" in text
+    assert "VIDGO_API_KEY is required" in text
+    assert "\n" not in text
+
+
+def test_invalid_value_names_variable_and_expectation_without_echoing_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("WEBHOOK_PORT", "99999")
+    monkeypatch.setenv("PUBLIC_URL", "ftp://nope")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "WEBHOOK_PORT" in text and "PUBLIC_URL" in text and "http(s)" in text
+    for secret in REQUIRED.values():
+        assert secret not in text
+
+
+def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    for secret in REQUIRED.values():
+        assert secret not in repr(s)
+        assert secret not in str(s.model_dump())
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=a\nVIDGO_API_KEY=b\nPUBLIC_URL=https://bot.example.org/\nDEV_GUILD_ID=\n"
+    )
+    s = load_settings()
+    assert s.PUBLIC_URL == "https://bot.example.org"
+    assert s.DEV_GUILD_ID is None
+
+
+def test_exit_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        load_settings_or_exit()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stemcord: invalid settings")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///data/x.sqlite3", Path("data/x.sqlite3")),
+        ("sqlite:////var/lib/x.db", Path("/var/lib/x.db")),
+    ],
+)
+def test_database_url(url: str, path: Path) -> None:
+    assert database_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["postgres://x", "sqlite:///", "data.sqlite3"])
+def test_bad_database_url(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///"):
+        database_path(url)

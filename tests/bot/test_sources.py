@@ -1,0 +1,152 @@
+"""Validation of /separate inputs before any Vidgo call."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.sources import (
+    MAX_URL_LENGTH,
+    SourceError,
+    StemChoice,
+    parse_vidgo_song_link,
+    plan_for,
+    source_from_attachment,
+    source_from_ids,
+    source_from_link,
+)
+from bot.vidgo.results import Model
+from storage.records import SourceKind
+
+SONG = (
+    "https://storage.vidgo.ai/audio/8FDN1I7M7Q68DDG8/"
+    "1764061200_ab12cd_tmpx_audio_62e4542a-73be-44e1-b397-7716ee7505c6.mp3"
+)
+
+
+def test_ids_are_trimmed() -> None:
+    source = source_from_ids("  8FDN1I7M7Q68DDG8 ", "\t62e4542a-73be-44e1-b397-7716ee7505c6\n")
+    assert source.kind is SourceKind.IDS
+    assert source.task_id == "8FDN1I7M7Q68DDG8"
+    assert source.audio_id == "62e4542a-73be-44e1-b397-7716ee7505c6"
+
+
+@pytest.mark.parametrize(
+    ("task_id", "message"),
+    [
+        ("", "empty"),
+        ("a" * 101, "at most"),
+        ("abc def", "only letters"),
+        ("abc\x00", "only letters"),
+        ("<@&1>", "only letters"),
+    ],
+)
+def test_bad_ids_say_how_to_fix(task_id: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        source_from_ids(task_id, "62e4542a-73be-44e1-b397-7716ee7505c6")
+
+
+def test_vidgo_song_link_counts_as_ids() -> None:
+    assert parse_vidgo_song_link(SONG) == (
+        "8FDN1I7M7Q68DDG8",
+        "62e4542a-73be-44e1-b397-7716ee7505c6",
+    )
+    source = source_from_link(SONG)
+    assert source.kind is SourceKind.IDS
+    assert plan_for(source, StemChoice.VOCALS).model is Model.SEPARATE_VOCALS
+    assert plan_for(source, StemChoice.ALL).model is Model.STEM_SPLIT
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://storage.vidgo.ai/image/8FDN/x_audio_62e4542a-73be-44e1-b397-7716ee7505c6.mp3",
+        "https://storage.vidgo.ai/audio/8FDN/cover_62e4542a.jpeg",
+        "https://evil.example/audio/8FDN/x_audio_62e4542a-73be-44e1-b397-7716ee7505c6.mp3",
+    ],
+)
+def test_other_links_are_not_vidgo_songs(link: str) -> None:
+    assert parse_vidgo_song_link(link) is None
+    assert source_from_link(link).kind is SourceKind.URL
+
+
+def test_other_link_is_uploaded_by_url() -> None:
+    source = source_from_link(" <https://cdn.example.org/a%20song.mp3> ")
+    assert source.kind is SourceKind.URL
+    assert source.url == "https://cdn.example.org/a%20song.mp3"
+    assert source.filename == "a song.mp3"
+    plan = plan_for(source, StemChoice.VOCALS)
+    assert plan.model is Model.UPLOAD_AND_SEPARATE
+    assert plan.options["output_type"] == "general"
+    # Uploads give every stem whatever `stems` says, so both choices share one key.
+    assert plan.source_key == plan_for(source, StemChoice.ALL).source_key
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("ftp://x.org/a.mp3", "not an http"),
+        ("javascript:alert(1)", "not an http"),
+        ("https://x.org/a b.mp3", "invisible"),
+        ("https://x.org/\u200b.mp3", "invisible"),
+        ("https://x.org/" + "a" * MAX_URL_LENGTH, "limit"),
+        ("", "empty"),
+        ("https://", "not an http"),
+    ],
+)
+def test_bad_links_say_how_to_fix(link: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        source_from_link(link)
+
+
+def test_attachment_must_look_like_audio_and_fit() -> None:
+    ok = source_from_attachment(
+        "https://cdn.discordapp.com/attachments/1/2/song.mp3?ex=1", "song.mp3", None, 1000, 10_000
+    )
+    assert ok.kind is SourceKind.ATTACHMENT
+    assert (
+        source_from_attachment(
+            "https://cdn.discordapp.com/a/b/x.bin", "x.bin", "audio/ogg", 1, 10
+        ).kind
+        is SourceKind.ATTACHMENT
+    )
+    with pytest.raises(SourceError, match="does not look like audio"):
+        source_from_attachment(
+            "https://cdn.discordapp.com/a/b/x.png", "x.png", "image/png", 10, 10_000
+        )
+    with pytest.raises(SourceError, match="limit here"):
+        source_from_attachment(
+            "https://cdn.discordapp.com/a/b/x.mp3", "x.mp3", "audio/mpeg", 20_000_000, 10_000_000
+        )
+
+
+def test_attachment_key_ignores_the_signature() -> None:
+    a = source_from_attachment(
+        "https://cdn.discordapp.com/a/1/s.mp3?ex=1&hm=2", "s.mp3", "audio/mpeg", 1, 10
+    )
+    b = source_from_attachment(
+        "https://cdn.discordapp.com/a/1/s.mp3?ex=3&hm=4", "s.mp3", "audio/mpeg", 1, 10
+    )
+    assert plan_for(a, StemChoice.VOCALS).source_key == plan_for(b, StemChoice.VOCALS).source_key
+
+
+@given(st.text(max_size=300))
+def test_any_text_either_validates_or_raises_source_error(text: str) -> None:
+    try:
+        source = source_from_link(text)
+    except SourceError:
+        return
+    assert source.url is not None
+    assert source.url.lower().startswith(("http://", "https://"))
+    assert len(source.url) <= MAX_URL_LENGTH
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_any_ids_either_validate_or_raise_source_error(task_id: str, audio_id: str) -> None:
+    try:
+        source = source_from_ids(task_id, audio_id)
+    except SourceError:
+        return
+    assert source.task_id and source.audio_id
+    assert source.task_id.isascii() and source.audio_id.isascii()
