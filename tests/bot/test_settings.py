@@ -109,3 +109,15 @@ def test_database_url(url: str, path: Path) -> None:
 def test_bad_database_url(url: str) -> None:
     with pytest.raises(ValueError, match="sqlite:///"):
         database_path(url)
+
+
+def test_env_example_lists_every_setting_with_a_comment() -> None:
+    from bot.settings import Settings
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    lines = example.read_text().splitlines()
+    names = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert names == set(Settings.model_fields)
+    for i, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert lines[i - 1].startswith("# "), f"{line} has no comment above it"
