@@ -68,6 +68,7 @@ _COLUMNS = (
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
+_CALLBACK_BATCH = 256
 
 
 def _loads(value: str | None) -> dict[str, Any] | None:
@@ -143,6 +144,8 @@ class SqliteJobStore(JobStore):
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._callback_queue: list[tuple[str, float, asyncio.Future[JobRecord | None]]] = []
+        self._callback_flusher: asyncio.Task[None] | None = None
 
     @property
     def path(self) -> Path:
@@ -177,6 +180,8 @@ class SqliteJobStore(JobStore):
         """Wait for the current write, then close."""
         if self._conn is None:
             return
+        if self._callback_flusher is not None:
+            await asyncio.gather(self._callback_flusher, return_exceptions=True)
         async with self._lock:
             conn, self._conn = self._conn, None
             await conn.close()
@@ -435,7 +440,39 @@ class SqliteJobStore(JobStore):
         return job
 
     async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
-        """See :meth:`JobStore.note_callback`."""
+        """See :meth:`JobStore.note_callback`.
+
+        Callbacks that arrive together are written together: each caller waits for its own
+        row to be stored, but one statement stores a whole batch (group commit), which keeps
+        ingest fast under bursts without answering before the write.
+        """
+        future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
+        self._callback_queue.append((token_hash, now, future))
+        if self._callback_flusher is None or self._callback_flusher.done():
+            self._callback_flusher = asyncio.create_task(self._flush_callbacks())
+        return await future
+
+    async def _flush_callbacks(self) -> None:
+        while self._callback_queue:
+            batch = self._callback_queue[:_CALLBACK_BATCH]
+            del self._callback_queue[:_CALLBACK_BATCH]
+            try:
+                found = await self._note_callbacks(
+                    [h for h, _, _ in batch], max(now for _, now, _ in batch)
+                )
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for token_hash, _, future in batch:
+                if not future.done():
+                    future.set_result(found.get(token_hash))
+
+    async def _note_callbacks(self, hashes: list[str], now: float) -> dict[str, JobRecord]:
+        unique = list(dict.fromkeys(hashes))
+        placeholders = ", ".join("?" for _ in unique)
+        found: dict[str, JobRecord] = {}
         async with self._lock:
             conn = self.conn
             async with conn.execute(
@@ -443,16 +480,23 @@ class SqliteJobStore(JobStore):
                 UPDATE jobs SET callbacks = callbacks + 1, updated_at = ?,
                     due_at = CASE WHEN leased = 1 THEN due_at
                                   WHEN due_at IS NULL OR due_at > ? THEN ? ELSE due_at END
-                WHERE callback_token_hash = ? AND state IN {_ACTIVE_SQL}
+                WHERE callback_token_hash IN ({placeholders}) AND state IN {_ACTIVE_SQL}
                 RETURNING {", ".join(_COLUMNS)}
-                """,  # noqa: S608
-                (now, now, now, token_hash),
+                """,  # noqa: S608 - placeholders and fixed column names only
+                (now, now, now, *unique),
             ) as cur:
-                row = await cur.fetchone()
-            if row is not None:
-                return _row_to_job(row)
-            found = await self._fetch_many(conn, "WHERE callback_token_hash = ?", (token_hash,))
-        return found[0] if found else None
+                for row in await cur.fetchall():
+                    job = _row_to_job(row)
+                    found[job.callback_token_hash or ""] = job
+            missing = [h for h in unique if h not in found]
+            if missing:
+                # Finished jobs are returned unchanged; unknown hashes stay absent.
+                marks = ", ".join("?" for _ in missing)
+                for job in await self._fetch_many(
+                    conn, f"WHERE callback_token_hash IN ({marks})", missing
+                ):
+                    found[job.callback_token_hash or ""] = job
+        return found
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""

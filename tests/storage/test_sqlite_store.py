@@ -266,6 +266,27 @@ async def test_callback_while_leased_is_not_lost(store: JobStore) -> None:
     assert later.due_at == NOW + 60
 
 
+async def test_a_burst_of_callbacks_is_stored_together(store: JobStore) -> None:
+    for i in range(30):
+        await store.admit(new_job(f"j{i}", key=f"k{i}"), NOW, submit_lease_until=NOW)
+        await store.transition(
+            f"j{i}", JobState.SUBMITTED, NOW, vidgo_task_id=f"t{i}", due_at=NOW + 60
+        )
+    await store.record_outcome("j0", JobState.FAILED, NOW, last_error="x", error_kind="x")
+    hashes = [f"hash-j{i}" for i in range(30)] + ["hash-j5", "unknown-1", "unknown-2"]
+    results = await asyncio.gather(*(store.note_callback(h, NOW + 1) for h in hashes))
+    assert results[0] is not None and results[0].state is JobState.FAILED  # unchanged
+    assert results[0].callbacks == 0
+    for i in range(1, 30):
+        job = results[i]
+        assert job is not None and job.id == f"j{i}"
+        assert job.due_at == NOW + 1
+    assert results[30] is not None and results[30].id == "j5"
+    assert results[31] is None and results[32] is None
+    stored = await store.get("j7")
+    assert stored is not None and stored.callbacks == 1 and stored.due_at == NOW + 1
+
+
 async def test_callback_after_the_outcome_changes_nothing(store: JobStore) -> None:
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
     await store.record_outcome("j", JobState.FAILED, NOW, last_error="x", error_kind="vidgo_failed")
