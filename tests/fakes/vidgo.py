@@ -1,0 +1,861 @@
+"""A fake Vidgo music API: a real aiohttp server on 127.0.0.1 that follows the contract.
+
+It implements what Stemcord uses (contract §3, §4, §5, §12): submit for the three separation
+models, Query Music Detail, the balance, the stem files themselves, and callbacks with Vidgo's
+retry schedule. Tests drive task progress (:meth:`FakeVidgo.finish`, :meth:`FakeVidgo.fail`)
+and faults (the switches below and ``*_next`` methods) in process, or over HTTP through
+``/_control/...`` when the bot runs as another process.
+
+Choices where the contract is silent (documented in docs/vidgo-decisions.md):
+
+* error bodies are ``{"code": <HTTP status>, "msg": "...", "data": null}``;
+* a separate-vocals/stem-split input naming an unknown generation or audio id is a 404;
+* the once-per-track rule applies per ``(model, audio_id)`` to tasks that did not fail, and
+  not to ``upload-and-separate-vocals``;
+* credits are charged when a task finishes (:data:`CREDIT_COST`, invented prices).
+
+Run it alone with ``python -m tests.fakes.vidgo --port 8900 --api-key KEY --auto-finish 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import secrets
+import signal
+import string
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+SEPARATE_VOCALS = "separate-vocals"
+STEM_SPLIT = "stem-split"
+UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
+MODELS = (SEPARATE_VOCALS, STEM_SPLIT, UPLOAD_AND_SEPARATE)
+
+# The fixture generation every fake starts with (ids from the published examples, §3.1).
+GENERATION_TASK_ID = "8FDN1I7M7Q68DDG8"
+GENERATION_AUDIO_IDS = (
+    "62e4542a-73be-44e1-b397-7716ee7505c6",
+    "8e755734-a840-4c13-beac-b9f1044979ca",
+)
+GENERATION_TITLES = ("Harbour Lights", "Harbour Lights (Reprise)")
+GENERATION_DURATIONS = (184.32, 201.6)
+# File names follow the storage.vidgo.ai shape of §15, so link parsing can be tested on them.
+GENERATION_FILE_STEM = "1764061200_k3v9qz1a_tmp7f2c"
+
+# The keys inside each model's JSON-string result (§4), in Vidgo's order.
+SEPARATE_VOCALS_KEYS = ("vocal_url", "instrumental_url")
+STEM_SPLIT_KEYS = (
+    "vocal_url",
+    "backing_vocals_url",
+    "bass_url",
+    "brass_url",
+    "drums_url",
+    "fx_url",
+    "guitar_url",
+    "keyboard_url",
+    "percussion_url",
+    "strings_url",
+    "synth_url",
+    "woodwinds_url",
+    "piano_url",
+)
+UPLOAD_KEYS = ("bass", "drums", "piano", "guitar", "vocals", "other")
+RESULT_FIELD = {
+    SEPARATE_VOCALS: "separate_vocals",
+    STEM_SPLIT: "stem_split",
+    UPLOAD_AND_SEPARATE: "vocal_removal",
+}
+UPLOAD_MODEL_NAMES = frozenset({"base", "enhanced", "instrumental"})
+UPLOAD_OUTPUT_TYPES = frozenset({"general", *UPLOAD_KEYS})
+CREDIT_COST = {SEPARATE_VOCALS: 10, STEM_SPLIT: 50, UPLOAD_AND_SEPARATE: 10}
+DEFAULT_CREDITS = 17276
+MAX_CALLBACK_URL_CHARS = 2048
+UNREACHABLE_MESSAGE = "could not download source audio"
+# Switches settable as attributes or through POST /_control/faults.
+SWITCHES: dict[str, type] = {
+    "duplicate_callbacks": int,
+    "flat_bodies": bool,
+    "vocal_removal_variant": bool,
+    "spaced_keys": bool,
+    "send_callbacks": bool,
+    "tamper_callbacks": bool,
+}
+TAMPERED_STEMS = {
+    "vocal_url": "javascript:alert(1)",
+    "instrumental_url": "https://evil.example/instrumental.mp3",
+    "drums_url": "data:audio/mpeg;base64,AAAA",
+}
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def fake_audio(label: str) -> bytes:
+    """A few bytes of audio/mpeg (an empty ID3 tag and four MPEG frames) tagged with ``label``.
+
+    The label sits in the first frame's data, so a test can tell which file it received.
+    """
+    id3 = b"ID3\x03\x00\x00\x00\x00\x00\x00"
+    # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, no padding: 417-byte frames.
+    header = b"\xff\xfb\x90\x64"
+    tag = label.encode()[:400]
+    first = header + tag + bytes(413 - len(tag))
+    return id3 + first + (header + bytes(413)) * 3
+
+
+def fake_cover(label: str) -> bytes:
+    """A few bytes that start and end like a JPEG, tagged with ``label``."""
+    return b"\xff\xd8\xff\xe0" + label.encode()[:200] + b"\xff\xd9"
+
+
+def stem_file_name(key: str) -> str:
+    """The stem name a result key's file is stored under (``vocal_url`` -> ``vocals``)."""
+    name = key.strip().removesuffix("_url")
+    return "vocals" if name == "vocal" else name
+
+
+@dataclass
+class FakeTask:
+    """A task submitted to the fake."""
+
+    task_id: str
+    model: str
+    input: dict[str, Any]
+    callback_url: str | None
+    status: str = "not_started"
+    error_message: str | None = None
+    created_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    detail_calls: int = 0
+    # Result key (as Vidgo names it, e.g. "vocal_url") -> URL, set when the task finishes.
+    result: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Finished or failed."""
+        return self.status in ("finished", "failed")
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-able view for /_control/tasks."""
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "input": self.input,
+            "callback_url": self.callback_url,
+            "status": self.status,
+            "error_message": self.error_message,
+            "created_time": _vidgo_time(self.created_time),
+            "detail_calls": self.detail_calls,
+            "result": self.result,
+        }
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    path_prefix: str | None
+    status: int = 500
+    retry_after: float | None = None
+    delay: float = 0.0
+
+    def matches(self, path: str) -> bool:
+        return self.remaining > 0 and (
+            self.path_prefix is None or path.startswith(self.path_prefix)
+        )
+
+
+class FakeVidgo:
+    """An in-process Vidgo on a real socket. Use ``async with FakeVidgo() as vidgo:``.
+
+    ``auto_finish_after`` (seconds) makes every new task run at once and finish (with its
+    callback) after that delay, for standalone use. ``callback_retry_delays`` are the pauses
+    before callback retries (Vidgo: 1, 2, 4 s). ``allow_http_callbacks`` also accepts plain
+    http and private/loopback callback URLs, which tests need; Vidgo itself refuses them.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "test-vidgo-key",
+        *,
+        auto_finish_after: float | None = None,
+        callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+        allow_http_callbacks: bool = True,
+    ) -> None:
+        self.api_key = api_key
+        self.auto_finish_after = auto_finish_after
+        self.callback_retry_delays = callback_retry_delays
+        self.allow_http_callbacks = allow_http_callbacks
+        self.callback_timeout = 10.0
+        self.credits = DEFAULT_CREDITS
+        self.tasks: dict[str, FakeTask] = {}
+        self.generations: dict[str, list[dict[str, Any]]] = {}
+        self.callbacks_sent: list[tuple[str, int | None]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        # Fault switches (see SWITCHES).
+        self.duplicate_callbacks = 0
+        self.flat_bodies = False
+        self.vocal_removal_variant = False
+        self.spaced_keys = False
+        self.send_callbacks = True
+        self.tamper_callbacks = False
+        self._faults: dict[str, _Fault] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._task_added = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._port: int | None = None
+        self._host = "127.0.0.1"
+        self.add_generation(GENERATION_TASK_ID, _default_tracks())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeVidgo is already started")
+        self._closing.clear()
+        self._http = aiohttp.ClientSession()
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post("/api/generate/submit", self._submit)
+        app.router.add_get("/api/generate/detail/music", self._detail)
+        app.router.add_get("/api/user/balance", self._balance)
+        app.router.add_get("/files/{task_id}/{name}", self._stem_file)
+        app.router.add_get("/audio/{task_id}/{name}", self._generation_file)
+        app.router.add_post("/_control/finish/{task_id}", self._control_finish)
+        app.router.add_post("/_control/fail/{task_id}", self._control_fail)
+        app.router.add_post("/_control/running/{task_id}", self._control_running)
+        app.router.add_post("/_control/faults", self._control_faults)
+        app.router.add_get("/_control/tasks", self._control_tasks)
+        app.router.add_get("/_control/callbacks", self._control_callbacks)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        self._host = host
+        log.info("fake Vidgo listening on %s", self.base_url)
+
+    async def close(self) -> None:
+        """Stop background work and the server; safe to call twice."""
+        self._closing.set()
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, once started."""
+        if self._port is None:
+            raise RuntimeError("FakeVidgo is not started")
+        host = self._host if self._host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self._port}"
+
+    # -- test API ----------------------------------------------------------------------------
+
+    def add_generation(self, task_id: str, tracks: list[dict[str, object]]) -> None:
+        """Seed a finished generation task; ``tracks`` are its ``files`` entries.
+
+        URLs starting with ``/`` are served as URLs on this fake.
+        """
+        self.generations[task_id] = [dict(track) for track in tracks]
+
+    @property
+    def submit_count(self) -> int:
+        """Submit requests received (accepted or not)."""
+        return sum(1 for m, p in self.requests if m == "POST" and p == "/api/generate/submit")
+
+    @property
+    def detail_count(self) -> int:
+        """Detail requests received."""
+        return sum(1 for m, p in self.requests if p == "/api/generate/detail/music")
+
+    def set_running(self, task_id: str) -> None:
+        """Move a task to ``running`` (no callback: Vidgo sends none for it)."""
+        task = self.tasks[task_id]
+        if not task.is_terminal:
+            task.status = "running"
+
+    async def finish(self, task_id: str, *, callback: bool = True) -> None:
+        """Complete a task's processing: ``finished`` with its stems, then the callback.
+
+        An upload whose ``audio_url`` contains ``unreachable`` fails instead, as Vidgo would
+        when it cannot fetch the audio. A task already finished or failed is left alone.
+        """
+        task = self.tasks[task_id]
+        if task.is_terminal:
+            return
+        if task.model == UPLOAD_AND_SEPARATE and "unreachable" in str(task.input.get("audio_url")):
+            await self.fail(task_id, UNREACHABLE_MESSAGE, callback=callback)
+            return
+        task.status = "finished"
+        task.result = {key: self._stem_url(task_id, key) for key in _result_keys(task)}
+        self.credits -= CREDIT_COST.get(task.model, 0)
+        if callback:
+            self._schedule_callback(task)
+
+    async def fail(
+        self, task_id: str, message: str = "separation failed", *, callback: bool = True
+    ) -> None:
+        """Fail a task with ``message`` (no charge), then send the callback."""
+        task = self.tasks[task_id]
+        if task.is_terminal:
+            return
+        task.status = "failed"
+        task.error_message = message
+        if callback:
+            self._schedule_callback(task)
+
+    def send_callback(self, task_id: str, body: dict[str, Any] | None = None) -> None:
+        """Send a callback for ``task_id`` now (default: its current detail body)."""
+        task = self.tasks[task_id]
+        if task.callback_url is None:
+            raise ValueError(f"task {task_id} has no callback_url")
+        payload = body if body is not None else self._wrap(self._detail_data(task))
+        self._spawn(self._deliver(task_id, task.callback_url, payload))
+
+    def fail_next(
+        self,
+        n: int,
+        status: int = 500,
+        *,
+        retry_after: float | None = None,
+        path_prefix: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` matching requests with ``status`` (replaces an earlier call)."""
+        self._faults["fail"] = _Fault(n, path_prefix, status=status, retry_after=retry_after)
+
+    def slow_next(self, n: int, delay: float, path_prefix: str | None = None) -> None:
+        """Answer the next ``n`` matching requests ``delay`` seconds late (after acting on them)."""
+        self._faults["slow"] = _Fault(n, path_prefix, delay=delay)
+
+    def malformed_next(self, n: int, path_prefix: str | None = None) -> None:
+        """Answer the next ``n`` matching requests HTTP 200 with invalid JSON."""
+        self._faults["malformed"] = _Fault(n, path_prefix)
+
+    def reset_next(self, n: int, path_prefix: str | None = None) -> None:
+        """Drop the connection of the next ``n`` matching requests without answering."""
+        self._faults["reset"] = _Fault(n, path_prefix)
+
+    async def wait_for_task(self, n: int = 1, timeout: float = 5.0) -> list[FakeTask]:  # noqa: ASYNC109 - the agreed test API
+        """Wait until ``n`` tasks were submitted; return the first ``n`` in submit order."""
+        async with asyncio.timeout(timeout):
+            while len(self.tasks) < n:
+                self._task_added.clear()
+                await self._task_added.wait()
+        return list(self.tasks.values())[:n]
+
+    # -- HTTP: the API ---------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/_control/"):
+            return await handler(request)
+        self.requests.append((request.method, path))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self._take("reset", path):
+                _drop_connection(request)
+                return web.Response(status=500)
+            if self._take("malformed", path):
+                return web.Response(
+                    status=200,
+                    body=b'{"code": 200, "data": {"task_',
+                    content_type="application/json",
+                )
+            fault = self._take("fail", path)
+            if fault is not None:
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                return _error(fault.status, "injected failure", headers=headers)
+            slow = self._take("slow", path)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = _error(exc.status, exc.reason)
+            if slow is not None:
+                # Act first, answer late: the realistic "did my submit happen?" case.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), slow.delay)
+            return response
+        finally:
+            self.in_flight -= 1
+
+    def _take(self, kind: str, path: str) -> _Fault | None:
+        fault = self._faults.get(kind)
+        if fault is None or not fault.matches(path):
+            return None
+        fault.remaining -= 1
+        return fault
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, "invalid or missing API key")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "request body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be an object")
+        model = body.get("model")
+        if model not in MODELS:
+            return _error(400, f"unknown or missing model: {str(model)[:60]}")
+        inp = body.get("input")
+        if not isinstance(inp, dict):
+            return _error(400, "input is required")
+        callback_url = body.get("callback_url")
+        if callback_url is not None:
+            problem = self._callback_problem(callback_url)
+            if problem:
+                return _error(400, problem)
+        if model in (SEPARATE_VOCALS, STEM_SPLIT):
+            refusal = self._check_existing_track(model, inp)
+        else:
+            refusal = _check_upload(inp)
+        if refusal is not None:
+            return refusal
+        task = FakeTask(
+            task_id=f"task-unified-{int(time.time())}-{_random_id(8)}",
+            model=model,
+            input=dict(inp),
+            callback_url=callback_url,
+        )
+        self.tasks[task.task_id] = task
+        self._task_added.set()
+        if self.auto_finish_after is not None:
+            task.status = "running"
+            self._spawn(self._auto_finish(task.task_id, self.auto_finish_after))
+        return _ok(
+            {
+                "task_id": task.task_id,
+                "status": "not_started",
+                "created_time": _vidgo_time(task.created_time),
+            }
+        )
+
+    def _check_existing_track(self, model: str, inp: dict[str, Any]) -> web.Response | None:
+        task_id, audio_id = inp.get("task_id"), inp.get("audio_id")
+        if not isinstance(task_id, str) or not task_id or not isinstance(audio_id, str):
+            return _error(400, "input.task_id and input.audio_id are required")
+        if not audio_id:
+            return _error(400, "input.task_id and input.audio_id are required")
+        tracks = self.generations.get(task_id)
+        if tracks is None or all(t.get("audio_id") != audio_id for t in tracks):
+            return _error(404, "no finished generation has this task_id and audio_id")
+        for other in self.tasks.values():
+            if (
+                other.model == model
+                and other.input.get("audio_id") == audio_id
+                and other.status != "failed"
+            ):
+                return _error(409, "separation already exists for this audio")
+        return None
+
+    def _callback_problem(self, url: object) -> str | None:
+        if not isinstance(url, str) or not url:
+            return "callback_url must be a non-empty string"
+        if len(url) > MAX_CALLBACK_URL_CHARS:
+            return "callback_url is longer than 2048 characters"
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            return "callback_url is not a valid URL"
+        allowed = {"http", "https"} if self.allow_http_callbacks else {"https"}
+        if parts.scheme not in allowed or not host:
+            return "callback_url must be an https URL"
+        if not self.allow_http_callbacks and _is_private(host):
+            return "callback_url must be publicly reachable"
+        return None
+
+    async def _detail(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, "invalid or missing API key")
+        task_id = request.query.get("task_id", "")
+        if not task_id:
+            return _error(400, "task_id is required")
+        if task_id in self.generations:
+            return _ok(self._generation_data(task_id), flat=self.flat_bodies)
+        task = self.tasks.get(task_id)
+        if task is None:
+            return _error(404, "task not found")
+        task.detail_calls += 1
+        return _ok(self._detail_data(task), flat=self.flat_bodies)
+
+    async def _balance(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, "invalid or missing API key")
+        return _ok({"email": "stemcord@fake.vidgo.test", "credits_amount": self.credits})
+
+    async def _stem_file(self, request: web.Request) -> web.Response:
+        task = self.tasks.get(request.match_info["task_id"])
+        name = request.match_info["name"]
+        if task is None or task.status != "finished":
+            return _error(404, "file not found")
+        stems = {stem_file_name(key) for key in task.result}
+        if not name.endswith(".mp3") or name.removesuffix(".mp3") not in stems:
+            return _error(404, "file not found")
+        label = f"{task.task_id}/{name.removesuffix('.mp3')}"
+        return web.Response(body=fake_audio(label), content_type="audio/mpeg")
+
+    async def _generation_file(self, request: web.Request) -> web.Response:
+        task_id, name = request.match_info["task_id"], request.match_info["name"]
+        for track in self.generations.get(task_id, []):
+            for key in ("audio_url", "image_url"):
+                value = track.get(key)
+                if isinstance(value, str) and value == f"/audio/{task_id}/{name}":
+                    if key == "image_url":
+                        return web.Response(body=fake_cover(name), content_type="image/jpeg")
+                    return web.Response(body=fake_audio(name), content_type="audio/mpeg")
+        return _error(404, "file not found")
+
+    # -- HTTP: control, for tests that run the bot as another process ----------------------
+
+    async def _control_finish(self, request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if task_id not in self.tasks:
+            return _error(404, "task not found")
+        options = await _json_or_empty(request)
+        await self.finish(task_id, callback=bool(options.get("callback", True)))
+        return web.json_response(self.tasks[task_id].as_json())
+
+    async def _control_fail(self, request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if task_id not in self.tasks:
+            return _error(404, "task not found")
+        options = await _json_or_empty(request)
+        message = options.get("message", "separation failed")
+        await self.fail(task_id, str(message), callback=bool(options.get("callback", True)))
+        return web.json_response(self.tasks[task_id].as_json())
+
+    async def _control_running(self, request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if task_id not in self.tasks:
+            return _error(404, "task not found")
+        self.set_running(task_id)
+        return web.json_response(self.tasks[task_id].as_json())
+
+    async def _control_faults(self, request: web.Request) -> web.Response:
+        options = await _json_or_empty(request)
+        setters: dict[str, Callable[..., None]] = {
+            "fail_next": self.fail_next,
+            "slow_next": self.slow_next,
+            "malformed_next": self.malformed_next,
+            "reset_next": self.reset_next,
+        }
+        for name, value in options.items():
+            if name in SWITCHES:
+                kind = SWITCHES[name]
+                if type(value) is not kind:
+                    return _error(400, f"{name} must be {kind.__name__}")
+                setattr(self, name, value)
+            elif name in setters and isinstance(value, dict):
+                try:
+                    setters[name](**value)
+                except TypeError as exc:
+                    return _error(400, f"{name}: {exc}")
+            elif name == "credits" and type(value) is int:
+                self.credits = value
+            else:
+                return _error(400, f"unknown fault switch {name!r}")
+        return web.json_response({name: getattr(self, name) for name in SWITCHES})
+
+    async def _control_tasks(self, request: web.Request) -> web.Response:
+        return web.json_response([task.as_json() for task in self.tasks.values()])
+
+    async def _control_callbacks(self, request: web.Request) -> web.Response:
+        return web.json_response([list(item) for item in self.callbacks_sent])
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def _detail_data(self, task: FakeTask) -> dict[str, Any]:
+        files: list[dict[str, Any]] = []
+        if task.status == "finished":
+            field_name = RESULT_FIELD[task.model]
+            if self.vocal_removal_variant:
+                field_name = "vocal_removal"
+            result = task.result
+            if self.spaced_keys:
+                # The draft's stray spaces (§4): one or two after alternate keys.
+                result = {
+                    key + " " * (1 + i % 2): url for i, (key, url) in enumerate(result.items())
+                }
+            files = [{field_name: json.dumps(result)}]
+        return {
+            "task_id": task.task_id,
+            "status": task.status,
+            "files": files,
+            "created_time": _vidgo_time(task.created_time),
+            "error_message": task.error_message,
+        }
+
+    def _generation_data(self, task_id: str) -> dict[str, Any]:
+        files = [
+            {
+                key: (
+                    self.base_url + value if isinstance(value, str) and value[:1] == "/" else value
+                )
+                for key, value in track.items()
+            }
+            for track in self.generations[task_id]
+        ]
+        return {
+            "task_id": task_id,
+            "status": "finished",
+            "files": files,
+            "created_time": "2025-11-25T08:50:13",
+            "error_message": None,
+        }
+
+    def _wrap(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data if self.flat_bodies else {"code": 200, "data": data}
+
+    def _stem_url(self, task_id: str, key: str) -> str:
+        return f"{self.base_url}/files/{task_id}/{stem_file_name(key)}.mp3"
+
+    # -- callbacks and background work --------------------------------------------------------
+
+    def _schedule_callback(self, task: FakeTask) -> None:
+        if not self.send_callbacks or task.callback_url is None:
+            return
+        if self.tamper_callbacks:
+            forged = {
+                "task_id": task.task_id,
+                "status": "finished",
+                "files": [{RESULT_FIELD[task.model]: json.dumps(TAMPERED_STEMS)}],
+                "created_time": _vidgo_time(task.created_time),
+                "error_message": None,
+            }
+            body = self._wrap(forged)
+        else:
+            body = self._wrap(self._detail_data(task))
+        for _ in range(1 + max(self.duplicate_callbacks, 0)):
+            self._spawn(self._deliver(task.task_id, task.callback_url, body))
+
+    async def _deliver(self, task_id: str, url: str, body: dict[str, Any]) -> None:
+        """One callback delivery: the first POST, then retries after callback_retry_delays."""
+        for delay in (0.0, *self.callback_retry_delays):
+            if delay:
+                await asyncio.sleep(delay)
+            status = await self._post_callback(url, body)
+            self.callbacks_sent.append((task_id, status))
+            if status is not None and 200 <= status < 300:
+                return
+        log.info(
+            "callback for %s gave up after %d attempts",
+            task_id,
+            1 + len(self.callback_retry_delays),
+        )
+
+    async def _post_callback(self, url: str, body: dict[str, Any]) -> int | None:
+        assert self._http is not None
+        try:
+            async with self._http.post(
+                url,
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=self.callback_timeout),
+                allow_redirects=False,
+            ) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def _auto_finish(self, task_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.finish(task_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fake Vidgo background task failed", exc_info=task.exception())
+
+
+def _default_tracks() -> list[dict[str, object]]:
+    tracks: list[dict[str, object]] = []
+    for audio_id, title, duration in zip(
+        GENERATION_AUDIO_IDS, GENERATION_TITLES, GENERATION_DURATIONS, strict=True
+    ):
+        base = f"/audio/{GENERATION_TASK_ID}/{GENERATION_FILE_STEM}"
+        tracks.append(
+            {
+                "audio_id": audio_id,
+                "title": title,
+                "tags": "synthwave, female vocals",
+                "duration": duration,
+                "prompt": "[Verse]\nLights on the water",
+                "audio_url": f"{base}_audio_{audio_id}.mp3",
+                "image_url": f"{base}_cover_{audio_id}.jpeg",
+            }
+        )
+    return tracks
+
+
+def _result_keys(task: FakeTask) -> tuple[str, ...]:
+    if task.model == SEPARATE_VOCALS:
+        return SEPARATE_VOCALS_KEYS
+    if task.model == STEM_SPLIT:
+        return STEM_SPLIT_KEYS
+    output_type = task.input.get("output_type") or "general"
+    return UPLOAD_KEYS if output_type == "general" else (str(output_type),)
+
+
+def _check_upload(inp: dict[str, Any]) -> web.Response | None:
+    audio_url = inp.get("audio_url")
+    if not isinstance(audio_url, str) or not audio_url:
+        return _error(400, "input.audio_url is required")
+    try:
+        parts = urlsplit(audio_url)
+    except ValueError:
+        return _error(400, "input.audio_url is not a valid URL")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return _error(400, "input.audio_url must be an http(s) URL")
+    title = inp.get("title")
+    if title is not None and not isinstance(title, str):
+        return _error(400, "input.title must be a string")
+    model_name = inp.get("model_name")
+    if model_name is not None and model_name not in UPLOAD_MODEL_NAMES:
+        return _error(400, "input.model_name must be base, enhanced or instrumental")
+    output_type = inp.get("output_type")
+    if output_type is not None and output_type not in UPLOAD_OUTPUT_TYPES:
+        return _error(400, "input.output_type is not a known stem")
+    return None
+
+
+def _is_private(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Close the socket under the request so the client sees a reset, not a reply."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _ok(data: dict[str, Any], *, flat: bool = False) -> web.Response:
+    return web.json_response(data if flat else {"code": 200, "data": data})
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"code": status, "msg": message, "data": None}, status=status, headers=headers
+    )
+
+
+async def _json_or_empty(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _vidgo_time(moment: datetime) -> str:
+    """Vidgo's timestamp form: ISO-8601, UTC, seconds, no zone (§1)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _random_id(length: int) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    delays = tuple(float(x) for x in args.callback_retry_delays.split(",") if x.strip())
+    fake = FakeVidgo(
+        args.api_key,
+        auto_finish_after=args.auto_finish,
+        callback_retry_delays=delays,
+        allow_http_callbacks=not args.https_callbacks_only,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await fake.start(args.host, args.port)
+    # One parseable line on stdout lets a parent process find a port picked with --port 0.
+    print(f"FAKE_VIDGO_URL={fake.base_url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await fake.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.vidgo", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="test-vidgo-key")
+    parser.add_argument(
+        "--auto-finish", type=float, default=None, metavar="SECONDS", help="finish every task"
+    )
+    parser.add_argument("--callback-retry-delays", default="1,2,4", metavar="S,S,S")
+    parser.add_argument(
+        "--https-callbacks-only", action="store_true", help="refuse http/private callbacks"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
