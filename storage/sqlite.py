@@ -266,7 +266,7 @@ class SqliteJobStore(JobStore):
                     _dumps(new.options),
                     new.status_message_id,
                     new.reply_to_message_id,
-                    cached.vidgo_task_id if cached else None,
+                    None,  # vidgo_task_id is unique to the job that ran the task
                     leader.id if leader else None,
                     state.value,
                     outcome.value if outcome else None,

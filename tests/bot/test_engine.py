@@ -1,0 +1,385 @@
+"""The job engine against the fake Vidgo over real HTTP, with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.engine import ErrorKind, hash_token
+from storage.jobstate import JobState
+from storage.records import Admission
+from tests.bot.engine_harness import FAST, Harness
+from tests.fakes.vidgo import FakeVidgo
+
+
+@pytest.fixture
+async def vidgo() -> AsyncIterator[FakeVidgo]:
+    fake = FakeVidgo(callback_retry_delays=(0.05, 0.1, 0.2))
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def h(
+    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    harness = Harness(vidgo=vidgo, db_path=tmp_path / "jobs.sqlite3", session=session)
+    await harness.start()
+    yield harness
+    await harness.close()
+
+
+@pytest.fixture
+async def polling(
+    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    harness = Harness(
+        vidgo=vidgo, db_path=tmp_path / "jobs.sqlite3", session=session, callbacks=False
+    )
+    await harness.start()
+    yield harness
+    await harness.close()
+
+
+async def test_happy_path_by_callback(h: Harness, vidgo: FakeVidgo) -> None:
+    # Polling is slow here, so only the callback can make this fast.
+    h.config = replace(FAST, poll_interval=30.0)
+    await h.stop()
+    await h.start()
+    submitted = await h.separate_ids()
+    job = submitted.job
+    assert submitted.admission is Admission.NEW
+    assert job.state is JobState.SUBMITTED
+    task = vidgo.tasks[job.vidgo_task_id or ""]
+    assert task.model == "separate-vocals"
+    assert task.callback_url is not None
+    assert task.callback_url.startswith(h.public_url + "/vidgo/callback/")
+    # Only the hash of the callback token is stored.
+    token = task.callback_url.rsplit("/", 1)[1]
+    assert (await h.job(job.id)).callback_token_hash == hash_token(token)
+    assert token not in str(await h.job(job.id))
+
+    await vidgo.finish(task.task_id)
+    await h.delivery.wait_for(lambda d: len(d) == 1)
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.SUCCEEDED
+    assert done.result is not None
+    stems = done.result["stems"]
+    assert set(stems) == {"vocals", "instrumental"}
+    assert all(url.startswith(vidgo.base_url) for url in stems.values())
+    assert done.result_message_id == 9001
+    assert done.callbacks >= 1
+
+
+async def test_happy_path_by_polling_only(polling: Harness, vidgo: FakeVidgo) -> None:
+    job = (await polling.separate_ids()).job
+    task = vidgo.tasks[job.vidgo_task_id or ""]
+    assert task.callback_url is None
+    vidgo.set_running(task.task_id)
+    await polling.wait_state(job.id, JobState.RUNNING)
+    await vidgo.finish(task.task_id)
+    done = await polling.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.SUCCEEDED
+    assert len(polling.delivery.for_job(job.id)) == 1
+    assert done.polls >= 1  # the poll that saw "running" is counted
+
+
+async def test_stem_split_returns_every_stem(h: Harness, vidgo: FakeVidgo) -> None:
+    from bot.sources import StemChoice
+
+    job = (await h.separate_ids(stems=StemChoice.ALL)).job
+    assert vidgo.tasks[job.vidgo_task_id or ""].model == "stem-split"
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result is not None
+    assert {"vocals", "drums", "bass", "piano"} <= set(done.result["stems"])
+
+
+async def test_upload_link_goes_to_the_upload_model(h: Harness, vidgo: FakeVidgo) -> None:
+    job = (await h.separate_link("https://cdn.example.org/songs/demo.mp3")).job
+    task = vidgo.tasks[job.vidgo_task_id or ""]
+    assert task.model == "upload-and-separate-vocals"
+    assert task.input["audio_url"] == "https://cdn.example.org/songs/demo.mp3"
+    await vidgo.finish(task.task_id)
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result is not None
+    assert {"vocals", "drums", "bass", "other"} <= set(done.result["stems"])
+
+
+async def test_duplicate_callbacks_deliver_once(h: Harness, vidgo: FakeVidgo) -> None:
+    vidgo.duplicate_callbacks = 3
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    await h.wait_state(job.id, JobState.DELIVERED)
+    await asyncio.sleep(0.3)  # let the extra callbacks land
+    assert len(h.delivery.for_job(job.id)) == 1
+    assert h.delivery.attempts == 1
+
+
+async def test_unknown_token_gets_404_and_writes_nothing(
+    h: Harness, session: aiohttp.ClientSession
+) -> None:
+    job = (await h.separate_ids()).job
+    url = f"{h.public_url}/vidgo/callback/AAAAAAAAAAAAAAAAAAAAAA"
+    async with session.post(
+        url, json={"code": 200, "data": {"task_id": job.vidgo_task_id}}
+    ) as resp:
+        assert resp.status == 404
+    assert h.store is not None
+    async with h.store.conn.execute("SELECT SUM(callbacks) FROM jobs") as cur:
+        assert (await cur.fetchone()) == (0,)
+
+
+async def test_tampered_callback_never_reaches_delivery(h: Harness, vidgo: FakeVidgo) -> None:
+    vidgo.tamper_callbacks = True
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result is not None
+    for url in done.result["stems"].values():
+        assert url.startswith(vidgo.base_url)
+        assert "evil" not in url and "javascript" not in url
+
+
+async def test_forged_body_with_valid_token_does_not_finish_a_running_job(
+    h: Harness, vidgo: FakeVidgo, session: aiohttp.ClientSession
+) -> None:
+    job = (await h.separate_ids()).job
+    task = vidgo.tasks[job.vidgo_task_id or ""]
+    forged = {
+        "code": 200,
+        "data": {
+            "task_id": task.task_id,
+            "status": "finished",
+            "files": [{"separate_vocals": '{"vocal_url": "https://evil.example/x.mp3"}'}],
+        },
+    }
+    assert task.callback_url is not None
+    async with session.post(task.callback_url, json=forged) as resp:
+        assert resp.status == 200
+    await asyncio.sleep(0.3)
+    assert (await h.job(job.id)).state in {JobState.SUBMITTED, JobState.RUNNING}
+    assert h.delivery.delivered == []
+
+
+async def test_restart_resumes_pending_jobs(h: Harness, vidgo: FakeVidgo) -> None:
+    vidgo.send_callbacks = False
+    first = (await h.separate_ids(0)).job
+    second = (await h.separate_link("https://cdn.example.org/a.mp3")).job
+    await h.stop()
+    # While the bot is down both tasks finish; nobody is listening.
+    await vidgo.finish(first.vidgo_task_id or "")
+    await vidgo.finish(second.vidgo_task_id or "")
+    await h.start()
+    await h.wait_state(first.id, JobState.DELIVERED)
+    await h.wait_state(second.id, JobState.DELIVERED)
+    assert len(h.delivery.for_job(first.id)) == 1
+    assert len(h.delivery.for_job(second.id)) == 1
+
+
+async def test_job_accepted_but_never_submitted_is_submitted_after_restart(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    # Vidgo stays down for the whole first run, so the job is recorded but never submitted.
+    vidgo.fail_next(100, 503, path_prefix="/api/generate/submit")
+    job = (await h.separate_ids()).job
+    assert job.state is JobState.ACCEPTED
+    assert job.vidgo_task_id is None
+    await h.stop()
+    vidgo.fail_next(0)
+    await h.start()
+    submitted = await h.wait_state(job.id, JobState.SUBMITTED, JobState.RUNNING)
+    assert submitted.vidgo_task_id in vidgo.tasks
+    await vidgo.finish(submitted.vidgo_task_id or "")
+    await h.wait_state(job.id, JobState.DELIVERED)
+    assert len(h.delivery.for_job(job.id)) == 1
+
+
+async def test_deadline_expiry(
+    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    harness = Harness(
+        vidgo=vidgo,
+        db_path=tmp_path / "x.sqlite3",
+        session=session,
+        config=replace(FAST, job_timeout=0.4),
+    )
+    await harness.start()
+    try:
+        job = (await harness.separate_ids()).job
+        done = await harness.wait_state(job.id, JobState.DELIVERED)
+        assert done.outcome is JobState.EXPIRED
+        assert done.error_kind == ErrorKind.EXPIRED
+        # A late finish changes nothing and posts nothing more.
+        await vidgo.finish(job.vidgo_task_id or "")
+        await asyncio.sleep(0.3)
+        assert len(harness.delivery.for_job(job.id)) == 1
+        assert (await harness.job(job.id)).outcome is JobState.EXPIRED
+    finally:
+        await harness.close()
+
+
+async def test_second_separation_of_a_track_is_served_from_the_cache(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    first = (await h.separate_ids()).job
+    await vidgo.finish(first.vidgo_task_id or "")
+    await h.wait_state(first.id, JobState.DELIVERED)
+    submits_before = len(vidgo.tasks)
+    again = await h.separate_ids(requester=2)
+    assert again.admission is Admission.CACHED
+    done = await h.wait_state(again.job.id, JobState.DELIVERED)
+    assert len(vidgo.tasks) == submits_before  # no Vidgo call
+    assert done.result == (await h.job(first.id)).result
+
+
+async def test_conflict_from_vidgo_is_already_separated(h: Harness, vidgo: FakeVidgo) -> None:
+    # Someone separated this track outside Stemcord: Vidgo answers 409 and we have no cache.
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    await h.wait_state(job.id, JobState.DELIVERED)
+    assert h.store is not None
+    await h.store.conn.execute("DELETE FROM results_cache")
+    again = (await h.separate_ids(requester=2)).job
+    assert again.outcome is JobState.FAILED
+    assert again.error_kind == ErrorKind.DUPLICATE
+    await h.wait_state(again.id, JobState.DELIVERED)
+
+
+async def test_conflict_with_a_cached_result_delivers_it(h: Harness, vidgo: FakeVidgo) -> None:
+    first = (await h.separate_ids()).job
+    await vidgo.finish(first.vidgo_task_id or "")
+    await h.wait_state(first.id, JobState.DELIVERED)
+    assert h.store is not None and h.client is not None
+    cached = await h.store.cache_get(first.source_key)
+    assert cached is not None
+    await h.store.conn.execute("DELETE FROM results_cache")
+    store, client = h.store, h.client
+    real_submit = client.submit_separation
+
+    async def submit_after_cache_reappears(*args: object, **kwargs: object) -> object:
+        # Admission missed the cache; by the time Vidgo answers 409 the result is there.
+        await store.cache_put(cached)
+        return await real_submit(*args, **kwargs)  # type: ignore[arg-type]
+
+    client.submit_separation = submit_after_cache_reappears  # type: ignore[method-assign]
+    again = (await h.separate_ids(requester=2)).job
+    assert again.outcome is JobState.SUCCEEDED
+    assert again.result == cached.result
+    await h.wait_state(again.id, JobState.DELIVERED)
+
+
+async def test_bad_key_fails_the_job_with_auth(
+    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    harness = Harness(vidgo=vidgo, db_path=tmp_path / "x.sqlite3", session=session)
+    await harness.start()
+    try:
+        assert harness.client is not None
+        harness.client._api_key = "wrong-key"  # type: ignore[attr-defined]
+        job = (await harness.separate_ids()).job
+        assert job.outcome is JobState.FAILED
+        assert job.error_kind == ErrorKind.AUTH
+        await harness.wait_state(job.id, JobState.DELIVERED)
+        assert vidgo.tasks == {}
+    finally:
+        await harness.close()
+
+
+async def test_server_errors_then_success(h: Harness, vidgo: FakeVidgo) -> None:
+    vidgo.fail_next(2, 503, path_prefix="/api/generate/detail")
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.SUCCEEDED
+
+
+async def test_submit_retried_after_vidgo_outage(h: Harness, vidgo: FakeVidgo) -> None:
+    vidgo.fail_next(3, 503, path_prefix="/api/generate/submit")
+    job = (await h.separate_ids()).job
+    assert job.state is JobState.ACCEPTED
+    submitted = await h.wait_state(job.id, JobState.SUBMITTED, JobState.RUNNING)
+    assert submitted.attempts >= 2
+    await vidgo.finish(submitted.vidgo_task_id or "")
+    await h.wait_state(job.id, JobState.DELIVERED)
+
+
+async def test_vidgo_failure_is_delivered_with_its_message(h: Harness, vidgo: FakeVidgo) -> None:
+    job = (await h.separate_ids()).job
+    await vidgo.fail(job.vidgo_task_id or "", "The audio violates our content policy.")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.FAILED
+    assert done.error_kind == ErrorKind.VIDGO_FAILED
+    assert done.last_error == "The audio violates our content policy."
+    assert len(h.delivery.for_job(job.id)) == 1
+
+
+async def test_identical_requests_in_flight_are_coalesced(h: Harness, vidgo: FakeVidgo) -> None:
+    results = await asyncio.gather(*(h.separate_ids(requester=r) for r in range(1, 5)))
+    admissions = sorted(r.admission for r in results)
+    assert admissions.count(Admission.NEW) == 1
+    assert admissions.count(Admission.JOINED) == 3
+    assert len(vidgo.tasks) == 1
+    [task_id] = list(vidgo.tasks)
+    await vidgo.finish(task_id)
+    await h.delivery.wait_for(lambda d: len(d) == 4)
+    assert sorted(j.requester_id for j in h.delivery.delivered) == [1, 2, 3, 4]
+    for r in results:
+        done = await h.wait_state(r.job.id, JobState.DELIVERED)
+        assert done.outcome is JobState.SUCCEEDED
+
+
+async def test_delivery_failure_then_retry(h: Harness, vidgo: FakeVidgo) -> None:
+    h.delivery.fail_next = 2
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.delivery_attempts == 3
+    assert h.delivery.attempts == 3
+    assert len(h.delivery.for_job(job.id)) == 1
+
+
+async def test_delivery_gives_up_as_undeliverable(h: Harness, vidgo: FakeVidgo) -> None:
+    h.delivery.fail_next = 100
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.UNDELIVERABLE)
+    assert done.delivery_attempts == FAST.delivery_max_attempts
+    assert done.last_error == "channel unavailable"
+    # A moderator's retry delivers it.
+    h.delivery.fail_next = 0
+    assert h.engine is not None
+    await h.engine.poll_now(job.id)
+    await h.wait_state(job.id, JobState.DELIVERED)
+
+
+async def test_permanent_delivery_failure_stops_at_once(h: Harness, vidgo: FakeVidgo) -> None:
+    h.delivery.fail_next = 1
+    h.delivery.permanent = True
+    job = (await h.separate_ids()).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.UNDELIVERABLE)
+    assert done.delivery_attempts == 1
+
+
+async def test_cancelled_job_posts_nothing(h: Harness, vidgo: FakeVidgo) -> None:
+    job = (await h.separate_ids()).job
+    assert h.engine is not None
+    cancelled = await h.engine.cancel(job.id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    await vidgo.finish(job.vidgo_task_id or "")
+    await asyncio.sleep(0.3)
+    assert h.delivery.delivered == []
+    assert (await h.job(job.id)).state is JobState.CANCELLED
