@@ -152,7 +152,9 @@ class VidgoClient:
 
         Endpoints: ``submit``, ``detail``, ``balance``. Outcomes: ``ok``, ``auth``,
         ``duplicate``, ``rate_limited``, ``invalid_request``, ``not_found``, ``transient``
-        (5xx, maintenance), ``timeout``, ``connection_error``, ``malformed``.
+        (5xx, maintenance), ``timeout``, ``connection_error``, ``malformed``. One attempt is
+        usually one request; aiohttp may resend an idempotent GET once by itself when a pooled
+        connection turns out to be dead.
         """
         return self._calls
 
