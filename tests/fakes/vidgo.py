@@ -371,7 +371,7 @@ class FakeVidgo:
         """Drop the connection of the next ``n`` matching requests without answering."""
         self._faults["reset"] = _Fault(n, path_prefix)
 
-    async def wait_for_task(self, n: int = 1, timeout: float = 5.0) -> list[FakeTask]:  # noqa: ASYNC109 - the agreed test API
+    async def wait_for_task(self, n: int = 1, timeout: float = 5.0) -> list[FakeTask]:
         """Wait until ``n`` tasks were submitted; return the first ``n`` in submit order."""
         async with asyncio.timeout(timeout):
             while len(self.tasks) < n:
