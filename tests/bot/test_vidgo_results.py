@@ -272,7 +272,7 @@ def test_submit_receipt(flat: bool) -> None:
 
 
 def test_generation_tracks_are_parsed() -> None:
-    files = [
+    files: list[dict[str, Any]] = [
         {
             "audio_id": "62e4542a-73be-44e1-b397-7716ee7505c6",
             "title": " Harbour Lights ",

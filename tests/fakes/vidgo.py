@@ -216,6 +216,7 @@ class FakeVidgo:
         self._faults: dict[str, _Fault] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._task_added = asyncio.Event()
+        self._callback_recorded = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -378,6 +379,18 @@ class FakeVidgo:
                 self._task_added.clear()
                 await self._task_added.wait()
         return list(self.tasks.values())[:n]
+
+    async def wait_for_callbacks(
+        self,
+        n: int = 1,
+        timeout: float = 5.0,
+    ) -> list[tuple[str, int | None]]:
+        """Wait until ``n`` callback attempts were made; return them all."""
+        async with asyncio.timeout(timeout):
+            while len(self.callbacks_sent) < n:
+                self._callback_recorded.clear()
+                await self._callback_recorded.wait()
+        return list(self.callbacks_sent)
 
     # -- HTTP: the API ---------------------------------------------------------------------
 
@@ -683,6 +696,7 @@ class FakeVidgo:
                 await asyncio.sleep(delay)
             status = await self._post_callback(url, body)
             self.callbacks_sent.append((task_id, status))
+            self._callback_recorded.set()
             if status is not None and 200 <= status < 300:
                 return
         log.info(
