@@ -12,7 +12,7 @@ Retries (tenacity, exponential backoff with full jitter, at most ``max_retries``
 * detail and balance are reads, so every :class:`VidgoTransientError` and
   :class:`VidgoRateLimited` is retried;
 * a submit creates a task and Vidgo has no idempotency key, so it is retried only when Vidgo
-  certainly did not act on it: the connection could not be opened, 429/430, 502, 503, 455.
+  certainly did not act on it: the connection could not be opened, 408, 429/430, 502, 503, 455.
   After a read timeout, a reset or a 500 a task may exist without us knowing its id; the
   error is raised (``maybe_processed=True``) and the caller decides;
 * a ``Retry-After`` longer than ``backoff_max`` is not slept through: the
@@ -76,8 +76,9 @@ RATE_LIMIT_CODES = frozenset({429, 430})
 RATE_LIMIT_BODY_CODES = frozenset({405})
 # 455 is the siblings' "maintenance": the service refused the work, try later.
 MAINTENANCE_CODE = 455
-# Replies after which a submit certainly created no task, so resending it is safe.
-NOT_PROCESSED_CODES = frozenset({502, 503, MAINTENANCE_CODE})
+# Replies after which a submit certainly created no task, so resending it is safe
+# (408: the server gave up before it had the whole request).
+NOT_PROCESSED_CODES = frozenset({408, 502, 503, MAINTENANCE_CODE})
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _NO_JSON = object()

@@ -4,20 +4,16 @@ Every failure of a Vidgo call is a :class:`VidgoError`; callers branch on the su
 the message. Messages come from Vidgo's reply (untrusted text, escape it where it is rendered),
 are at most :data:`MAX_MESSAGE_CHARS` long and never contain the API key.
 
-============================  ===================================================  =========
-type                          when                                                 retried
-============================  ===================================================  =========
-:class:`VidgoAuthError`       HTTP/body 401 or 403: the key is wrong or revoked    no
-:class:`VidgoDuplicateError`  409: the track was already separated (§9)            no
-:class:`VidgoRateLimited`     429, 430, body code 405                              yes
-:class:`VidgoInvalidRequest`  400, 422 and any other 4xx not listed here           no
-:class:`VidgoNotFound`        404: unknown task, or unknown track at submit        no
-:class:`VidgoTransientError`  5xx, 455 (maintenance), timeouts, connection errors  yes [*]_
-:class:`VidgoMalformedResponse`  a reply that is not JSON or has the wrong shape   yes [*]_
-============================  ===================================================  =========
-
-.. [*] A submit is retried only when Vidgo certainly did not act on it; see
-   :attr:`VidgoTransientError.maybe_processed`.
+* :class:`VidgoAuthError`: 401/403, the key is wrong or revoked. Not retried.
+* :class:`VidgoDuplicateError`: 409, the track was already separated (§9). Not retried.
+* :class:`VidgoRateLimited`: 429, 430, or body code 405. Retried.
+* :class:`VidgoInvalidRequest`: 400, 422, redirects and any other 4xx. Not retried.
+* :class:`VidgoNotFound`: 404, an unknown task (or, at submit, track). Not retried.
+* :class:`VidgoTransientError`: 5xx, 408, 455 (maintenance), timeouts, connection errors.
+  Retried; a submit only when Vidgo certainly did not act on it (see
+  :attr:`VidgoTransientError.maybe_processed`).
+* :class:`VidgoMalformedResponse` (a transient error): a reply that is not JSON or not of the
+  documented shape.
 """
 
 from __future__ import annotations
@@ -77,7 +73,7 @@ class VidgoTransientError(VidgoError):
     (a read timeout, a reset after sending, a 500). For a submit that means a task may exist
     even though no task id came back, so the client does not retry it blindly; the caller
     decides. It is ``False`` when the request certainly was not acted on (the connection could
-    not be opened, 502/503).
+    not be opened, 408, 502, 503, 455).
     """
 
     def __init__(

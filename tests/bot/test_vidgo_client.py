@@ -236,6 +236,7 @@ async def test_balance_reads_the_credits(client: VidgoClient, vidgo: FakeVidgo) 
         (402, VidgoInvalidRequest),
         (403, VidgoAuthError),
         (404, VidgoNotFound),
+        (408, VidgoTransientError),
         (409, VidgoDuplicateError),
         (422, VidgoInvalidRequest),
         (429, VidgoRateLimited),
@@ -458,7 +459,7 @@ async def test_submit_is_not_retried_after_a_malformed_reply(
     assert vidgo.submit_count == 1
 
 
-@pytest.mark.parametrize("status", [429, 502, 503])
+@pytest.mark.parametrize("status", [408, 429, 502, 503])
 async def test_submit_is_retried_when_vidgo_certainly_did_nothing(
     make_client: MakeClient, vidgo: FakeVidgo, status: int
 ) -> None:
