@@ -98,10 +98,6 @@ OUTCOME_MALFORMED = "malformed"
 _SEPARATION_MODELS = frozenset({Model.SEPARATE_VOCALS, Model.STEM_SPLIT})
 
 
-class _Failure(VidgoTransientError):
-    """Internal marker: a transient error together with its outcome label."""
-
-
 class VidgoClient:
     """Calls Vidgo's music API with retries, a rate limit and a concurrency cap.
 
@@ -282,11 +278,6 @@ class VidgoClient:
             result = parse(await self._exchange(method, path, params, body))
         except VidgoError as exc:
             self._calls[(endpoint, _outcome(exc))] += 1
-            if isinstance(exc, _Failure):
-                # Re-raise as the public type; the marker only carried the outcome label.
-                raise VidgoTransientError(
-                    exc.message, status=exc.status, maybe_processed=exc.maybe_processed
-                ) from exc.__cause__
             raise
         self._calls[(endpoint, OUTCOME_OK)] += 1
         return result
@@ -316,14 +307,16 @@ class VidgoClient:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raw = await _read_capped(response)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                raise _Failure(
+                raise VidgoTransientError(
                     self._clean(f"could not connect to Vidgo ({type(exc).__name__}: {exc})"),
                     maybe_processed=False,
                 ) from exc
             except TimeoutError as exc:
-                raise _Timeout(f"Vidgo did not answer within {self._timeout_seconds:g} s") from exc
+                raise VidgoTransientError(
+                    f"Vidgo did not answer within {self._timeout_seconds:g} s"
+                ) from exc
             except aiohttp.ClientError as exc:
-                raise _Failure(
+                raise VidgoTransientError(
                     self._clean(f"connection to Vidgo failed ({type(exc).__name__}: {exc})")
                 ) from exc
         payload = _decode(raw)
@@ -372,17 +365,12 @@ class VidgoClient:
         return text
 
 
-class _Timeout(_Failure):
-    """Internal marker: the attempt timed out after the request may have been sent."""
-
-
 def _outcome(exc: VidgoError) -> str:
-    if isinstance(exc, _Timeout):
-        return OUTCOME_TIMEOUT
-    if isinstance(exc, _Failure):
-        return OUTCOME_CONNECTION
     if isinstance(exc, VidgoMalformedResponse):
         return OUTCOME_MALFORMED
+    if type(exc) is VidgoTransientError and exc.status is None:
+        # No reply at all: the cause says whether time ran out or the connection failed.
+        return OUTCOME_TIMEOUT if isinstance(exc.__cause__, TimeoutError) else OUTCOME_CONNECTION
     if isinstance(exc, VidgoAuthError):
         return OUTCOME_AUTH
     if isinstance(exc, VidgoDuplicateError):
