@@ -104,6 +104,8 @@ class EngineConfig:
     delivery_backoff_base: float = 2.0
     delivery_backoff_max: float = 300.0
     work_lease: float = 120.0
+    # While callbacks are seen to arrive, polls wait at least this long (safety net only).
+    callback_trust_window: float = 600.0
     max_parallel: int = 32
     claim_batch: int = 64
 
@@ -195,6 +197,7 @@ class JobEngine:
         )
         self._background: set[asyncio.Task[Any]] = set()
         self._running = False
+        self._last_callback_at: float | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -294,10 +297,20 @@ class JobEngine:
         job = await self.store.note_callback(hash_token(token), self._clock())
         if job is None:
             return CallbackOutcome.UNKNOWN
+        self._last_callback_at = self._clock()
         if not job.state.is_active:
             return CallbackOutcome.IGNORED
         self._scheduler.notify_due(job.due_at)
         return CallbackOutcome.ACCEPTED
+
+    @property
+    def callbacks_healthy(self) -> bool:
+        """A callback with a valid token arrived recently, so callbacks reach us."""
+        return (
+            self.config.callbacks_enabled
+            and self._last_callback_at is not None
+            and self._clock() - self._last_callback_at < self.config.callback_trust_window
+        )
 
     # --- the worker -----------------------------------------------------------------------
 
@@ -365,7 +378,7 @@ class JobEngine:
             )
             self._scheduler.notify_due(updated.due_at)
             return updated
-        first_poll = now + self.config.poll_interval
+        first_poll = now + self._poll_delay(0)
         changes = {"attempts": attempts, "last_error": None, **token_change}
         job = await self._store_submitted(job, now, receipt, first_poll, changes)
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
@@ -441,6 +454,11 @@ class JobEngine:
         """Read the job's task from Vidgo and act on what it says."""
         assert job.vidgo_task_id  # noqa: S101 - submitted jobs have a task id
         now = self._clock()
+        safety_poll_at = job.created_at + self.config.poll_max_interval
+        if self.callbacks_healthy and job.callbacks == 0 and now < safety_poll_at:
+            # Planned before callbacks were seen to work: no need to ask Vidgo yet.
+            await self._reschedule(job, now, safety_poll_at)
+            return
         polls = job.polls + 1
         try:
             detail = await self.vidgo.get_task(job.vidgo_task_id)
@@ -482,13 +500,24 @@ class JobEngine:
             self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
 
     def _poll_delay(self, polls: int) -> float:
+        """Wait before the next poll, given how many polls the job has had.
+
+        ``poll_interval`` before the first, then x1.5 each time with +-15 % jitter, up to the
+        cap. While callbacks are seen to arrive, polls are only the safety net and wait at
+        least ``poll_max_interval``.
+        """
         cap = (
             self.config.poll_max_interval_with_callbacks
             if self.config.callbacks_enabled
             else self.config.poll_max_interval
         )
-        base = self.config.poll_interval * (1.5 ** max(0, polls - 1))
-        return min(cap, base) * random.uniform(0.85, 1.15)
+        delay = min(cap, self.config.poll_interval * 1.5**polls)
+        if polls > 0:
+            delay *= random.uniform(0.85, 1.15)
+        if self.callbacks_healthy:
+            # Callbacks are arriving: a poll is only the safety net, so keep it rare.
+            delay = max(delay, self.config.poll_max_interval)
+        return delay
 
     async def _reschedule(self, job: JobRecord, now: float, due_at: float, **changes: Any) -> None:
         updated = await self.store.reschedule(

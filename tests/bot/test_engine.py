@@ -383,3 +383,22 @@ async def test_cancelled_job_posts_nothing(h: Harness, vidgo: FakeVidgo) -> None
     await asyncio.sleep(0.3)
     assert h.delivery.delivered == []
     assert (await h.job(job.id)).state is JobState.CANCELLED
+
+
+async def test_polls_become_a_rare_safety_net_once_callbacks_arrive(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    first = (await h.separate_ids(0)).job
+    await vidgo.finish(first.vidgo_task_id or "")
+    await h.wait_state(first.id, JobState.DELIVERED)
+    assert h.engine is not None and h.engine.callbacks_healthy
+    # This job's callback is lost: it must still finish, through the safety poll that now
+    # waits poll_max_interval (0.2 s here) instead of poll_interval (0.05 s).
+    vidgo.send_callbacks = False
+    second = (await h.separate_ids(1)).job
+    await vidgo.finish(second.vidgo_task_id or "")
+    await asyncio.sleep(0.1)
+    assert vidgo.tasks[second.vidgo_task_id or ""].detail_calls == 0
+    done = await h.wait_state(second.id, JobState.DELIVERED)
+    assert done.outcome is JobState.SUCCEEDED
+    assert vidgo.tasks[second.vidgo_task_id or ""].detail_calls == 1
