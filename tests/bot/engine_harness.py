@@ -87,6 +87,8 @@ class Harness:
     delivery: RecordingDelivery = field(default_factory=RecordingDelivery)
     config: EngineConfig = FAST
     callbacks: bool = True
+    busy_timeout_ms: int = 5000
+    client_timeout: float = 2.0
     engine: JobEngine | None = None
     store: SqliteJobStore | None = None
     server: CallbackServer | None = None
@@ -106,13 +108,13 @@ class Harness:
                 self.server = CallbackServer(self._sink, host="127.0.0.1", port=0)
                 await self.server.start()
             config = replace(config, public_url=self.public_url)
-        self.store = SqliteJobStore(self.db_path)
+        self.store = SqliteJobStore(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
         await self.store.open()
         self.client = VidgoClient(
             self.session,
             self.vidgo.base_url,
             "test-vidgo-key",
-            timeout=2.0,
+            timeout=self.client_timeout,
             max_retries=2,
             rate_per_second=1000.0,
             max_concurrency=16,
