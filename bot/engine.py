@@ -380,7 +380,15 @@ class JobEngine:
             return updated
         first_poll = now + self._poll_delay(0)
         changes = {"attempts": attempts, "last_error": None, **token_change}
-        job = await self._store_submitted(job, now, receipt, first_poll, changes)
+        try:
+            job = await self._store_submitted(job, now, receipt, first_poll, changes)
+        except InvalidTransition:
+            log.warning(
+                "job %s: cancelled while its submit was in flight; Vidgo task %s is left alone",
+                job.id,
+                receipt.task_id,
+            )
+            return await self.store.get(job.id) or job
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
         self._scheduler.notify_due(job.due_at)
         self._spawn(self._after_submit(job), f"stemcord-after-submit-{job.id}")
@@ -652,9 +660,12 @@ class JobEngine:
     async def cancel(self, job_id: str) -> JobRecord | None:
         """Stop tracking a job (Vidgo has no cancel endpoint); a late result is not posted."""
         try:
-            return await self.store.transition(job_id, JobState.CANCELLED, self._clock())
+            job = await self.store.cancel(job_id, self._clock())
         except InvalidTransition:
             return await self.store.get(job_id)
+        log.info("job %s: cancelled", job.id)
+        self._scheduler.wake()  # an heir may have become due
+        return job
 
     # --- introspection for tests and metrics -----------------------------------------------
 

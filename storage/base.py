@@ -110,6 +110,15 @@ class JobStore(ABC):
         """
 
     @abstractmethod
+    async def cancel(self, job_id: str, now: float) -> JobRecord:
+        """Move a job to ``cancelled``, handing its Vidgo task to its first waiting follower.
+
+        Followers of a cancelled job must not wait forever: the oldest becomes the leader
+        (taking the task id, callback token and schedule) and the others follow it.
+        Raises :class:`storage.jobstate.InvalidTransition` for a job past Vidgo.
+        """
+
+    @abstractmethod
     async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
         """Change non-state columns. Setting ``due_at`` releases the job's lease."""
 

@@ -399,6 +399,54 @@ class SqliteJobStore(JobStore):
         order = {jid: i for i, jid in enumerate(ids)}
         return sorted(changed, key=lambda j: order[j.id])
 
+    async def cancel(self, job_id: str, now: float) -> JobRecord:
+        """See :meth:`JobStore.cancel`."""
+        async with self._tx() as conn:
+            job = await self._fetch_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            check_transition(job_id, job.state, JobState.CANCELLED)
+            waiting = await self._fetch_many(
+                conn,
+                f"WHERE leader_id = ? AND state IN {_ACTIVE_SQL} ORDER BY created_at",
+                (job_id,),
+            )
+            # Free the unique task id and token before handing them over.
+            await conn.execute(
+                "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', due_at = NULL, "
+                "leased = 0, vidgo_task_id = NULL, callback_token_hash = NULL, "
+                "finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
+                (now, now, job_id),
+            )
+            if waiting:
+                heir = waiting[0]
+                await conn.execute(
+                    "UPDATE jobs SET leader_id = NULL, state = ?, vidgo_task_id = ?, "
+                    "callback_token_hash = ?, due_at = ?, leased = 0, attempts = ?, "
+                    "polls = ?, callbacks = ?, track = COALESCE(track, ?), updated_at = ? "
+                    "WHERE id = ?",
+                    (
+                        job.state.value,
+                        job.vidgo_task_id,
+                        job.callback_token_hash,
+                        # A submit still in flight for the old leader is orphaned: resubmit.
+                        now if job.state is JobState.ACCEPTED else (job.due_at or now),
+                        job.attempts,
+                        job.polls,
+                        job.callbacks,
+                        _dumps(job.track),
+                        now,
+                        heir.id,
+                    ),
+                )
+                await conn.execute(
+                    "UPDATE jobs SET leader_id = ?, updated_at = ? WHERE leader_id = ? AND id != ?",
+                    (heir.id, now, job_id, heir.id),
+                )
+            cancelled = await self._fetch_job(conn, job_id)
+        assert cancelled is not None  # noqa: S101
+        return cancelled
+
     async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
         """See :meth:`JobStore.update`."""
         parts, params = _assignments(changes)

@@ -402,3 +402,18 @@ async def test_polls_become_a_rare_safety_net_once_callbacks_arrive(
     done = await h.wait_state(second.id, JobState.DELIVERED)
     assert done.outcome is JobState.SUCCEEDED
     assert vidgo.tasks[second.vidgo_task_id or ""].detail_calls == 1
+
+
+async def test_cancelling_the_first_requester_still_serves_the_others(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    first = (await h.separate_ids(requester=1)).job
+    second = await h.separate_ids(requester=2)
+    assert second.admission is Admission.JOINED
+    assert h.engine is not None
+    await h.engine.cancel(first.id)
+    await vidgo.finish(first.vidgo_task_id or "")
+    done = await h.wait_state(second.job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.SUCCEEDED
+    assert [j.requester_id for j in h.delivery.delivered] == [2]
+    assert (await h.job(first.id)).state is JobState.CANCELLED

@@ -337,3 +337,31 @@ async def test_failed_migration_leaves_the_previous_version(
         conn.close()
     assert "x" not in tables
     assert versions == {m.version for m in good}
+
+
+async def test_cancelling_a_leader_hands_its_task_to_the_oldest_follower(store: JobStore) -> None:
+    await store.admit(new_job("lead"), NOW, submit_lease_until=NOW + 60)
+    await store.admit(new_job("f1", requester=2), NOW + 1, submit_lease_until=NOW)
+    await store.admit(new_job("f2", requester=3), NOW + 2, submit_lease_until=NOW)
+    await store.transition("lead", JobState.SUBMITTED, NOW, vidgo_task_id="t", due_at=NOW + 5)
+    cancelled = await store.cancel("lead", NOW + 3)
+    assert cancelled.state is JobState.CANCELLED
+    assert cancelled.vidgo_task_id is None
+    heir = await store.get("f1")
+    assert heir is not None
+    assert heir.leader_id is None and heir.vidgo_task_id == "t"
+    assert heir.callback_token_hash == "hash-lead" and heir.due_at == NOW + 5
+    assert [f.id for f in await store.followers("f1")] == ["f2"]
+    # The callback for the task now reaches the heir.
+    noted = await store.note_callback("hash-lead", NOW + 4)
+    assert noted is not None and noted.id == "f1"
+    # Its outcome reaches the remaining follower.
+    changed = await store.record_outcome("f1", JobState.SUCCEEDED, NOW + 5, result={"stems": {}})
+    assert [j.id for j in changed] == ["f1", "f2"]
+
+
+async def test_cancel_after_the_outcome_is_refused(store: JobStore) -> None:
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
+    await store.record_outcome("j", JobState.FAILED, NOW, last_error="x", error_kind="x")
+    with pytest.raises(InvalidTransition):
+        await store.cancel("j", NOW + 1)
