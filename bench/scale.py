@@ -113,6 +113,20 @@ def child(db_path: str, vidgo_url: str, rate: float) -> None:
     asyncio.run(main())
 
 
+async def _spawn_child(db: Path, vidgo_url: str, rate: float) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.scale",
+        "--child",
+        str(db),
+        vidgo_url,
+        str(rate),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -133,17 +147,7 @@ async def measure(size: int, idle: float, busy: float, rate: float) -> dict[str,
         await vidgo.start()
         try:
             spawned = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.scale",
-                "--child",
-                str(db),
-                vidgo.base_url,
-                str(rate),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
+            proc = await _spawn_child(db, vidgo.base_url, rate)
             assert proc.stdout is not None and proc.stdin is not None
             line = await asyncio.wait_for(proc.stdout.readline(), 120)
             resume_s = json.loads(line)["resume_s"]
@@ -162,17 +166,7 @@ async def measure(size: int, idle: float, busy: float, rate: float) -> dict[str,
             # is the realistic trigger, so restart it the way an operator would.
             proc.stdin.close()
             await asyncio.wait_for(proc.wait(), 30)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.scale",
-                "--child",
-                str(db),
-                vidgo.base_url,
-                str(rate),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
+            proc = await _spawn_child(db, vidgo.base_url, rate)
             assert proc.stdout is not None and proc.stdin is not None
             await asyncio.wait_for(proc.stdout.readline(), 120)
             before = len(vidgo.requests)

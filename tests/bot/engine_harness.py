@@ -88,6 +88,7 @@ class Harness:
     config: EngineConfig = FAST
     callbacks: bool = True
     busy_timeout_ms: int = 5000
+    api_key: str = "test-vidgo-key"
     client_timeout: float = 2.0
     engine: JobEngine | None = None
     store: SqliteJobStore | None = None
@@ -113,7 +114,7 @@ class Harness:
         self.client = VidgoClient(
             self.session,
             self.vidgo.base_url,
-            "test-vidgo-key",
+            self.api_key,
             timeout=self.client_timeout,
             max_retries=2,
             rate_per_second=1000.0,

@@ -3,54 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.engine import ErrorKind, hash_token
 from storage.jobstate import JobState
 from storage.records import Admission
+from tests.bot.conftest import MakeHarness
 from tests.bot.engine_harness import FAST, Harness
 from tests.fakes.vidgo import FakeVidgo
-
-
-@pytest.fixture
-async def vidgo() -> AsyncIterator[FakeVidgo]:
-    fake = FakeVidgo(callback_retry_delays=(0.05, 0.1, 0.2))
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def h(
-    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    harness = Harness(vidgo=vidgo, db_path=tmp_path / "jobs.sqlite3", session=session)
-    await harness.start()
-    yield harness
-    await harness.close()
-
-
-@pytest.fixture
-async def polling(
-    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    harness = Harness(
-        vidgo=vidgo, db_path=tmp_path / "jobs.sqlite3", session=session, callbacks=False
-    )
-    await harness.start()
-    yield harness
-    await harness.close()
 
 
 async def test_happy_path_by_callback(h: Harness, vidgo: FakeVidgo) -> None:
@@ -207,28 +169,17 @@ async def test_job_accepted_but_never_submitted_is_submitted_after_restart(
     assert len(h.delivery.for_job(job.id)) == 1
 
 
-async def test_deadline_expiry(
-    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    harness = Harness(
-        vidgo=vidgo,
-        db_path=tmp_path / "x.sqlite3",
-        session=session,
-        config=replace(FAST, job_timeout=0.4),
-    )
-    await harness.start()
-    try:
-        job = (await harness.separate_ids()).job
-        done = await harness.wait_state(job.id, JobState.DELIVERED)
-        assert done.outcome is JobState.EXPIRED
-        assert done.error_kind == ErrorKind.EXPIRED
-        # A late finish changes nothing and posts nothing more.
-        await vidgo.finish(job.vidgo_task_id or "")
-        await asyncio.sleep(0.3)
-        assert len(harness.delivery.for_job(job.id)) == 1
-        assert (await harness.job(job.id)).outcome is JobState.EXPIRED
-    finally:
-        await harness.close()
+async def test_deadline_expiry(make_harness: MakeHarness, vidgo: FakeVidgo) -> None:
+    harness = await make_harness(config=replace(FAST, job_timeout=0.4))
+    job = (await harness.separate_ids()).job
+    done = await harness.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.EXPIRED
+    assert done.error_kind == ErrorKind.EXPIRED
+    # A late finish changes nothing and posts nothing more.
+    await vidgo.finish(job.vidgo_task_id or "")
+    await asyncio.sleep(0.3)
+    assert len(harness.delivery.for_job(job.id)) == 1
+    assert (await harness.job(job.id)).outcome is JobState.EXPIRED
 
 
 async def test_second_separation_of_a_track_is_served_from_the_cache(
@@ -281,21 +232,13 @@ async def test_conflict_with_a_cached_result_delivers_it(h: Harness, vidgo: Fake
     await h.wait_state(again.id, JobState.DELIVERED)
 
 
-async def test_bad_key_fails_the_job_with_auth(
-    vidgo: FakeVidgo, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    harness = Harness(vidgo=vidgo, db_path=tmp_path / "x.sqlite3", session=session)
-    await harness.start()
-    try:
-        assert harness.client is not None
-        harness.client._api_key = "wrong-key"  # type: ignore[attr-defined]
-        job = (await harness.separate_ids()).job
-        assert job.outcome is JobState.FAILED
-        assert job.error_kind == ErrorKind.AUTH
-        await harness.wait_state(job.id, JobState.DELIVERED)
-        assert vidgo.tasks == {}
-    finally:
-        await harness.close()
+async def test_bad_key_fails_the_job_with_auth(make_harness: MakeHarness, vidgo: FakeVidgo) -> None:
+    harness = await make_harness(api_key="wrong-key")
+    job = (await harness.separate_ids()).job
+    assert job.outcome is JobState.FAILED
+    assert job.error_kind == ErrorKind.AUTH
+    await harness.wait_state(job.id, JobState.DELIVERED)
+    assert vidgo.tasks == {}
 
 
 async def test_server_errors_then_success(h: Harness, vidgo: FakeVidgo) -> None:
