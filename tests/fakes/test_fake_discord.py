@@ -232,6 +232,18 @@ async def test_login_ready_caches_guild_and_restores_discord_py_urls() -> None:
     assert w.fake.rule_violations == []
 
 
+async def test_guild_and_channel_added_while_connected_reach_the_cache(w: World) -> None:
+    joined = w.fake.add_guild(name="Second Stage")
+    extra = w.fake.add_channel(w.guild.id, name="stems")
+    await w.fake.wait_until(lambda: w.bot.get_guild(joined.id) is not None, timeout=5)
+    await w.fake.wait_until(lambda: w.bot.get_channel(extra) is not None, timeout=5)
+    guild = w.bot.get_guild(joined.id)
+    assert guild is not None and guild.name == "Second Stage"
+    assert [c.id for c in guild.text_channels] == [joined.channel_id]
+    sent = await w.bot.get_partial_messageable(extra).send("hello")
+    assert w.fake.channel_messages(extra)[0].id == sent.id
+
+
 async def test_wrong_token_fails_login() -> None:
     async with FakeDiscord(token="the-real-token") as fake:
         with pytest.raises(discord.LoginFailure):
@@ -505,6 +517,7 @@ async def test_file_over_the_guild_upload_limit_is_413(w: World) -> None:
     assert (caught.value.status, caught.value.code) == (413, 40005)
     assert "stems.zip is 1025 bytes (limit 1024)" in w.fake.rule_violations[0]
     w.probe.release.set()
+    await w.fake.wait_for_message(w.channel_id, lambda m: m.content == "done")
 
 
 async def test_invalid_command_sync_is_refused(http: aiohttp.ClientSession) -> None:
