@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from bot.vidgo.results import Model
 from storage.records import SourceKind
@@ -163,7 +163,9 @@ def source_from_attachment(
             f"`{filename}` is {size / 1_048_576:.1f} MB; the limit here is "
             f"{max_bytes / 1_048_576:.0f} MB. Attach a shorter or compressed file."
         )
-    return Source(SourceKind.ATTACHMENT, url=check_url(url), filename=filename)
+    # Discord builds the CDN URL from the file name; make sure spaces and the like are encoded.
+    encoded = quote(url.strip(), safe=":/?&=%#~+@!$'()*,;[]")
+    return Source(SourceKind.ATTACHMENT, url=check_url(encoded), filename=filename)
 
 
 def plan_for(source: Source, stems: StemChoice) -> Plan:

@@ -150,3 +150,10 @@ def test_any_ids_either_validate_or_raise_source_error(task_id: str, audio_id: s
         return
     assert source.task_id and source.audio_id
     assert source.task_id.isascii() and source.audio_id.isascii()
+
+
+def test_attachment_url_with_spaces_is_encoded() -> None:
+    source = source_from_attachment(
+        "https://cdn.discordapp.com/a/1/my song.mp3?ex=1", "my song.mp3", "audio/mpeg", 1, 10
+    )
+    assert source.url == "https://cdn.discordapp.com/a/1/my%20song.mp3?ex=1"

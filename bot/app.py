@@ -1,0 +1,176 @@
+"""The composition root: builds Stemcord from its settings and runs it.
+
+This is the one module of ``bot/`` that knows Discord exists: it creates the discord.py client,
+hands the engine the Discord implementation of its delivery interface, and loads the cogs by
+extension name. The engine, the Vidgo client and the store know nothing
+of Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.engine import EngineConfig, JobEngine
+from bot.settings import Settings
+from bot.vidgo.client import VidgoClient
+from bot.webhook import CallbackServer
+from cogs.delivery import DiscordDelivery
+from storage.sqlite import SqliteJobStore
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.separate",)
+
+
+def apply_discord_urls(settings: Settings) -> None:
+    """Point discord.py at the configured REST base and gateway (proxies, local fakes)."""
+    discord.http.Route.BASE = settings.DISCORD_API_BASE
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.DISCORD_GATEWAY_URL)
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """Engine timing and limits from the settings."""
+    return EngineConfig(
+        public_url=settings.PUBLIC_URL,
+        poll_interval=settings.POLL_INTERVAL_SECONDS,
+        poll_max_interval=settings.POLL_MAX_INTERVAL_SECONDS,
+        poll_max_interval_with_callbacks=settings.POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS,
+        job_timeout=settings.JOB_TIMEOUT_SECONDS,
+        delivery_max_attempts=settings.DELIVERY_MAX_ATTEMPTS,
+    )
+
+
+class StemcordBot(commands.Bot):
+    """discord.py client with Stemcord's defaults: no privileged intents, no mass pings."""
+
+    def __init__(self, settings: Settings, *, run_engine: bool = True) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.settings = settings
+        self.run_engine = run_engine
+        self.engine: JobEngine | None = None
+        # Set by the app: the Discord implementation of the engine's delivery interface.
+        self.delivery: DiscordDelivery | None = None
+
+    async def setup_hook(self) -> None:
+        """Load the cogs, sync to the development guild if configured, start the engine."""
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        if self.run_engine and self.settings.DEV_GUILD_ID is not None:
+            guild = discord.Object(id=self.settings.DEV_GUILD_ID)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d command(s) to guild %s", len(synced), guild.id)
+        if self.run_engine and self.engine is not None:
+            await self.engine.start()
+
+
+@dataclass
+class RunningApp:
+    """Handles of a running app (for tests)."""
+
+    bot: StemcordBot
+    engine: JobEngine
+    store: SqliteJobStore
+    server: CallbackServer | None
+
+
+async def run_app(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Future[RunningApp] | None = None,
+) -> None:
+    """Run Stemcord until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
+    apply_discord_urls(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+
+    store = SqliteJobStore(settings.database_path)
+    await store.open()
+    server: CallbackServer | None = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            vidgo = VidgoClient(
+                session,
+                settings.VIDGO_BASE_URL,
+                settings.VIDGO_API_KEY.get_secret_value(),
+                timeout=settings.VIDGO_TIMEOUT_SECONDS,
+                max_retries=settings.VIDGO_MAX_RETRIES,
+                rate_per_second=settings.VIDGO_RATE_PER_SECOND,
+                max_concurrency=settings.VIDGO_MAX_CONCURRENCY,
+            )
+            bot = StemcordBot(settings)
+            delivery = DiscordDelivery(bot)
+            engine = JobEngine(store, vidgo, delivery, engine_config(settings))
+            bot.engine = engine
+            bot.delivery = delivery
+            if settings.PUBLIC_URL is not None:
+                server = CallbackServer(
+                    engine,
+                    host=settings.WEBHOOK_HOST,
+                    port=settings.WEBHOOK_PORT,
+                    max_body=settings.CALLBACK_MAX_BYTES,
+                )
+                await server.start()
+            bot_task = asyncio.create_task(
+                bot.start(settings.DISCORD_TOKEN.get_secret_value()), name="stemcord-discord"
+            )
+            if started is not None and not started.done():
+                started.set_result(RunningApp(bot, engine, store, server))
+            stop_task = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting down")
+            # Stop accepting, let in-flight work finish, then close Discord and HTTP.
+            if server is not None:
+                await server.stop()
+                server = None
+            await engine.stop(grace=10.0)
+            await bot.close()
+            stop_task.cancel()
+            if bot_task in done:
+                bot_task.result()  # a login failure surfaces here
+            else:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bot_task
+    finally:
+        if server is not None:
+            await server.stop()
+        await store.close()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    """Log in, sync slash commands globally (or to one guild), log out; return the count."""
+    apply_discord_urls(settings)
+    bot = StemcordBot(settings, run_engine=False)
+    try:
+        await bot.login(settings.DISCORD_TOKEN.get_secret_value())
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+        else:
+            synced = await bot.tree.sync()
+        return len(synced)
+    finally:
+        await bot.close()

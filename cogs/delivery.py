@@ -1,0 +1,125 @@
+"""The Discord side of the engine's delivery interface.
+
+* :meth:`DiscordDelivery.deliver` posts the job's one outcome message in the channel of the
+  request, with the job's nonce so that a retry after a crash returns the first message
+  instead of posting again. If the channel is gone or the bot may not post there, the
+  requester gets the message by DM; if that fails too, the delivery fails permanently.
+* :meth:`DiscordDelivery.show_progress` edits the public status message: through the
+  interaction while its token is valid (15 minutes, with a margin), afterwards — or after a
+  restart — through the channel message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+
+from bot.delivery import DeliveryError, delivery_key
+from cogs.render import Outcome, render_outcome, status_embed
+from storage.jobstate import JobState
+from storage.records import Admission, JobRecord
+
+log = logging.getLogger(__name__)
+
+# Interaction tokens live 15 minutes; stop using one a minute early.
+INTERACTION_WINDOW = 14 * 60.0
+# Progress edits of one job at most this often unless its state changed.
+PROGRESS_MIN_INTERVAL = 10.0
+
+
+async def _send(
+    target: discord.abc.Messageable,
+    job: JobRecord,
+    outcome: Outcome,
+    allowed: discord.AllowedMentions,
+) -> discord.Message:
+    view = outcome.view()
+    return await target.send(
+        content=outcome.content,
+        embed=outcome.embed,
+        allowed_mentions=allowed,
+        nonce=delivery_key(job.id),
+        view=view if view is not None else discord.utils.MISSING,
+    )
+
+
+class DiscordDelivery:
+    """Implements :class:`bot.delivery.Delivery` with a discord.py client."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+        self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
+        self._admissions: dict[str, Admission] = {}
+        self._last_progress: dict[str, tuple[JobState, float]] = {}
+
+    def remember_interaction(
+        self, job_id: str, interaction: discord.Interaction, admission: Admission
+    ) -> None:
+        """Keep the command's interaction so status edits can use it while it is valid."""
+        self._interactions[job_id] = (interaction, time.monotonic())
+        self._admissions[job_id] = admission
+
+    def _forget(self, job_id: str) -> None:
+        self._interactions.pop(job_id, None)
+        self._admissions.pop(job_id, None)
+        self._last_progress.pop(job_id, None)
+
+    async def deliver(self, job: JobRecord) -> int | None:
+        """Post the outcome once; DM the requester when the channel is unusable."""
+        outcome = render_outcome(job)
+        allowed = discord.AllowedMentions(
+            everyone=False,
+            roles=False,
+            replied_user=False,
+            users=[discord.Object(job.requester_id)],
+        )
+        channel = self.client.get_partial_messageable(job.channel_id)
+        try:
+            message = await _send(channel, job, outcome, allowed)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.warning(
+                "job %s: cannot post in channel %s (%s); sending a DM instead",
+                job.id,
+                job.channel_id,
+                exc.text,
+            )
+            try:
+                user = await self.client.fetch_user(job.requester_id)
+                message = await _send(user, job, outcome, allowed)
+            except discord.HTTPException as dm_exc:
+                raise DeliveryError(
+                    f"channel {job.channel_id}: {exc.text or exc.status}; "
+                    f"DM to {job.requester_id}: {dm_exc.text or dm_exc.status}",
+                    permanent=True,
+                ) from dm_exc
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"Discord answered {exc.status}: {exc.text}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise DeliveryError(f"Discord unreachable: {exc}") from exc
+        await self._edit_status(job)
+        self._forget(job.id)
+        return int(message.id)
+
+    async def show_progress(self, job: JobRecord) -> None:
+        """Edit the status message, at most every few seconds per job unless the state moved."""
+        last = self._last_progress.get(job.id)
+        now = time.monotonic()
+        if last is not None and last[0] is job.state and now - last[1] < PROGRESS_MIN_INTERVAL:
+            return
+        self._last_progress[job.id] = (job.state, now)
+        await self._edit_status(job)
+
+    async def _edit_status(self, job: JobRecord) -> None:
+        embed = status_embed(job, self._admissions.get(job.id))
+        remembered = self._interactions.get(job.id)
+        try:
+            if remembered is not None and time.monotonic() - remembered[1] < INTERACTION_WINDOW:
+                await remembered[0].edit_original_response(embed=embed)
+            elif job.status_message_id is not None:
+                channel = self.client.get_partial_messageable(job.channel_id)
+                await channel.get_partial_message(job.status_message_id).edit(embed=embed)
+        except discord.HTTPException as exc:
+            # The status message is a courtesy; the outcome message is what counts.
+            log.info("job %s: status message not updated (%s)", job.id, exc.status)

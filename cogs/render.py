@@ -1,0 +1,256 @@
+"""Everything Stemcord shows in Discord: escaping, status embeds, result and failure messages.
+
+Text that comes from members or from Vidgo (titles, file names, error messages) is rendered
+only through :func:`escape_untrusted`, which neutralises markdown and mentions, removes
+invisible characters and truncates to the limit of the place it goes. Every builder here stays
+within Discord's limits (checked by the tests and enforced by the fake Discord).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import discord
+
+from bot.engine import ErrorKind
+from storage.jobstate import JobState
+from storage.records import Admission, JobRecord, SourceKind
+
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_VALUE_MAX = 1024
+FIELD_NAME_MAX = 256
+FIELDS_MAX = 25
+FOOTER_MAX = 2048
+EMBED_TOTAL_MAX = 6000
+BUTTON_LABEL_MAX = 80
+LINK_URL_MAX = 512
+BUTTONS_PER_ROW = 5
+BUTTONS_MAX = 25
+CONTENT_MAX = 2000
+
+COLOR_WORKING = discord.Colour.blurple()
+COLOR_DONE = discord.Colour.green()
+COLOR_FAILED = discord.Colour.red()
+
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+_MASS = re.compile(r"@(everyone|here)", re.IGNORECASE)
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#:-])")
+
+STEM_LABELS = {
+    "vocals": "Vocals",
+    "instrumental": "Instrumental",
+    "backing_vocals": "Backing vocals",
+}
+
+
+def escape_untrusted(text: str | None, limit: int) -> str:
+    """Make untrusted text safe to show: no markdown, no pings, no invisible characters.
+
+    The result is at most ``limit`` characters; a cut is marked with an ellipsis.
+    """
+    if not text:
+        return ""
+    cleaned = _CONTROL.sub(" ", _INVISIBLE.sub("", text))
+    cleaned = _MARKDOWN.sub(r"\\\1", cleaned)
+    # Break mentions: a full-width commercial at looks the same and never pings.
+    cleaned = _MASS.sub(lambda m: "\uff20" + m.group(1), cleaned)
+    cleaned = _MENTION.sub(lambda m: "<\uff20" + m.group(1)[1:] + m.group(2) + ">", cleaned)
+    cleaned = cleaned.replace("@", "\uff20")
+    if len(cleaned) > limit:
+        cleaned = cleaned[: max(0, limit - 1)].rstrip("\\") + "…"
+    return cleaned
+
+
+def is_safe_link(url: str | None) -> bool:
+    """An http(s) URL short enough for a link button."""
+    if not url or len(url) > LINK_URL_MAX:
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in {"http", "https"} and bool(parts.netloc)
+
+
+def stem_label(name: str) -> str:
+    """``backing_vocals`` -> ``Backing vocals``."""
+    label = STEM_LABELS.get(name, name.replace("_", " ").capitalize())
+    return label[:BUTTON_LABEL_MAX]
+
+
+def stems_asked(job: JobRecord) -> str:
+    """What the member asked for, in words."""
+    if job.model == "separate-vocals":
+        return "vocals + instrumental"
+    if job.model == "stem-split":
+        return "every stem"
+    return "six stems (bass, drums, piano, guitar, vocals, other)"
+
+
+def source_text(job: JobRecord) -> str:
+    """The job's source for display (escaped)."""
+    title = (job.track or {}).get("title")
+    if title:
+        return escape_untrusted(str(title), 200)
+    if job.source_kind is SourceKind.IDS:
+        return escape_untrusted(f"Vidgo song {job.source_audio_id}", 200)
+    name = job.options.get("title") or job.source_url or "audio"
+    return escape_untrusted(str(name), 200)
+
+
+def format_duration(seconds: object) -> str | None:
+    """``184.3`` -> ``3:04``."""
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return None
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def state_text(job: JobRecord, admission: Admission | None = None) -> str:
+    """One line on where the job is."""
+    started = f"<t:{int(job.created_at)}:R>"
+    if job.state is JobState.ACCEPTED:
+        return "Queued — sending it to Vidgo"
+    if job.state is JobState.SUBMITTED and job.is_follower:
+        return "Joined an identical request that is already running — you'll get the result too"
+    if job.state is JobState.SUBMITTED:
+        return f"Queued at Vidgo (started {started})"
+    if job.state is JobState.RUNNING:
+        return f"Separating… (started {started})"
+    if job.state is JobState.CANCELLED:
+        return "Cancelled"
+    outcome = job.outcome or job.state
+    if outcome is JobState.SUCCEEDED:
+        if admission is Admission.CACHED:
+            return "Already separated — here it is (no new Vidgo job)"
+        return "Done — the stems are in the message below"
+    if outcome is JobState.EXPIRED:
+        return "Timed out"
+    return "Failed — see the message below"
+
+
+def status_embed(job: JobRecord, admission: Admission | None = None) -> discord.Embed:
+    """The public status message of a job, edited as it moves."""
+    outcome = job.outcome
+    colour = (
+        COLOR_DONE
+        if outcome is JobState.SUCCEEDED
+        else COLOR_FAILED
+        if outcome in (JobState.FAILED, JobState.EXPIRED)
+        else COLOR_WORKING
+    )
+    embed = discord.Embed(title="Stem separation", colour=colour)
+    embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
+    embed.add_field(name="Stems", value=stems_asked(job), inline=True)
+    embed.add_field(name="State", value=state_text(job, admission), inline=False)
+    embed.set_footer(text=f"Job {job.id}")
+    return embed
+
+
+def failure_sentence(job: JobRecord) -> str:
+    """One sentence a member can act on, per failure kind."""
+    kind = job.error_kind
+    if kind == ErrorKind.AUTH:
+        return "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner."
+    if kind == ErrorKind.DUPLICATE:
+        return (
+            "This track was already separated on Vidgo (each song can be split only once), "
+            "and Stemcord has no copy of that result. Try `stems` with the other choice, "
+            "or use the earlier result."
+        )
+    if kind == ErrorKind.VIDGO_FAILED:
+        reason = escape_untrusted(job.last_error or "no reason given", 900)
+        return f"Vidgo could not separate this song: {reason}"
+    if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
+        return (
+            "Vidgo did not finish in time, so Stemcord stopped waiting. "
+            "Run `/separate` again later."
+        )
+    if kind == ErrorKind.NOT_FOUND:
+        return (
+            "Vidgo does not know that song. Check the `task_id` and `audio_id` "
+            "(or paste the song's storage.vidgo.ai link)."
+        )
+    if kind == ErrorKind.INVALID:
+        reason = escape_untrusted(job.last_error or "", 500)
+        return f"Vidgo refused this input: {reason} Check the link or file and try again."
+    if kind == ErrorKind.NO_STEMS:
+        return "Vidgo finished but returned no usable stem links. Try again later."
+    if kind == ErrorKind.SUBMIT_GAVE_UP:
+        return "Vidgo could not be reached for a long time. Try again later."
+    return escape_untrusted(job.last_error or "The separation failed.", 900)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A rendered outcome message."""
+
+    content: str
+    embed: discord.Embed
+    buttons: list[tuple[str, str]]  # (label, url)
+
+    def view(self) -> discord.ui.View | None:
+        """Link buttons, at most 5 a row and 25 in all."""
+        if not self.buttons:
+            return None
+        view = discord.ui.View(timeout=None)
+        for index, (label, url) in enumerate(self.buttons[:BUTTONS_MAX]):
+            view.add_item(
+                discord.ui.Button(
+                    style=discord.ButtonStyle.link,
+                    label=label,
+                    url=url,
+                    row=index // BUTTONS_PER_ROW,
+                )
+            )
+        return view
+
+
+def render_outcome(job: JobRecord) -> Outcome:
+    """The one message a job's requester gets: the stems, or why there are none."""
+    mention = f"<@{job.requester_id}>"
+    if job.outcome is not JobState.SUCCEEDED:
+        embed = discord.Embed(
+            title="Separation failed" if job.outcome is JobState.FAILED else "Separation timed out",
+            description=failure_sentence(job)[:DESCRIPTION_MAX],
+            colour=COLOR_FAILED,
+        )
+        embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
+        embed.set_footer(text=f"Job {job.id}")
+        return Outcome(f"{mention} your separation did not work out.", embed, [])
+
+    track = job.track or {}
+    stems: dict[str, str] = dict((job.result or {}).get("stems") or {})
+    title = escape_untrusted(str(track.get("title") or ""), TITLE_MAX) or source_text(job)
+    embed = discord.Embed(
+        title=title[:TITLE_MAX] or "Your stems",
+        description=f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready — "
+        "the links may expire within a day, download them soon.",
+        colour=COLOR_DONE,
+    )
+    cover = track.get("cover_url")
+    if isinstance(cover, str) and is_safe_link(cover):
+        embed.set_thumbnail(url=cover)
+    duration = format_duration(track.get("duration"))
+    if duration:
+        embed.add_field(name="Duration", value=duration, inline=True)
+    buttons: list[tuple[str, str]] = []
+    extra: list[str] = []
+    for name, url in stems.items():
+        if is_safe_link(url) and len(buttons) < BUTTONS_MAX:
+            buttons.append((stem_label(name), url))
+        else:
+            extra.append(f"[{stem_label(name)}]({url})")
+    # Stems beyond the buttons go into fields, each within the field limit.
+    for chunk_start in range(0, len(extra), 5):
+        if len(embed.fields) >= FIELDS_MAX - 1:
+            break
+        value = "\n".join(extra[chunk_start : chunk_start + 5])[:FIELD_VALUE_MAX]
+        embed.add_field(name="More stems", value=value, inline=False)
+    embed.set_footer(text=f"Job {job.id}")
+    return Outcome(f"{mention} your stems are ready.", embed, buttons)
