@@ -1,0 +1,276 @@
+"""Crash soak: kill the real bot process at random moments and count what members received.
+
+Run: ``.venv/bin/python -m bench.soak [--jobs 500] [--kills 10] [--seed 1]``
+
+The fake Discord and the fake Vidgo run in this process; ``python -m bot`` runs as a child
+process pointed at them. Members run ``/separate`` with distinct links while Vidgo finishes
+(or fails) tasks at random times and sends callbacks; the bot is SIGKILLed ``--kills`` times
+and restarted each time. At the end every job the bot accepted (a row in its database) must
+have exactly one message at the fake Discord — its result or an explicit failure — found by
+the job's nonce, and ``PRAGMA integrity_check`` must say ok. Interactions the bot never
+acknowledged because it was dead are counted as *lost* (Discord shows the member "the
+application did not respond"; nothing was accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storage.sqlite import integrity_ok
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.vidgo import FakeVidgo
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FINAL_STATES = ("delivered", "undeliverable", "cancelled")
+
+
+@dataclass
+class SoakReport:
+    """What the soak saw."""
+
+    invoked: int = 0
+    accepted: int = 0
+    lost_interactions: int = 0
+    kills: int = 0
+    delivered_once: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    undeliverable: int = 0
+    failed_outcomes: int = 0
+    strays: int = 0
+    integrity_ok: bool = False
+    rule_violations: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every accepted job delivered exactly once, nothing stray, database intact."""
+        return (
+            self.accepted > 0
+            and self.delivered_once == self.accepted
+            and not self.duplicates
+            and not self.missing
+            and self.strays == 0
+            and self.integrity_ok
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BotProcess:
+    """``python -m bot`` as a child process that can be killed and restarted."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self._env = env
+        self._log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start the bot."""
+        log = self._log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=self._env, stdout=log, stderr=log
+        )
+        log.close()
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM and wait (the clean shutdown path)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                await self.kill()
+
+
+async def _vidgo_worker(vidgo: FakeVidgo, rng: random.Random, stop: asyncio.Event) -> None:
+    """Finish (or now and then fail) each submitted task after a random delay."""
+    due: dict[str, float] = {}
+    while not stop.is_set():
+        now = time.monotonic()
+        for task_id, task in list(vidgo.tasks.items()):
+            if task.status in ("finished", "failed"):
+                continue
+            if task_id not in due:
+                due[task_id] = now + rng.uniform(0.2, 2.5)
+            elif now >= due[task_id]:
+                if rng.random() < 0.05:
+                    await vidgo.fail(task_id, "The audio could not be processed (soak).")
+                else:
+                    await vidgo.finish(task_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
+
+
+def _read_jobs(db_path: Path) -> list[tuple[str, str, str | None]]:
+    if not db_path.exists():
+        return []
+    conn = sqlite3.connect(db_path, timeout=30)
+    try:
+        return [
+            (str(r[0]), str(r[1]), r[2])
+            for r in conn.execute("SELECT id, state, outcome FROM jobs")
+        ]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+async def run_soak(
+    *, jobs: int, kills: int, seed: int, workdir: Path, settle_timeout: float = 120.0
+) -> SoakReport:
+    """Run one soak; return the accounting."""
+    rng = random.Random(seed)
+    report = SoakReport()
+    began = time.monotonic()
+    db_path = workdir / "soak.sqlite3"
+    async with (
+        FakeDiscord() as discord,
+        FakeVidgo(api_key="soak-key", callback_retry_delays=(0.2, 0.4, 0.8)) as vidgo,
+    ):
+        guild = discord.add_guild()
+        member = discord.add_user(name="singer")
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_BASE": discord.api_base,
+            "DISCORD_GATEWAY_URL": discord.gateway_url,
+            "VIDGO_API_KEY": "soak-key",
+            "VIDGO_BASE_URL": vidgo.base_url,
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "WEBHOOK_HOST": "127.0.0.1",
+            "WEBHOOK_PORT": str(port),
+            "POLL_INTERVAL_SECONDS": "0.5",
+            "POLL_MAX_INTERVAL_SECONDS": "1.5",
+            "POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS": "3",
+            "VIDGO_RATE_PER_SECOND": "500",
+            "VIDGO_MAX_CONCURRENCY": "32",
+            "DEV_GUILD_ID": str(guild.id),
+            "LOG_LEVEL": "WARNING",
+        }
+        bot = BotProcess(env, workdir / "bot.log")
+        stop = asyncio.Event()
+        worker = asyncio.create_task(_vidgo_worker(vidgo, rng, stop))
+        kill_after = set(rng.sample(range(1, jobs), min(kills, jobs - 1)))
+        try:
+            await bot.start()
+            await discord.wait_until_ready(60)
+            await discord.wait_until(lambda: guild.id in discord.synced_commands, 30)
+            for i in range(jobs):
+                await discord.invoke_slash(
+                    guild_id=guild.id,
+                    channel_id=guild.channel_id,
+                    user_id=member.id,
+                    name="separate",
+                    options=[{"name": "link", "value": f"https://cdn.example.org/soak/{i}.mp3"}],
+                )
+                report.invoked += 1
+                await asyncio.sleep(rng.uniform(0.0, 0.02))
+                if i in kill_after:
+                    await asyncio.sleep(rng.uniform(0.0, 0.05))
+                    await bot.kill()
+                    report.kills += 1
+                    await asyncio.sleep(rng.uniform(0.0, 1.0))  # callbacks bounce meanwhile
+                    await bot.start()
+                    await discord.wait_until_ready(60)
+            # Let everything accepted reach a final state.
+            deadline = time.monotonic() + settle_timeout
+            while time.monotonic() < deadline:
+                rows = _read_jobs(db_path)
+                if rows and all(state in FINAL_STATES for _, state, _ in rows):
+                    break
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)  # a last in-flight edit may still land
+            await bot.stop()
+        finally:
+            stop.set()
+            await worker
+            await bot.kill()
+
+        rows = _read_jobs(db_path)
+        report.accepted = len(rows)
+        report.lost_interactions = report.invoked - report.accepted
+        report.undeliverable = sum(1 for _, state, _ in rows if state == "undeliverable")
+        report.failed_outcomes = sum(
+            1 for _, _, outcome in rows if outcome in ("failed", "expired")
+        )
+        counts: Counter[str] = Counter()
+        for messages in discord.messages.values():
+            for message in messages:
+                nonce = str(message.nonce or "")
+                if nonce.startswith("stemcord-") and not message.deleted:
+                    counts[nonce.removeprefix("stemcord-")] += 1
+        job_ids = {job_id for job_id, _, _ in rows}
+        for job_id in job_ids:
+            n = counts.get(job_id, 0)
+            if n == 1:
+                report.delivered_once += 1
+            elif n == 0:
+                report.missing.append(job_id)
+            else:
+                report.duplicates[job_id] = n
+        report.strays = sum(n for job_id, n in counts.items() if job_id not in job_ids)
+        report.integrity_ok = integrity_ok(db_path)
+        report.rule_violations = list(discord.rule_violations)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = asyncio.run(
+            run_soak(jobs=args.jobs, kills=args.kills, seed=args.seed, workdir=Path(tmp))
+        )
+    data: dict[str, Any] = asdict(report)
+    for key in ("invoked", "accepted", "lost_interactions", "kills", "delivered_once"):
+        print(f"{key:<20}{data[key]:>8}")
+    print(f"{'duplicates':<20}{len(report.duplicates):>8}")
+    print(f"{'missing':<20}{len(report.missing):>8}")
+    print(f"{'strays':<20}{report.strays:>8}")
+    print(f"{'failure messages':<20}{report.failed_outcomes:>8}")
+    print(f"{'undeliverable':<20}{report.undeliverable:>8}")
+    print(f"{'integrity_check':<20}{'ok' if report.integrity_ok else 'FAILED':>8}")
+    print(f"{'seconds':<20}{report.seconds:>8.1f}")
+    print("exactly once:", "yes" if report.ok else "NO")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "soak.json").write_text(
+        json.dumps({"bench": "soak", **data, "ok": report.ok}, indent=2)
+    )
+    raise SystemExit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
