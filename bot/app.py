@@ -49,13 +49,24 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def bot_intents() -> discord.Intents:
+    """Only guild events: Stemcord works through slash commands and never reads messages.
+
+    Leaving out the message intents also spares the bot from parsing a gateway event for
+    every message it posts itself.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
 class StemcordBot(commands.Bot):
     """discord.py client with Stemcord's defaults: no privileged intents, no mass pings."""
 
     def __init__(self, settings: Settings, *, run_engine: bool = True) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),
+            intents=bot_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
         )

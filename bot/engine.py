@@ -546,9 +546,17 @@ class JobEngine:
         result = {"stems": dict(detail.stems), "vidgo_task_id": detail.task_id}
         cache = CachedResult(job.source_key, job.model, detail.task_id, result, job.track, now)
         changed = await self.store.record_outcome(
-            job.id, JobState.SUCCEEDED, now, result=result, track=job.track, cache=cache
+            job.id,
+            JobState.SUCCEEDED,
+            now,
+            result=result,
+            track=job.track,
+            cache=cache,
+            lease_until=now + self.config.work_lease,
         )
-        await self._after_outcome(job, changed)
+        # The jobs stay leased to this worker: deliver them now rather than through another
+        # round trip of the dispatcher (a crash just lets the lease run out).
+        await asyncio.gather(*(self._deliver(other) for other in changed))
 
     async def _expire(self, job: JobRecord) -> None:
         await self._finish(
@@ -573,7 +581,7 @@ class JobEngine:
         return await self._after_outcome(job, changed)
 
     async def _after_outcome(self, job: JobRecord, changed: list[JobRecord]) -> JobRecord:
-        """Deliver the job and its followers now (their delivery is due now anyway)."""
+        """Wake the dispatcher for the deliveries now due (the job and its followers)."""
         if not changed:
             return await self.store.get(job.id) or job
         for other in changed:

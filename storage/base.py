@@ -101,12 +101,14 @@ class JobStore(ABC):
         last_error: str | None = None,
         error_kind: str | None = None,
         cache: CachedResult | None = None,
+        lease_until: float | None = None,
     ) -> list[JobRecord]:
         """Record a job's outcome (succeeded, failed, expired) and copy it to its followers.
 
         One transaction: the job and every follower still waiting move to ``target`` with
         delivery due now, and ``cache`` (if given) is stored. Returns every changed job,
         the job itself first. A job already past its outcome is left alone (returns ``[]``).
+        With ``lease_until`` the changed jobs stay leased to the caller, who delivers them now.
         """
 
     @abstractmethod

@@ -348,6 +348,7 @@ class SqliteJobStore(JobStore):
         last_error: str | None = None,
         error_kind: str | None = None,
         cache: CachedResult | None = None,
+        lease_until: float | None = None,
     ) -> list[JobRecord]:
         """See :meth:`JobStore.record_outcome`."""
         if not target.awaits_delivery:
@@ -373,7 +374,7 @@ class SqliteJobStore(JobStore):
                 f"""
                 UPDATE jobs SET state = ?, outcome = ?, result = ?,
                     track = COALESCE(?, track), last_error = ?, error_kind = ?,
-                    due_at = ?, leased = 0, finished_at = ?, updated_at = ?
+                    due_at = ?, leased = ?, finished_at = ?, updated_at = ?
                 WHERE id IN ({placeholders})
                 """,  # noqa: S608 - placeholders only
                 (
@@ -383,7 +384,8 @@ class SqliteJobStore(JobStore):
                     track_json,
                     last_error,
                     error_kind,
-                    now,
+                    now if lease_until is None else lease_until,
+                    0 if lease_until is None else 1,
                     now,
                     now,
                     *ids,
