@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.soak import BotProcess, _free_port
+from bench.soak import BotProcess, bot_env
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 
@@ -65,25 +65,16 @@ async def run(rates: list[int], seconds: float, workdir: Path) -> list[dict[str,
         discord._store_message = store_and_time  # type: ignore[method-assign]
         guild = discord.add_guild()
         member = discord.add_user(name="singer")
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DISCORD_TOKEN": discord.token,
-            "DISCORD_API_BASE": discord.api_base,
-            "DISCORD_GATEWAY_URL": discord.gateway_url,
-            "VIDGO_API_KEY": "e2e-key",
-            "VIDGO_BASE_URL": vidgo.base_url,
-            "DATABASE_URL": f"sqlite:///{db_path}",
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "WEBHOOK_HOST": "127.0.0.1",
-            "WEBHOOK_PORT": str(port),
-            # Polls far away: completion must come from the callback.
-            "POLL_INTERVAL_SECONDS": "600",
-            "VIDGO_RATE_PER_SECOND": "5000",
-            "VIDGO_MAX_CONCURRENCY": "64",
-            "DEV_GUILD_ID": str(guild.id),
-            "LOG_LEVEL": "WARNING",
-        }
+        # Polls far away: completion must come from the callback.
+        env = bot_env(
+            discord,
+            vidgo,
+            db_path,
+            guild.id,
+            POLL_INTERVAL_SECONDS="600",
+            VIDGO_RATE_PER_SECOND="5000",
+            VIDGO_MAX_CONCURRENCY="64",
+        )
         bot = BotProcess(env, workdir / "bot.log")
         await bot.start()
         rows: list[dict[str, Any]] = []

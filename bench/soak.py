@@ -76,6 +76,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bot_env(
+    discord: FakeDiscord, vidgo: FakeVidgo, db_path: Path, guild_id: int, **overrides: str
+) -> dict[str, str]:
+    """Environment for ``python -m bot`` pointed at the two fakes, callbacks on."""
+    port = _free_port()
+    return {
+        **os.environ,
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_API_BASE": discord.api_base,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "VIDGO_API_KEY": vidgo.api_key,
+        "VIDGO_BASE_URL": vidgo.base_url,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "WEBHOOK_HOST": "127.0.0.1",
+        "WEBHOOK_PORT": str(port),
+        "DEV_GUILD_ID": str(guild_id),
+        "LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
 class BotProcess:
     """``python -m bot`` as a child process that can be killed and restarted."""
 
@@ -156,26 +178,17 @@ async def run_soak(
     ):
         guild = discord.add_guild()
         member = discord.add_user(name="singer")
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DISCORD_TOKEN": discord.token,
-            "DISCORD_API_BASE": discord.api_base,
-            "DISCORD_GATEWAY_URL": discord.gateway_url,
-            "VIDGO_API_KEY": "soak-key",
-            "VIDGO_BASE_URL": vidgo.base_url,
-            "DATABASE_URL": f"sqlite:///{db_path}",
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "WEBHOOK_HOST": "127.0.0.1",
-            "WEBHOOK_PORT": str(port),
-            "POLL_INTERVAL_SECONDS": "0.5",
-            "POLL_MAX_INTERVAL_SECONDS": "1.5",
-            "POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS": "3",
-            "VIDGO_RATE_PER_SECOND": "500",
-            "VIDGO_MAX_CONCURRENCY": "32",
-            "DEV_GUILD_ID": str(guild.id),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = bot_env(
+            discord,
+            vidgo,
+            db_path,
+            guild.id,
+            POLL_INTERVAL_SECONDS="0.5",
+            POLL_MAX_INTERVAL_SECONDS="1.5",
+            POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS="3",
+            VIDGO_RATE_PER_SECOND="500",
+            VIDGO_MAX_CONCURRENCY="32",
+        )
         bot = BotProcess(env, workdir / "bot.log")
         stop = asyncio.Event()
         worker = asyncio.create_task(_vidgo_worker(vidgo, rng, stop))
