@@ -236,3 +236,34 @@ async def test_cached_result_is_delivered_at_once(world: World) -> None:
     assert len(world.vidgo.tasks) == tasks_before
     assert len(world.outcome_messages(job_id)) == 1
     assert GENERATION_AUDIO_IDS[0]
+
+
+async def test_explicit_global_sync(world: World) -> None:
+    from bot.app import sync_commands
+
+    settings = world.settings()
+    count = await sync_commands(settings, None)
+    assert count == 1
+    assert [c["name"] for c in world.discord.synced_commands[None]] == ["separate"]
+    names = {o["name"] for o in world.discord.synced_commands[None][0]["options"]}
+    assert names == {"task_id", "audio_id", "link", "file", "stems"}
+
+
+async def test_status_is_edited_through_the_channel_after_the_token_window(
+    world: World, monkeypatch: object
+) -> None:
+    import cogs.delivery
+
+    monkeypatch.setattr(cogs.delivery, "INTERACTION_WINDOW", 0.0)  # type: ignore[attr-defined]
+    await world.start()
+    await world.separate_song(0)
+    job = await world.job_for_task_wait()
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    done = await world.wait_job(job.id, JobState.DELIVERED)
+    assert done.status_message_id is not None
+    await world.discord.wait_until(
+        lambda: any(
+            r.method == "PATCH" and r.path.endswith(f"/messages/{done.status_message_id}")
+            for r in world.discord.requests
+        )
+    )
