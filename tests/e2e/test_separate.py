@@ -267,3 +267,15 @@ async def test_status_is_edited_through_the_channel_after_the_token_window(
             for r in world.discord.requests
         )
     )
+
+
+async def test_missing_permission_in_the_channel_sends_a_dm(world: World) -> None:
+    await world.start()
+    await world.separate_song(0)
+    job = await world.job_for_task_wait()
+    world.discord.deny_channel(world.guild.channel_id)
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    await world.wait_job(job.id, JobState.DELIVERED)
+    assert world.outcome_messages(job.id, world.guild.channel_id) == []
+    dms = [m for m in world.discord.dm_messages(world.member.id) if m.nonce == f"stemcord-{job.id}"]
+    assert len(dms) == 1
