@@ -1,0 +1,86 @@
+"""Per-server policy: where Stemcord may be used, by whom, and how much.
+
+Every server's settings are registered here with their defaults, in one place, and stored as
+one JSON object per guild (``JobStore.get_guild_settings``). Unknown keys in the stored object
+are ignored and missing ones take the default, so a setting added later needs no migration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from storage.base import JobStore
+
+DEFAULT_MAX_UNFINISHED = 2
+DEFAULT_DAILY_QUOTA = 10
+
+
+@dataclass(frozen=True, slots=True)
+class GuildPolicy:
+    """One server's rules. Defaults are what a server that never ran ``/karaoke`` gets."""
+
+    # Channels where /separate may run; empty = everywhere.
+    allowed_channel_ids: tuple[int, ...] = ()
+    # Post results here instead of in the channel where the command ran.
+    result_channel_id: int | None = None
+    # Members need this role to use /separate (None = everyone).
+    required_role_id: int | None = None
+    # Members with this role are moderators (besides Manage Messages).
+    moderator_role_id: int | None = None
+    # Unfinished jobs one member may have at once (0 = unlimited).
+    max_unfinished: int = DEFAULT_MAX_UNFINISHED
+    # Jobs one member may start per UTC day (0 = unlimited).
+    daily_quota: int = DEFAULT_DAILY_QUOTA
+    # Seconds a member waits between two requests (0 = none).
+    cooldown_seconds: int = 0
+    # Also send the result to the requester by DM.
+    dm_on_completion: bool = False
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> GuildPolicy:
+        """Build from a stored settings object, ignoring unknown or mistyped values."""
+        values: dict[str, Any] = {}
+        for name, raw in stored.items():
+            if name == "allowed_channel_ids":
+                if isinstance(raw, list) and all(_is_int(v) for v in raw):
+                    values[name] = tuple(raw)
+            elif name == "dm_on_completion":
+                if isinstance(raw, bool):
+                    values[name] = raw
+            elif name in _ID_FIELDS:
+                if raw is None or _is_int(raw):
+                    values[name] = raw
+            elif name in _COUNT_FIELDS and _is_int(raw) and raw >= 0:
+                values[name] = raw
+        return cls(**values)
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON object kept in the store."""
+        stored = asdict(self)
+        stored["allowed_channel_ids"] = list(self.allowed_channel_ids)
+        return stored
+
+    def with_changes(self, **changes: Any) -> GuildPolicy:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+
+_ID_FIELDS = frozenset({"result_channel_id", "required_role_id", "moderator_role_id"})
+_COUNT_FIELDS = frozenset({"max_unfinished", "daily_quota", "cooldown_seconds"})
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def load_policy(store: JobStore, guild_id: int | None) -> GuildPolicy:
+    """A guild's policy (the defaults for DMs or a guild that never changed anything)."""
+    if guild_id is None:
+        return GuildPolicy()
+    return GuildPolicy.from_stored(await store.get_guild_settings(guild_id))
+
+
+async def save_policy(store: JobStore, guild_id: int, policy: GuildPolicy, now: float) -> None:
+    """Store a guild's policy; effective for the next request."""
+    await store.put_guild_settings(guild_id, policy.to_stored(), now)

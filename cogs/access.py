@@ -1,0 +1,40 @@
+"""Who may do what with a job, enforced in code.
+
+``default_permissions`` on a command is only a default that server admins can change (and is
+ignored on subcommands), so every moderator action checks again here.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.policy import GuildPolicy
+from storage.records import JobRecord
+
+
+def is_moderator(member: discord.Member | discord.User, policy: GuildPolicy) -> bool:
+    """Manage Messages in the server, or the server's configured moderator role."""
+    if not isinstance(member, discord.Member):
+        return False
+    if member.guild_permissions.manage_messages or member.guild_permissions.administrator:
+        return True
+    role_id = policy.moderator_role_id
+    return role_id is not None and any(role.id == role_id for role in member.roles)
+
+
+def is_server_manager(member: discord.Member | discord.User) -> bool:
+    """Manage Server (or Administrator): may change ``/karaoke`` settings and see credits."""
+    if not isinstance(member, discord.Member):
+        return False
+    perms = member.guild_permissions
+    return perms.manage_guild or perms.administrator
+
+
+def may_control(member: discord.Member | discord.User, job: JobRecord, policy: GuildPolicy) -> bool:
+    """The requester, or a moderator of the job's server, may cancel or refresh a job."""
+    return member.id == job.requester_id or is_moderator(member, policy)
+
+
+def job_visible_in(job: JobRecord | None, guild_id: int | None) -> bool:
+    """A job exists for this server only if it was started there (ids never leak across)."""
+    return job is not None and guild_id is not None and job.guild_id == guild_id
