@@ -26,11 +26,12 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
+from bot.kinds import SEPARATION, JobKind, SeparationKind, UnusableResult
 from bot.scheduler import DueScheduler
 from bot.sources import Plan, Source
 from bot.vidgo.errors import (
@@ -116,6 +117,31 @@ class EngineConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A validated request of any kind (see :mod:`bot.kinds`), ready to be recorded.
+
+    Requests with the same ``source_key`` are identical: the later one joins the earlier one
+    while it runs, or is answered from the results cache once it succeeded. Every kind starts
+    its keys with its model's name (as separations do), so keys of two kinds never clash.
+    """
+
+    kind: str
+    model: str
+    source_kind: SourceKind
+    source_key: str
+    requester_id: int
+    channel_id: int
+    guild_id: int | None = None
+    source_task_id: str | None = None
+    source_audio_id: str | None = None
+    source_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    track: Mapping[str, Any] | None = None
+    status_message_id: int | None = None
+    reply_to_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SeparationRequest:
     """A validated ``/separate`` request."""
 
@@ -125,6 +151,23 @@ class SeparationRequest:
     channel_id: int
     guild_id: int | None = None
     status_message_id: int | None = None
+
+    def as_job_request(self) -> JobRequest:
+        """The generic request the engine records."""
+        return JobRequest(
+            kind=SEPARATION,
+            model=self.plan.model.value,
+            source_kind=self.source.kind,
+            source_key=self.plan.source_key,
+            requester_id=self.requester_id,
+            channel_id=self.channel_id,
+            guild_id=self.guild_id,
+            source_task_id=self.source.task_id,
+            source_audio_id=self.source.audio_id,
+            source_url=self.source.url,
+            options=dict(self.plan.options),
+            status_message_id=self.status_message_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +223,15 @@ class JobEngine:
         delivery: Delivery,
         config: EngineConfig,
         *,
+        kinds: Mapping[str, JobKind] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.vidgo = vidgo
         self.delivery = delivery
         self.config = config
+        # Separations always; other kinds (MIDI, lyrics) are added by the app.
+        self.kinds: dict[str, JobKind] = {SEPARATION: SeparationKind(vidgo), **(kinds or {})}
         self._clock = clock
         self._scheduler = DueScheduler(
             store,
@@ -226,27 +272,30 @@ class JobEngine:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def submit(self, request: SeparationRequest) -> Submitted:
+    async def submit(self, request: SeparationRequest | JobRequest) -> Submitted:
         """Record a request, then submit it to Vidgo (unless cached or joined)."""
+        if isinstance(request, SeparationRequest):
+            request = request.as_job_request()
         now = self._clock()
         token = new_callback_token() if self.config.callbacks_enabled else None
-        source = request.source
         new = NewJob(
             id=new_job_id(),
-            kind="separation",
-            source_kind=source.kind,
-            source_key=request.plan.source_key,
-            model=request.plan.model.value,
+            kind=request.kind,
+            source_kind=request.source_kind,
+            source_key=request.source_key,
+            model=request.model,
             requester_id=request.requester_id,
             channel_id=request.channel_id,
             guild_id=request.guild_id,
-            source_task_id=source.task_id,
-            source_audio_id=source.audio_id,
-            source_url=source.url,
-            options=dict(request.plan.options),
+            source_task_id=request.source_task_id,
+            source_audio_id=request.source_audio_id,
+            source_url=request.source_url,
+            options=dict(request.options),
             callback_token_hash=hash_token(token) if token else None,
             deadline_at=now + self.config.job_timeout,
+            track=dict(request.track) if request.track is not None else None,
             status_message_id=request.status_message_id,
+            reply_to_message_id=request.reply_to_message_id,
         )
         admitted = await self.store.admit(new, now, submit_lease_until=now + self.config.work_lease)
         job = admitted.job
@@ -390,28 +439,24 @@ class JobEngine:
             )
             return await self.store.get(job.id) or job
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
+        immediate = self._kind(job).result_at_submit(job, receipt)
+        if immediate is not None:
+            # The model answered at once: no task to wait for; deliver through the dispatcher.
+            await self._store_result(job, receipt.task_id, immediate, deliver_now=False)
+            return await self.store.get(job.id) or job
         self._scheduler.notify_due(job.due_at)
         self._spawn(self._after_submit(job), f"stemcord-after-submit-{job.id}")
         return job
 
     async def _send_submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
-        model = Model(job.model)
-        if job.source_kind is SourceKind.IDS:
-            assert job.source_task_id and job.source_audio_id  # noqa: S101
-            return await self.vidgo.submit_separation(
-                model,
-                task_id=job.source_task_id,
-                audio_id=job.source_audio_id,
-                callback_url=callback_url,
-            )
-        assert job.source_url  # noqa: S101
-        return await self.vidgo.submit_upload_separation(
-            audio_url=job.source_url,
-            title=job.options.get("title"),
-            model_name=job.options.get("model_name"),
-            output_type=job.options.get("output_type"),
-            callback_url=callback_url,
-        )
+        return await self._kind(job).submit(job, callback_url)
+
+    def _kind(self, job: JobRecord) -> JobKind:
+        kind = self.kinds.get(job.kind)
+        if kind is None:
+            # A job of a kind this build does not run (e.g. a feature switched off later).
+            raise VidgoInvalidRequest(f"jobs of kind {job.kind!r} are not enabled")
+        return kind
 
     async def _store_submitted(
         self,
@@ -436,9 +481,9 @@ class JobEngine:
 
     async def _after_submit(self, job: JobRecord) -> None:
         """Best-effort extras after a submit: the source track's title/cover, progress."""
-        if job.source_kind is SourceKind.IDS and job.track is None:
+        if job.source_kind is SourceKind.IDS and job.track is None and job.source_audio_id:
             try:
-                assert job.source_task_id and job.source_audio_id  # noqa: S101
+                assert job.source_task_id  # noqa: S101
                 track = await self.vidgo.get_track(job.source_task_id, job.source_audio_id)
             except VidgoError as exc:
                 log.info("job %s: no track details (%s)", job.id, exc)
@@ -534,17 +579,26 @@ class JobEngine:
         self._scheduler.notify_due(updated.due_at)
 
     async def _succeed(self, job: JobRecord, detail: TaskDetail) -> None:
-        if not detail.stems:
+        try:
+            result = self._kind(job).result_of(job, detail)
+        except UnusableResult as exc:
             await self._finish(
-                job,
-                JobState.FAILED,
-                last_error="Vidgo finished the task but returned no usable stem links",
-                error_kind=ErrorKind.NO_STEMS,
+                job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
             )
             return
+        await self._store_result(job, detail.task_id, result)
+
+    async def _store_result(
+        self,
+        job: JobRecord,
+        vidgo_task_id: str,
+        result: dict[str, Any],
+        *,
+        deliver_now: bool = True,
+    ) -> None:
+        """Record a success for the job and its followers (and cache it), then deliver."""
         now = self._clock()
-        result = {"stems": dict(detail.stems), "vidgo_task_id": detail.task_id}
-        cache = CachedResult(job.source_key, job.model, detail.task_id, result, job.track, now)
+        cache = CachedResult(job.source_key, job.model, vidgo_task_id, result, job.track, now)
         changed = await self.store.record_outcome(
             job.id,
             JobState.SUCCEEDED,
@@ -552,8 +606,11 @@ class JobEngine:
             result=result,
             track=job.track,
             cache=cache,
-            lease_until=now + self.config.work_lease,
+            lease_until=now + self.config.work_lease if deliver_now else None,
         )
+        if not deliver_now:
+            await self._after_outcome(job, changed)
+            return
         # The jobs stay leased to this worker: deliver them now rather than through another
         # round trip of the dispatcher (a crash just lets the lease run out).
         await asyncio.gather(*(self._deliver(other) for other in changed))
@@ -567,15 +624,15 @@ class JobEngine:
         )
 
     async def _finish(
-        self, job: JobRecord, target: JobState, *, last_error: str, error_kind: ErrorKind
+        self, job: JobRecord, target: JobState, *, last_error: str, error_kind: str
     ) -> JobRecord:
-        log.info("job %s: %s (%s: %s)", job.id, target.value, error_kind.value, last_error)
+        log.info("job %s: %s (%s: %s)", job.id, target.value, error_kind, last_error)
         changed = await self.store.record_outcome(
             job.id,
             target,
             self._clock(),
             last_error=last_error[:1000],
-            error_kind=error_kind.value,
+            error_kind=str(error_kind),
             track=job.track,
         )
         return await self._after_outcome(job, changed)

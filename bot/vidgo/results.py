@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -74,6 +74,8 @@ class SubmitReceipt:
     task_id: str
     status: TaskStatus
     created_time: datetime | None  # aware, UTC
+    # The reply's task object as sent: some models answer with their result at once (§16).
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,8 @@ class TaskDetail:
 
     ``stems`` maps a normalised stem name to an http(s) URL and is empty unless the task
     finished; ``tracks`` lists a generation task's files and is empty for separations.
+    ``files`` keeps every ``files`` entry (keys stripped of stray spaces) for the models whose
+    results are not stems (MIDI notes, timed lyrics): their job kinds parse them.
     """
 
     task_id: str
@@ -101,6 +105,7 @@ class TaskDetail:
     tracks: tuple[TrackInfo, ...]
     error_message: str | None
     created_time: datetime | None  # aware, UTC
+    files: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
 
 def parse_submit(payload: object) -> SubmitReceipt:
@@ -110,6 +115,7 @@ def parse_submit(payload: object) -> SubmitReceipt:
         task_id=_task_id(body),
         status=_status(body),
         created_time=_created_time(body.get("created_time")),
+        data=body,
     )
 
 
@@ -120,17 +126,19 @@ def parse_detail(payload: object) -> TaskDetail:
     status = _status(body)
     files = body.get("files")
     entries = (
-        [entry for entry in files if isinstance(entry, dict)] if isinstance(files, list) else []
+        [_trim_keys(entry) for entry in files if isinstance(entry, dict)]
+        if isinstance(files, list)
+        else []
     )
     stems: dict[str, str] = {}
     if status is TaskStatus.FINISHED:
         for entry in entries:
-            result = _result_of(_trim_keys(entry), task_id)
+            result = _result_of(entry, task_id)
             for name, url in normalize_stems(result).items():
                 # Several entries carrying a result is not documented; the first one wins.
                 stems.setdefault(name, url)
         stems = _ordered(stems)
-    tracks = tuple(track for entry in entries if (track := _track(_trim_keys(entry))) is not None)
+    tracks = tuple(track for entry in entries if (track := _track(entry)) is not None)
     return TaskDetail(
         task_id=task_id,
         status=status,
@@ -138,6 +146,7 @@ def parse_detail(payload: object) -> TaskDetail:
         tracks=tracks,
         error_message=_error_message(body.get("error_message")),
         created_time=_created_time(body.get("created_time")),
+        files=tuple(entries),
     )
 
 
@@ -276,8 +285,8 @@ def _trim_keys(entry: dict[Any, Any]) -> dict[str, Any]:
 
 
 def _result_of(entry: dict[str, Any], task_id: str) -> object:
-    for field in RESULT_FIELDS:
-        value = entry.get(field)
+    for name in RESULT_FIELDS:
+        value = entry.get(name)
         if value is not None and value != "":
             return value
     if "audio_id" not in entry:

@@ -1,0 +1,117 @@
+"""Job kinds plug into the engine: submit and result parsing per kind, tracking shared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.engine import JobRequest
+from bot.kinds import JobKind, UnusableResult
+from bot.vidgo.client import VidgoClient
+from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
+from storage.jobstate import JobState
+from storage.records import Admission, JobRecord, SourceKind
+from tests.bot.engine_harness import Harness
+from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, FakeVidgo
+
+
+class EchoKind(JobKind):
+    """Submits a real separation to the fake Vidgo, but keeps its own kind of result."""
+
+    def __init__(self, client: VidgoClient, *, at_submit: bool = False, usable: bool = True):
+        self.client = client
+        self.at_submit = at_submit
+        self.usable = usable
+
+    async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
+        assert job.source_task_id and job.source_audio_id
+        return await self.client.submit_separation(
+            Model.SEPARATE_VOCALS,
+            task_id=job.source_task_id,
+            audio_id=job.source_audio_id,
+            callback_url=callback_url,
+        )
+
+    def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
+        if not self.usable:
+            raise UnusableResult("no_echo", "nothing to echo")
+        return {"echo": len(detail.files), "task": detail.task_id}
+
+    def result_at_submit(self, job: JobRecord, receipt: SubmitReceipt) -> dict[str, Any] | None:
+        return {"echo": "at once", "status": receipt.data.get("status")} if self.at_submit else None
+
+
+def echo_request(audio_index: int = 0) -> JobRequest:
+    audio_id = GENERATION_AUDIO_IDS[audio_index]
+    return JobRequest(
+        kind="echo",
+        model="echo",
+        source_kind=SourceKind.IDS,
+        source_key=f"echo:{GENERATION_TASK_ID}:{audio_id}",
+        requester_id=1,
+        channel_id=500,
+        guild_id=400,
+        source_task_id=GENERATION_TASK_ID,
+        source_audio_id=audio_id,
+    )
+
+
+async def with_kind(h: Harness, kind: EchoKind) -> None:
+    assert h.engine is not None
+    h.engine.kinds["echo"] = kind
+
+
+async def test_a_kind_parses_its_own_finished_task(h: Harness, vidgo: FakeVidgo) -> None:
+    assert h.client is not None
+    await with_kind(h, EchoKind(h.client))
+    assert h.engine is not None
+    job = (await h.engine.submit(echo_request())).job
+    assert job.kind == "echo"
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result == {"echo": 1, "task": job.vidgo_task_id}
+
+
+async def test_a_result_in_the_submit_reply_is_delivered_without_waiting(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    assert h.client is not None and h.engine is not None
+    await with_kind(h, EchoKind(h.client, at_submit=True))
+    job = (await h.engine.submit(echo_request())).job
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result == {"echo": "at once", "status": "not_started"}
+    assert done.polls == 0
+    assert len(h.delivery.for_job(job.id)) == 1
+
+
+async def test_an_unusable_result_fails_with_the_kinds_reason(h: Harness, vidgo: FakeVidgo) -> None:
+    assert h.client is not None and h.engine is not None
+    await with_kind(h, EchoKind(h.client, usable=False))
+    job = (await h.engine.submit(echo_request())).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.FAILED
+    assert done.error_kind == "no_echo"
+    assert done.last_error == "nothing to echo"
+
+
+async def test_identical_requests_of_a_kind_share_one_vidgo_task(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    assert h.client is not None and h.engine is not None
+    await with_kind(h, EchoKind(h.client))
+    first = await h.engine.submit(echo_request())
+    second = await h.engine.submit(echo_request())
+    assert second.admission is Admission.JOINED
+    await vidgo.finish(first.job.vidgo_task_id or "")
+    await h.wait_state(second.job.id, JobState.DELIVERED)
+    third = await h.engine.submit(echo_request())
+    assert third.admission is Admission.CACHED
+    assert len(vidgo.tasks) == 1
+
+
+async def test_a_job_of_a_kind_that_is_not_enabled_fails_clearly(h: Harness) -> None:
+    assert h.engine is not None
+    job = (await h.engine.submit(echo_request())).job
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.FAILED
+    assert done.last_error is not None and "not enabled" in done.last_error
