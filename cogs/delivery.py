@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import discord
 
@@ -36,12 +37,22 @@ async def _send(
     allowed: discord.AllowedMentions,
 ) -> discord.Message:
     view = outcome.view()
+    extra: dict[str, Any] = {}
+    if view is not None:
+        extra["view"] = view
+    if outcome.files:
+        extra["files"] = outcome.discord_files()
+    if outcome.reply_to is not None and isinstance(target, discord.PartialMessageable):
+        # A reply (to a result message, say); no ping, and still posted if it was deleted.
+        extra["reference"] = discord.MessageReference(
+            message_id=outcome.reply_to, channel_id=job.channel_id, fail_if_not_exists=False
+        )
     return await target.send(
         content=outcome.content,
         embed=outcome.embed,
         allowed_mentions=allowed,
         nonce=delivery_key(job.id),
-        view=view if view is not None else discord.utils.MISSING,
+        **extra,
     )
 
 

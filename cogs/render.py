@@ -8,8 +8,10 @@ within Discord's limits (checked by the tests and enforced by the fake Discord).
 
 from __future__ import annotations
 
+import io
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import discord
@@ -188,18 +190,28 @@ def failure_sentence(job: JobRecord) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A rendered outcome message."""
+    """A rendered outcome message.
+
+    ``buttons`` are link buttons; ``items`` are interactive components (restart-proof
+    ``DynamicItem`` buttons) placed after them. ``files`` are attachments as (name, bytes):
+    a fresh ``discord.File`` is made for every send, so a retried delivery uploads them again.
+    ``reply_to`` makes the message a reply (to a result message, say) without pinging anyone.
+    """
 
     content: str
     embed: discord.Embed
     buttons: list[tuple[str, str]]  # (label, url)
+    items: list[discord.ui.Item[discord.ui.View]] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    reply_to: int | None = None
 
     def view(self) -> discord.ui.View | None:
-        """Link buttons, at most 5 a row and 25 in all."""
-        if not self.buttons:
+        """Link buttons then the other items, at most 5 a row and 25 in all."""
+        if not self.buttons and not self.items:
             return None
         view = discord.ui.View(timeout=None)
-        for index, (label, url) in enumerate(self.buttons[:BUTTONS_MAX]):
+        links = self.buttons[: BUTTONS_MAX - len(self.items[:BUTTONS_MAX])]
+        for index, (label, url) in enumerate(links):
             view.add_item(
                 discord.ui.Button(
                     style=discord.ButtonStyle.link,
@@ -208,11 +220,28 @@ class Outcome:
                     row=index // BUTTONS_PER_ROW,
                 )
             )
+        for item in self.items[:BUTTONS_MAX]:
+            view.add_item(item)
         return view
+
+    def discord_files(self) -> list[discord.File]:
+        """New file objects for one send."""
+        return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
+
+
+# Job kinds other than separations register how their outcome message looks.
+OutcomeRenderer = Callable[[JobRecord], Outcome]
+OUTCOME_RENDERERS: dict[str, OutcomeRenderer] = {}
 
 
 def render_outcome(job: JobRecord) -> Outcome:
-    """The one message a job's requester gets: the stems, or why there are none."""
+    """The one message a job's requester gets, rendered by the job's kind."""
+    renderer = OUTCOME_RENDERERS.get(job.kind, render_separation)
+    return renderer(job)
+
+
+def render_separation(job: JobRecord) -> Outcome:
+    """A separation's message: the stems, or why there are none."""
     mention = f"<@{job.requester_id}>"
     if job.outcome is not JobState.SUCCEEDED:
         embed = discord.Embed(

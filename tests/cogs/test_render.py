@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import discord
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -149,3 +150,34 @@ def test_status_embed_reflects_state() -> None:
     assert "Already separated" in str(cached.to_dict())
     joined = status_embed(job(state=JobState.SUBMITTED, outcome=None, leader_id="x"))
     assert "Joined" in str(joined.to_dict())
+
+
+def test_other_kinds_render_through_their_registered_renderer() -> None:
+    from cogs.render import OUTCOME_RENDERERS, Outcome
+
+    def render_echo(j: JobRecord) -> Outcome:
+        return Outcome("echo", discord.Embed(title=j.id), [], files=[("a.txt", b"x")], reply_to=5)
+
+    OUTCOME_RENDERERS["echo"] = render_echo
+    try:
+        outcome = render_outcome(replace(job(), kind="echo"))
+        assert outcome.content == "echo"
+        assert outcome.reply_to == 5
+        # Each send gets new file objects, so a retried delivery can upload again.
+        first, second = outcome.discord_files(), outcome.discord_files()
+        assert first[0] is not second[0]
+        assert first[0].filename == "a.txt"
+        assert render_outcome(job()).content != "echo"
+    finally:
+        del OUTCOME_RENDERERS["echo"]
+
+
+def test_link_buttons_leave_room_for_interactive_items() -> None:
+    from cogs.render import Outcome
+
+    item: discord.ui.Button[discord.ui.View] = discord.ui.Button(label="MIDI", custom_id="x")
+    links = [(f"S{i}", f"https://example.org/{i}") for i in range(30)]
+    view = Outcome("c", discord.Embed(), links, items=[item]).view()
+    assert view is not None
+    assert len(view.children) == BUTTONS_MAX
+    assert view.children[-1] is item
