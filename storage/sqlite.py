@@ -68,6 +68,7 @@ _COLUMNS = (
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
+_FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
 
 
@@ -693,6 +694,69 @@ class SqliteJobStore(JobStore):
                 "updated_at = excluded.updated_at",
                 (guild_id, _dumps(settings), now),
             )
+
+    # --- operations: health, retention ----------------------------------------------------
+
+    async def ping(self) -> None:
+        """See :meth:`JobStore.ping`."""
+        async with self._lock, self.conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
+    async def oldest_unfinished_created_at(self) -> float | None:
+        """See :meth:`JobStore.oldest_unfinished_created_at`."""
+        async with (
+            self._lock,
+            self.conn.execute(
+                f"SELECT MIN(created_at) FROM jobs WHERE state NOT IN {_FINAL_SQL}"  # noqa: S608
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def prune_finished(self, before: float, *, batch: int = 1000) -> int:
+        """See :meth:`JobStore.prune_finished`.
+
+        ``keep`` is every job some non-prunable job depends on, followed up the leader
+        chain: such a job stays even if it is old and final itself, so ``leader_id`` never
+        points at a deleted row (the foreign key would refuse it anyway).
+        """
+        prunable = f"state IN {_FINAL_SQL} AND finished_at IS NOT NULL AND finished_at < :before"
+        sql = f"""
+            WITH RECURSIVE keep(id) AS (
+                SELECT leader_id FROM jobs WHERE leader_id IS NOT NULL AND NOT ({prunable})
+                UNION
+                SELECT j.leader_id FROM jobs j JOIN keep k ON j.id = k.id
+                WHERE j.leader_id IS NOT NULL
+            )
+            DELETE FROM jobs WHERE id IN (
+                SELECT id FROM jobs WHERE {prunable} AND id NOT IN (SELECT id FROM keep)
+                ORDER BY finished_at LIMIT :batch
+            )
+        """  # noqa: S608 - fixed SQL, values are parameters
+        total = 0
+        while True:
+            async with self._tx() as conn:
+                cur = await conn.execute(sql, {"before": before, "batch": batch})
+                deleted = cur.rowcount
+                await cur.close()
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def prune_cache(self, before: float) -> int:
+        """See :meth:`JobStore.prune_cache`."""
+        async with self._tx() as conn:
+            cur = await conn.execute("DELETE FROM results_cache WHERE created_at < ?", (before,))
+            deleted = cur.rowcount
+            await cur.close()
+        return deleted
+
+    async def checkpoint(self) -> bool:
+        """See :meth:`JobStore.checkpoint`: ``PRAGMA wal_checkpoint(TRUNCATE)``."""
+        async with self._lock, self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+            row = await cur.fetchone()
+        # (busy, frames in the log, frames checkpointed); busy = 1 means readers blocked it.
+        return row is not None and int(row[0]) == 0
 
 
 def integrity_ok(path: Path | str) -> bool:
