@@ -75,7 +75,11 @@ class CallbackServer:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()  # e.g. the port is taken: leave nothing half-open
+            raise
         self._runner = runner
         self._bound_port = int(runner.addresses[0][1])
         log.info("callback listener on %s:%s", self._host, self._bound_port)

@@ -147,6 +147,8 @@ class SqliteJobStore(JobStore):
         self._lock = asyncio.Lock()
         self._callback_queue: list[tuple[str, float, asyncio.Future[JobRecord | None]]] = []
         self._callback_flusher: asyncio.Task[None] | None = None
+        # Versions the last open() applied (the ``migrate`` command reports them).
+        self.applied_migrations: list[int] = []
 
     @property
     def path(self) -> Path:
@@ -171,7 +173,7 @@ class SqliteJobStore(JobStore):
             # last commits, and every job is then resumed from an earlier state.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            await migrate(conn)
+            self.applied_migrations = await migrate(conn)
         except BaseException:
             await conn.close()
             raise
@@ -722,13 +724,14 @@ class SqliteJobStore(JobStore):
         """
         prunable = f"state IN {_FINAL_SQL} AND finished_at IS NOT NULL AND finished_at < :before"
         sql = f"""
-            WITH RECURSIVE keep(id) AS (
-                SELECT leader_id FROM jobs WHERE leader_id IS NOT NULL AND NOT ({prunable})
-                UNION
-                SELECT j.leader_id FROM jobs j JOIN keep k ON j.id = k.id
-                WHERE j.leader_id IS NOT NULL
-            )
             DELETE FROM jobs WHERE id IN (
+                WITH RECURSIVE keep(id) AS (
+                    SELECT leader_id FROM jobs
+                    WHERE leader_id IS NOT NULL AND NOT ({prunable})
+                    UNION
+                    SELECT j.leader_id FROM jobs j JOIN keep k ON j.id = k.id
+                    WHERE j.leader_id IS NOT NULL
+                )
                 SELECT id FROM jobs WHERE {prunable} AND id NOT IN (SELECT id FROM keep)
                 ORDER BY finished_at LIMIT :batch
             )
