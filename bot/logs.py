@@ -41,6 +41,8 @@ vidgo_task_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 LogFormat = Literal["human", "json"]
+# Libraries whose DEBUG output is a line per gateway event or per database call.
+CHATTY_LOGGERS = ("discord", "aiosqlite")
 
 
 @contextmanager
@@ -209,8 +211,8 @@ def setup_logging(
     """Send every log record through one Stemcord handler on the root logger.
 
     Handlers installed earlier (by a previous call or ``basicConfig``) are removed, so each
-    event is written once. discord.py logs below INFO only when Stemcord itself is at DEBUG
-    (its debug output is very chatty). Returns the handler (tests read through it).
+    event is written once. The libraries in :data:`CHATTY_LOGGERS` never log below INFO (at
+    DEBUG they write a line per gateway event or per database call). Returns the handler.
     """
     handler = make_handler(fmt, secrets, stream=stream)
     root = logging.getLogger()
@@ -218,6 +220,8 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    quiet = max(logging.INFO, logging.getLevelName(level))
+    for chatty in CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(quiet)
     logging.captureWarnings(True)
     return handler

@@ -151,6 +151,7 @@ def test_setup_logging_replaces_earlier_handlers() -> None:
         assert root.handlers == [second] and first not in root.handlers
         assert root.level == logging.DEBUG
         assert logging.getLogger("discord").level == logging.INFO
+        assert logging.getLogger("aiosqlite").level == logging.INFO
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
