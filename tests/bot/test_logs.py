@@ -144,6 +144,7 @@ def test_redactor_covers_encoded_forms_and_ignores_tiny_values() -> None:
 def test_setup_logging_replaces_earlier_handlers() -> None:
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    libraries = {name: logging.getLogger(name).level for name in ("discord", "aiosqlite")}
     try:
         logging.basicConfig(force=True)
         first = setup_logging("INFO", "human", [])
@@ -155,6 +156,9 @@ def test_setup_logging_replaces_earlier_handlers() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        for name, level in libraries.items():
+            logging.getLogger(name).setLevel(level)
+        logging.captureWarnings(False)
 
 
 # --- the real calls ---------------------------------------------------------------------------
