@@ -14,7 +14,7 @@ meaningless), and every failure comes with one sentence saying how to fix it:
   If the bot is not running, ``check`` listens on ``WEBHOOK_HOST:WEBHOOK_PORT`` itself for the
   moment of the probe, so the whole path (DNS, reverse proxy, certificate, port) is tested
   before the first start; if the bot is running, its listener answers the unknown token with
-  404 and writes nothing.
+  404 ``unknown callback`` and writes nothing, which passes too.
 
 The output never contains a secret: messages are built from status codes and cleaned error
 texts, and the whole checklist passes through the same redactor as the logs.
@@ -262,7 +262,9 @@ async def check_callbacks(
         return CheckResult(
             "callbacks", Status.OK, f"a probe through {settings.PUBLIC_URL} reached the listener"
         )
-    if not own_listener and status == 404 and _is_listener_reply(text):
+    if status == 404 and _is_listener_reply(text):
+        # A Stemcord listener answered: the running bot (the proxy may lead to another
+        # container or host than the one ``check`` runs in).
         return CheckResult(
             "callbacks",
             Status.OK,

@@ -19,7 +19,9 @@ from bot.doctor import (
     run_checks,
     settings_failure,
 )
+from bot.engine import CallbackOutcome
 from bot.settings import Settings, SettingsError, load_settings
+from bot.webhook import CallbackServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.https_proxy import HttpsProxy
 from tests.fakes.vidgo import FakeVidgo
@@ -199,3 +201,41 @@ def test_invalid_settings_make_one_failed_line() -> None:
     assert "FAIL  settings    invalid settings: DISCORD_TOKEN is required" in text
     assert "fix: copy .env.example to .env" in text
     assert exit_status([result]) == 1
+
+
+class _NoJobs:
+    async def on_callback(self, token: str) -> CallbackOutcome:
+        return CallbackOutcome.UNKNOWN
+
+
+async def test_a_bot_running_elsewhere_behind_the_proxy_passes(env: Env) -> None:
+    # The proxy leads to the bot's listener in another container; check's own listener (on
+    # WEBHOOK_PORT here) never sees the probe, but the bot's own 404 answer counts.
+    bot_listener = CallbackServer(_NoJobs(), host="127.0.0.1", port=0)
+    await bot_listener.start()
+    try:
+        async with HttpsProxy(bot_listener.port) as proxy:
+            results = by_name(
+                await run_checks(env.settings(PUBLIC_URL=proxy.url), ssl_context=proxy.client_ssl)
+            )
+    finally:
+        await bot_listener.stop()
+    assert results["callbacks"].status is Status.OK
+    assert "the running bot answered" in results["callbacks"].detail
+
+
+async def test_something_else_answering_404_fails(env: Env) -> None:
+    app = web.Application()  # every path is a plain 404: a web server, not Stemcord
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        async with HttpsProxy(int(runner.addresses[0][1])) as proxy:
+            results = by_name(
+                await run_checks(env.settings(PUBLIC_URL=proxy.url), ssl_context=proxy.client_ssl)
+            )
+    finally:
+        await runner.cleanup()
+    assert results["callbacks"].status is Status.FAIL
+    assert "got HTTP 404, not Stemcord's listener" in results["callbacks"].detail
