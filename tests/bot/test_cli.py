@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -187,3 +188,21 @@ async def test_check_command_exit_status_follows_the_checklist(tmp_path: Path) -
     code, out, _ = await run_cli(tmp_path, missing, "check")
     assert code == 1
     assert "FAIL  settings" in out and "DISCORD_TOKEN is required" in out
+
+
+async def test_run_with_a_taken_admin_port_names_the_settings(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN="unused-token-value",
+            VIDGO_API_KEY="unused-key-value",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            ADMIN_PORT=str(port),
+        )
+        code, _, err = await run_cli(tmp_path, env, "run")
+    assert code == 2
+    assert "address already in use" in err and "ADMIN_PORT" in err
+    assert "Traceback" not in err
