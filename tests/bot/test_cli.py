@@ -206,3 +206,21 @@ async def test_run_with_a_taken_admin_port_names_the_settings(tmp_path: Path) ->
     assert code == 2
     assert "address already in use" in err and "ADMIN_PORT" in err
     assert "Traceback" not in err
+
+
+async def test_sync_command_registers_the_commands_in_one_guild(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord, FakeVidgo() as vidgo:
+        guild = discord.add_guild()
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            DISCORD_GATEWAY_URL=discord.gateway_url,
+            VIDGO_API_KEY=vidgo.api_key,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, err = await run_cli(tmp_path, env, "sync", "--guild", str(guild.id))
+        assert code == 0, err
+        commands = discord.synced_commands[guild.id]
+    assert out.strip() == f"synced {len(commands)} command(s) to guild {guild.id}"
+    assert "separate" in {c["name"] for c in commands}
