@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     RETENTION_CACHE_DAYS: float = Field(default=90.0, ge=0)
     RETENTION_INTERVAL_HOURS: float = Field(default=6.0, gt=0, le=24 * 30)
 
+    @field_validator("DISCORD_TOKEN", "VIDGO_API_KEY")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        # .env.example leaves both empty: an empty value means "not filled in yet".
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty (fill it in .env)")
+        return value
+
     @field_validator("DISCORD_API_BASE", "VIDGO_BASE_URL")
     @classmethod
     def _check_http(cls, value: str) -> str:
