@@ -191,7 +191,7 @@ async def test_failing_vidgo_calls_never_write_the_key(capture: Captured) -> Non
     assert "Vidgo call failed" in text and "Vidgo unreachable" in text
     assert "Traceback" in text and "ClientConnectorError" in text
     assert "retrying" in text  # the client's own retry warnings went through the handler
-    assert VIDGO_KEY not in text
+    assert VIDGO_KEY not in text and DISCORD_TOKEN not in text
 
 
 @pytest.mark.parametrize("capture", ["human", "json"], indirect=True)
@@ -219,7 +219,7 @@ async def test_failing_discord_login_never_writes_the_token(
     text = capture.text
     assert "Discord login failed" in text and "LoginFailure" in text
     assert "401" in text  # discord.py's own debug lines about the request were captured
-    assert DISCORD_TOKEN not in text
+    assert DISCORD_TOKEN not in text and VIDGO_KEY not in text
 
 
 async def test_engine_log_lines_carry_the_job_and_task_ids(
