@@ -14,6 +14,8 @@ What is measured, and where it comes from:
 * ``stemcord_delivery_latency_seconds{outcome}`` — from the job's outcome being recorded to
   its message being posted (histogram).
 * ``stemcord_retention_pruned_total{what}`` — rows removed by retention (jobs, cache).
+* ``stemcord_info{version}`` and the standard ``process_*`` series (CPU, resident memory,
+  open files, start time) of prometheus-client's process collector.
 
 The engine and the listener report through the small protocols in :mod:`bot.observe`, so
 they never import this module.
@@ -23,8 +25,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -36,6 +47,13 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From "answered within moments" to "Discord made us wait a long time" (429s, retries).
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 UNFINISHED_STATES = frozenset(JobState) - FINAL_STATES
+
+
+def _version() -> str:
+    try:
+        return metadata.version("stemcord")
+    except metadata.PackageNotFoundError:  # running from a source tree without installing
+        return "unknown"
 
 
 class VidgoCallsCollector(Collector):
@@ -97,6 +115,10 @@ class StemcordMetrics:
             ["what"],
             registry=self.registry,
         )
+        Info("stemcord", "The running Stemcord", registry=self.registry).info(
+            {"version": _version()}
+        )
+        ProcessCollector(registry=self.registry)
         if vidgo_calls is not None:
             self.registry.register(VidgoCallsCollector(vidgo_calls))
 

@@ -145,3 +145,10 @@ async def test_engine_reports_delivery_latency(make_harness: MakeHarness, vidgo:
     got = samples(metrics)
     assert got[("stemcord_delivery_latency_seconds_count", (("outcome", "succeeded"),))] == 1
     assert got[("stemcord_delivery_latency_seconds_sum", (("outcome", "succeeded"),))] >= 0
+
+
+def test_version_and_process_series_are_exported() -> None:
+    got = samples(StemcordMetrics())
+    [(_, labels)] = [key for key in got if key[0] == "stemcord_info"]
+    assert dict(labels)["version"] not in ("", "unknown")
+    assert got[("process_resident_memory_bytes", ())] > 0
