@@ -94,6 +94,7 @@ def bot_env(
         "WEBHOOK_PORT": str(port),
         "DEV_GUILD_ID": str(guild_id),
         "LOG_LEVEL": "WARNING",
+        "ADMIN_PORT": "0",  # any free port: runs side by side never collide on 8081
         **overrides,
     }
 

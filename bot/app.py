@@ -19,7 +19,10 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.admin import AdminRoutes, AdminServer
 from bot.engine import EngineConfig, JobEngine
+from bot.metrics import CONTENT_TYPE, StemcordMetrics
+from bot.retention import RetentionPolicy, RetentionTask
 from bot.settings import Settings
 from bot.vidgo.client import VidgoClient
 from bot.webhook import CallbackServer
@@ -97,6 +100,43 @@ class RunningApp:
     engine: JobEngine
     store: SqliteJobStore
     server: CallbackServer | None
+    metrics: StemcordMetrics | None = None
+    admin: AdminServer | None = None
+    retention: RetentionTask | None = None
+
+
+def discord_connected(bot: commands.Bot) -> bool:
+    """The gateway session is up: READY was received and the websocket is open."""
+    return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
+
+
+def admin_routes(store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetrics) -> AdminRoutes:
+    """Health and metrics handlers: ready = the database answers and Discord is connected."""
+
+    async def database_ok() -> bool:
+        await store.ping()
+        return True
+
+    async def discord_ok() -> bool:
+        return discord_connected(bot)
+
+    async def scrape() -> bytes:
+        return await metrics.scrape(store)
+
+    return AdminRoutes(
+        checks={"database": database_ok, "discord": discord_ok},
+        metrics=scrape,
+        metrics_content_type=CONTENT_TYPE,
+    )
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """Retention from the settings."""
+    return RetentionPolicy(
+        jobs_days=settings.RETENTION_JOBS_DAYS,
+        cache_days=settings.RETENTION_CACHE_DAYS,
+        interval_hours=settings.RETENTION_INTERVAL_HOURS,
+    )
 
 
 async def run_app(
@@ -118,6 +158,8 @@ async def run_app(
     store = SqliteJobStore(settings.database_path)
     await store.open()
     server: CallbackServer | None = None
+    admin: AdminServer | None = None
+    retention: RetentionTask | None = None
     try:
         async with aiohttp.ClientSession() as session:
             vidgo = VidgoClient(
@@ -129,24 +171,36 @@ async def run_app(
                 rate_per_second=settings.VIDGO_RATE_PER_SECOND,
                 max_concurrency=settings.VIDGO_MAX_CONCURRENCY,
             )
+            metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
             bot = StemcordBot(settings)
             delivery = DiscordDelivery(bot)
-            engine = JobEngine(store, vidgo, delivery, engine_config(settings))
+            engine = JobEngine(store, vidgo, delivery, engine_config(settings), observer=metrics)
             bot.engine = engine
             bot.delivery = delivery
+            routes = admin_routes(store, bot, metrics)
+            if settings.ADMIN_ENABLED:
+                admin = AdminServer(routes, host=settings.ADMIN_HOST, port=settings.ADMIN_PORT)
+                await admin.start()
             if settings.PUBLIC_URL is not None:
                 server = CallbackServer(
                     engine,
                     host=settings.WEBHOOK_HOST,
                     port=settings.WEBHOOK_PORT,
                     max_body=settings.CALLBACK_MAX_BYTES,
+                    observer=metrics,
                 )
+                if settings.METRICS_ON_WEBHOOK:
+                    routes.install(server.app)
                 await server.start()
+            retention = RetentionTask(store, retention_policy(settings), observer=metrics)
+            retention.start()
             bot_task = asyncio.create_task(
                 bot.start(settings.DISCORD_TOKEN.get_secret_value()), name="stemcord-discord"
             )
             if started is not None and not started.done():
-                started.set_result(RunningApp(bot, engine, store, server))
+                started.set_result(
+                    RunningApp(bot, engine, store, server, metrics, admin, retention)
+                )
             stop_task = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             log.info("shutting down")
@@ -154,6 +208,7 @@ async def run_app(
             if server is not None:
                 await server.stop()
                 server = None
+            await retention.stop()
             await engine.stop(grace=10.0)
             await bot.close()
             stop_task.cancel()
@@ -165,6 +220,10 @@ async def run_app(
     finally:
         if server is not None:
             await server.stop()
+        if retention is not None:
+            await retention.stop()
+        if admin is not None:
+            await admin.stop()
         await store.close()
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
 from bot.kinds import SEPARATION, JobKind, SeparationKind, UnusableResult
+from bot.logs import job_context, set_job_context, set_vidgo_task_id
+from bot.observe import DeliveryObserver
 from bot.scheduler import DueScheduler
 from bot.sources import Plan, Source
 from bot.vidgo.errors import (
@@ -225,8 +227,10 @@ class JobEngine:
         *,
         kinds: Mapping[str, JobKind] | None = None,
         clock: Callable[[], float] = time.time,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.vidgo = vidgo
         self.delivery = delivery
         self.config = config
@@ -299,6 +303,8 @@ class JobEngine:
         )
         admitted = await self.store.admit(new, now, submit_lease_until=now + self.config.work_lease)
         job = admitted.job
+        # Label this request's log lines with the job (each interaction runs in its own task).
+        set_job_context(job.id, job.vidgo_task_id)
         log.info(
             "job %s admitted (%s) model=%s source=%s",
             job.id,
@@ -346,6 +352,8 @@ class JobEngine:
         job = await self.store.note_callback(hash_token(token), self._clock())
         if job is None:
             return CallbackOutcome.UNKNOWN
+        with job_context(job.id, job.vidgo_task_id):
+            log.debug("job %s: callback received (%s)", job.id, job.state.value)
         self._last_callback_at = self._clock()
         if not job.state.is_active:
             return CallbackOutcome.IGNORED
@@ -438,6 +446,7 @@ class JobEngine:
                 receipt.task_id,
             )
             return await self.store.get(job.id) or job
+        set_vidgo_task_id(receipt.task_id)
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
         immediate = self._kind(job).result_at_submit(job, receipt)
         if immediate is not None:
@@ -689,6 +698,9 @@ class JobEngine:
                 due_at=None,
             )
             log.info("job %s: delivered (message %s)", job.id, message_id)
+            if self.observer is not None and job.outcome is not None:
+                started = job.finished_at if job.finished_at is not None else job.updated_at
+                self.observer.delivered(job.outcome.value, self._clock() - started)
             return
         if permanent or attempts >= self.config.delivery_max_attempts:
             log.error("job %s: undeliverable after %d attempt(s): %s", job.id, attempts, reason)

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
+from bot.logs import set_job_context
 from storage.base import JobStore
 from storage.records import JobRecord
 
@@ -125,6 +126,8 @@ class DueScheduler:
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def _work(self, job: JobRecord) -> None:
+        # Every log line written while working on the job carries its ids (bot/logs.py).
+        set_job_context(job.id, job.vidgo_task_id)
         try:
             await self._handler(job)
         except asyncio.CancelledError:

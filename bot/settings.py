@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     CALLBACK_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Operations (docs/operations.md).
+    LOG_FORMAT: Literal["human", "json"] = "human"
+    ADMIN_ENABLED: bool = True
+    ADMIN_HOST: str = "127.0.0.1"
+    ADMIN_PORT: int = Field(default=8081, ge=0, le=65535)
+    METRICS_ON_WEBHOOK: bool = False
+    RETENTION_JOBS_DAYS: float = Field(default=30.0, ge=0)
+    RETENTION_CACHE_DAYS: float = Field(default=90.0, ge=0)
+    RETENTION_INTERVAL_HOURS: float = Field(default=6.0, gt=0, le=24 * 30)
+
+    @field_validator("DISCORD_TOKEN", "VIDGO_API_KEY")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        # .env.example leaves both empty: an empty value means "not filled in yet".
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty (fill it in .env)")
+        return value
+
     @field_validator("DISCORD_API_BASE", "VIDGO_BASE_URL")
     @classmethod
     def _check_http(cls, value: str) -> str:
@@ -115,6 +133,31 @@ def database_path(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
+class DatabaseSettings(BaseSettings):
+    """Only ``DATABASE_URL``: what the offline commands (``migrate``, ``jobs``) need.
+
+    They read the database without the bot's secrets, so an operator can inspect jobs on a
+    machine that holds only the data volume.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    DATABASE_URL: str = Settings.model_fields["DATABASE_URL"].default
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        database_path(value)
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by DATABASE_URL."""
+        return database_path(self.DATABASE_URL)
+
+
 class SettingsError(Exception):
     """Settings are missing or invalid; the message is one line fit for the operator."""
 
@@ -147,3 +190,11 @@ def load_settings_or_exit() -> Settings:
     except SettingsError as exc:
         sys.stderr.write(f"stemcord: {exc}\n")
         raise SystemExit(2) from None
+
+
+def load_database_settings(**overrides: object) -> DatabaseSettings:
+    """Read ``DATABASE_URL`` only; raise :class:`SettingsError` with one clear line."""
+    try:
+        return DatabaseSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_error(exc)) from None

@@ -19,6 +19,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
+from bot.observe import CallbackObserver
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,16 @@ class CallbackServer:
     """An aiohttp server for Vidgo callbacks (and, later, health endpoints)."""
 
     def __init__(
-        self, sink: CallbackSink, *, host: str, port: int, max_body: int = 64 * 1024
+        self,
+        sink: CallbackSink,
+        *,
+        host: str,
+        port: int,
+        max_body: int = 64 * 1024,
+        observer: CallbackObserver | None = None,
     ) -> None:
         self._sink = sink
+        self._observer = observer
         self._host = host
         self._port = port
         self._max_body = max_body
@@ -67,7 +75,11 @@ class CallbackServer:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()  # e.g. the port is taken: leave nothing half-open
+            raise
         self._runner = runner
         self._bound_port = int(runner.addresses[0][1])
         log.info("callback listener on %s:%s", self._host, self._bound_port)
@@ -79,24 +91,31 @@ class CallbackServer:
             await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
+        outcome, response = await self._answer(request)
+        if self._observer is not None:
+            self._observer.callback(outcome)
+        return response
+
+    async def _answer(self, request: web.Request) -> tuple[str, web.Response]:
+        """How the request was taken (a label for metrics) and the reply."""
         token = request.match_info["token"]
         if not _TOKEN.match(token):
-            return _reply(404, "unknown callback")
+            return "unknown", _reply(404, "unknown callback")
         if request.content_length is not None and request.content_length > self._max_body:
-            return _reply(413, "body too large")
+            return "too_large", _reply(413, "body too large")
         if request.content_type != "application/json":
-            return _reply(415, "expected application/json")
+            return "wrong_type", _reply(415, "expected application/json")
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _reply(413, "body too large")
+            return "too_large", _reply(413, "body too large")
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            return _reply(400, "body is not valid JSON")
+            return "bad_json", _reply(400, "body is not valid JSON")
         if not isinstance(body, dict):
-            return _reply(400, "body must be a JSON object")
+            return "bad_json", _reply(400, "body must be a JSON object")
         outcome = await self._sink.on_callback(token)
         if outcome is CallbackOutcome.UNKNOWN:
-            return _reply(404, "unknown callback")
-        return _reply(200, outcome.value)
+            return outcome.value, _reply(404, "unknown callback")
+        return outcome.value, _reply(200, outcome.value)

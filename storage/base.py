@@ -196,3 +196,33 @@ class JobStore(ABC):
         self, guild_id: int, settings: Mapping[str, Any], now: float
     ) -> None:
         """Replace a guild's settings."""
+
+    # --- operations: health, retention ----------------------------------------------------
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Answer one trivial query (readiness); raise if the database does not answer."""
+
+    @abstractmethod
+    async def oldest_unfinished_created_at(self) -> float | None:
+        """When the oldest job not in a final state was created, or ``None``."""
+
+    @abstractmethod
+    async def prune_finished(self, before: float, *, batch: int = 1000) -> int:
+        """Delete jobs in a final state that ended before ``before``; return how many.
+
+        Only delivered, undeliverable and cancelled jobs are deleted, and never a job that a
+        remaining job names as its leader (``leader_id``): a leader goes only together with
+        all of its followers. Deletes run in batches of ``batch`` so writers are not held up.
+        """
+
+    @abstractmethod
+    async def prune_cache(self, before: float) -> int:
+        """Delete cached results made before ``before``; return how many."""
+
+    @abstractmethod
+    async def checkpoint(self) -> bool:
+        """Fold the write-ahead log back into the database (if the backend has one).
+
+        Returns ``False`` when readers kept part of it from being folded (try again later).
+        """

@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 
 from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore
-from storage.jobstate import InvalidTransition, JobState, check_transition
+from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
 from storage.migrate import migrate
 from storage.records import (
     Admission,
@@ -68,6 +68,7 @@ _COLUMNS = (
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
+_FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
 
 
@@ -146,6 +147,8 @@ class SqliteJobStore(JobStore):
         self._lock = asyncio.Lock()
         self._callback_queue: list[tuple[str, float, asyncio.Future[JobRecord | None]]] = []
         self._callback_flusher: asyncio.Task[None] | None = None
+        # Versions the last open() applied (the ``migrate`` command reports them).
+        self.applied_migrations: list[int] = []
 
     @property
     def path(self) -> Path:
@@ -170,7 +173,7 @@ class SqliteJobStore(JobStore):
             # last commits, and every job is then resumed from an earlier state.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            await migrate(conn)
+            self.applied_migrations = await migrate(conn)
         except BaseException:
             await conn.close()
             raise
@@ -693,6 +696,77 @@ class SqliteJobStore(JobStore):
                 "updated_at = excluded.updated_at",
                 (guild_id, _dumps(settings), now),
             )
+
+    # --- operations: health, retention ----------------------------------------------------
+
+    async def ping(self) -> None:
+        """See :meth:`JobStore.ping`."""
+        async with self._lock, self.conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
+    async def oldest_unfinished_created_at(self) -> float | None:
+        """See :meth:`JobStore.oldest_unfinished_created_at`.
+
+        One ``MIN`` per unfinished state, each a single lookup in ``jobs_state_created``
+        (V4), instead of scanning every unfinished job (0.1 ms instead of 40 ms at 200,000
+        jobs, ``bench/operations.py``).
+        """
+        states = [state.value for state in JobState if state not in FINAL_STATES]
+        parts = " UNION ALL ".join(
+            "SELECT MIN(created_at) AS m FROM jobs WHERE state = ?" for _ in states
+        )
+        async with (
+            self._lock,
+            self.conn.execute(f"SELECT MIN(m) FROM ({parts})", states) as cur,  # noqa: S608
+        ):
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def prune_finished(self, before: float, *, batch: int = 1000) -> int:
+        """See :meth:`JobStore.prune_finished`.
+
+        ``keep`` is every job some non-prunable job depends on, followed up the leader
+        chain: such a job stays even if it is old and final itself, so ``leader_id`` never
+        points at a deleted row (the foreign key would refuse it anyway).
+        """
+        prunable = f"state IN {_FINAL_SQL} AND finished_at IS NOT NULL AND finished_at < :before"
+        sql = f"""
+            DELETE FROM jobs WHERE id IN (
+                WITH RECURSIVE keep(id) AS (
+                    SELECT leader_id FROM jobs
+                    WHERE leader_id IS NOT NULL AND NOT ({prunable})
+                    UNION
+                    SELECT j.leader_id FROM jobs j JOIN keep k ON j.id = k.id
+                    WHERE j.leader_id IS NOT NULL
+                )
+                SELECT id FROM jobs WHERE {prunable} AND id NOT IN (SELECT id FROM keep)
+                ORDER BY finished_at LIMIT :batch
+            )
+        """  # noqa: S608 - fixed SQL, values are parameters
+        total = 0
+        while True:
+            async with self._tx() as conn:
+                cur = await conn.execute(sql, {"before": before, "batch": batch})
+                deleted = cur.rowcount
+                await cur.close()
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def prune_cache(self, before: float) -> int:
+        """See :meth:`JobStore.prune_cache`."""
+        async with self._tx() as conn:
+            cur = await conn.execute("DELETE FROM results_cache WHERE created_at < ?", (before,))
+            deleted = cur.rowcount
+            await cur.close()
+        return deleted
+
+    async def checkpoint(self) -> bool:
+        """See :meth:`JobStore.checkpoint`: ``PRAGMA wal_checkpoint(TRUNCATE)``."""
+        async with self._lock, self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+            row = await cur.fetchone()
+        # (busy, frames in the log, frames checkpointed); busy = 1 means readers blocked it.
+        return row is not None and int(row[0]) == 0
 
 
 def integrity_ok(path: Path | str) -> bool:

@@ -121,3 +121,14 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
     for i, line in enumerate(lines):
         if line and not line.startswith("#"):
             assert lines[i - 1].startswith("# "), f"{line} has no comment above it"
+
+
+def test_empty_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As left by copying .env.example without filling it in.
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    monkeypatch.setenv("VIDGO_API_KEY", "  ")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "DISCORD_TOKEN: must not be empty" in text
+    assert "VIDGO_API_KEY: must not be empty" in text

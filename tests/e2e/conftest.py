@@ -58,6 +58,7 @@ class World:
             "DEV_GUILD_ID": self.guild.id,
             "VIDGO_RATE_PER_SECOND": 1000,
             "DELIVERY_MAX_ATTEMPTS": 4,
+            "ADMIN_PORT": 0,  # any free port (RunningApp.admin.port)
         }
         values.update(self.overrides)
         return load_settings(_env_file=None, **values)

@@ -1,0 +1,140 @@
+"""The admin listener: ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+
+It binds its own address (``ADMIN_HOST:ADMIN_PORT``, default ``127.0.0.1:8081``) so that
+metrics and health never face the internet the way the callback listener must; the same routes
+can be added to the callback listener when ``METRICS_ON_WEBHOOK`` says so
+(:meth:`AdminRoutes.install`).
+
+* ``/healthz`` — liveness: the process and its event loop answer. Always 200 while running.
+* ``/readyz`` — readiness: every named check passes (the app passes "database" and
+  "discord"); 200 or 503 with each check's result as JSON. A check that raises or takes
+  longer than ``check_timeout`` counts as failed.
+* ``/metrics`` — the Prometheus text exposition from a callable the app passes in.
+
+This module knows neither Discord nor prometheus-client: the app hands it callables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+MetricsSource = Callable[[], Awaitable[bytes]]
+
+HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _json(status: int, body: Mapping[str, object]) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), headers=_JSON_HEADERS)
+
+
+class AdminRoutes:
+    """The three handlers, installable on any aiohttp application."""
+
+    def __init__(
+        self,
+        *,
+        checks: Mapping[str, ReadyCheck],
+        metrics: MetricsSource | None = None,
+        metrics_content_type: str = "text/plain; version=0.0.4; charset=utf-8",
+        check_timeout: float = 2.0,
+    ) -> None:
+        self._checks = dict(checks)
+        self._metrics = metrics
+        self._metrics_content_type = metrics_content_type
+        self._check_timeout = check_timeout
+
+    def install(self, app: web.Application) -> None:
+        """Add ``/healthz``, ``/readyz`` and (with a source) ``/metrics`` to ``app``."""
+        app.router.add_get(HEALTHZ_PATH, self.healthz)
+        app.router.add_get(READYZ_PATH, self.readyz)
+        if self._metrics is not None:
+            app.router.add_get(METRICS_PATH, self.metrics)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """Liveness."""
+        return _json(200, {"ok": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: every check, run concurrently."""
+        names = list(self._checks)
+        results = await asyncio.gather(*(self._run_check(name) for name in names))
+        checks = dict(zip(names, results, strict=True))
+        ready = all(result == "ok" for result in results)
+        return _json(200 if ready else 503, {"ok": ready, "checks": checks})
+
+    async def _run_check(self, name: str) -> str:
+        try:
+            async with asyncio.timeout(self._check_timeout):
+                passed = await self._checks[name]()
+        except TimeoutError:
+            return f"fail: no answer within {self._check_timeout:g} s"
+        except Exception as exc:
+            log.warning("readiness check %s failed", name, exc_info=True)
+            return f"fail: {type(exc).__name__}"
+        return "ok" if passed else "fail"
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """The Prometheus exposition."""
+        assert self._metrics is not None  # noqa: S101 - the route exists only with a source
+        try:
+            body = await self._metrics()
+        except Exception:
+            log.exception("could not collect metrics")
+            return web.Response(status=500, text="could not collect metrics\n")
+        return web.Response(body=body, headers={"Content-Type": self._metrics_content_type})
+
+
+class AdminServer:
+    """An aiohttp server with only the admin routes."""
+
+    def __init__(self, routes: AdminRoutes, *, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self.app = web.Application()
+        routes.install(self.app)
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        if self._bound_port is None:
+            raise RuntimeError("server not started")
+        return self._bound_port
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running listener (for local probes and tests)."""
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and serve."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._bound_port = int(runner.addresses[0][1])
+        log.info("admin listener (health, metrics) on %s:%s", self._host, self._bound_port)
+
+    async def stop(self) -> None:
+        """Stop accepting and close."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -1,0 +1,226 @@
+"""``python -m bot``: every command's help, the offline commands, and ``check`` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser, format_job_table, main
+from storage.jobstate import JobState
+from storage.sqlite import SqliteJobStore
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.vidgo import FakeVidgo
+from tests.storage.test_sqlite_store import NOW, new_job
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTING_PREFIXES = ("DISCORD_", "VIDGO_", "WEBHOOK_", "POLL_", "JOB_", "PUBLIC_URL", "DATABASE_URL")
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No secrets, no .env; DATABASE_URL points into tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    db = tmp_path / "data" / "jobs.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    return db
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "Without a command, runs the bot"),
+        (["run"], "until SIGINT or SIGTERM"),
+        (["check"], "exit 1 if any check failed"),
+        (["sync"], "--guild"),
+        (["jobs"], "list"),
+        (["jobs", "list"], "--state"),
+        (["jobs", "show"], "Show every field of one job"),
+        (["migrate"], "Apply pending schema migrations"),
+    ],
+)
+def test_every_command_has_help(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m bot")
+    assert expected in " ".join(out.split())
+
+
+def test_jobs_needs_an_action() -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["jobs"])
+    assert info.value.code == 2
+
+
+def test_migrate_creates_then_reports_up_to_date(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    first = capsys.readouterr().out
+    assert "applied V1" in first and "V4" in first and offline.exists()
+    assert main(["migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_jobs_without_a_database_says_so(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "list"]) == 1
+    assert "no database at" in capsys.readouterr().err
+    assert not offline.exists()  # reading never creates the file
+
+
+def seed(db: Path) -> None:
+    async def go() -> None:
+        store = SqliteJobStore(db)
+        await store.open()
+        try:
+            await store.admit(new_job("aaaaaaaaaa", key="k1"), NOW, submit_lease_until=NOW)
+            await store.admit(new_job("bbbbbbbbbb", key="k2"), NOW + 60, submit_lease_until=NOW)
+            await store.transition("bbbbbbbbbb", JobState.SUBMITTED, NOW + 61, vidgo_task_id="VT")
+            await store.record_outcome(
+                "bbbbbbbbbb", JobState.FAILED, NOW + 62, last_error="Vidgo said\nno"
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_jobs_list_and_show(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(offline)
+    assert main(["jobs", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "ID",
+        "STATE",
+        "MODEL",
+        "CREATED",
+        "(UTC)",
+        "AGE",
+        "VIDGO",
+        "TASK",
+        "ERROR",
+    ]
+    assert lines[1].split()[:2] == ["bbbbbbbbbb", "failed"]  # newest first
+    assert "Vidgo said no" in lines[1] and "VT" in lines[1]
+    assert lines[2].split()[:2] == ["aaaaaaaaaa", "accepted"]
+
+    assert main(["jobs", "list", "--state", "accepted", "--json"]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["id"] == "aaaaaaaaaa" and row["state"] == "accepted"
+    assert row["created_at"] == "2027-01-15T08:00:00Z"
+    assert "callback_token_hash" not in row
+
+    assert main(["jobs", "show", "BBBBBBBBBB"]) == 0
+    out = capsys.readouterr().out
+    assert "state: failed" in out and "vidgo_task_id: VT" in out and "outcome: failed" in out
+    assert "finished_at: 2027-01-15T08:01:02Z" in out
+    assert main(["jobs", "show", "bbbbbbbbbb", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["last_error"] == "Vidgo said\nno"
+
+    assert main(["jobs", "show", "zzzzzzzzzz"]) == 1
+    assert "no job 'zzzzzzzzzz'" in capsys.readouterr().err
+
+
+def test_empty_job_table() -> None:
+    assert format_job_table([], now=NOW) == "no jobs"
+
+
+# --- check as a real process ------------------------------------------------------------------
+
+
+def child_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(values)
+    return env
+
+
+async def run_cli(tmp_path: Path, env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_check_command_exit_status_follows_the_checklist(tmp_path: Path) -> None:
+    async with FakeVidgo() as vidgo, FakeDiscord() as discord:
+        good = child_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            VIDGO_API_KEY=vidgo.api_key,
+            VIDGO_BASE_URL=vidgo.base_url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, _ = await run_cli(tmp_path, good, "check")
+        assert code == 0, out
+        assert out.splitlines()[0] == "Stemcord check"
+        assert out.splitlines()[-1] == "All checks passed."
+
+        secret = "vidgo-key-that-is-wrong-987"
+        code, out, err = await run_cli(tmp_path, {**good, "VIDGO_API_KEY": secret}, "check")
+        assert code == 1
+        assert "FAIL  vidgo" in out and "fix:" in out
+        assert secret not in out + err
+
+    missing = child_env(tmp_path)
+    code, out, _ = await run_cli(tmp_path, missing, "check")
+    assert code == 1
+    assert "FAIL  settings" in out and "DISCORD_TOKEN is required" in out
+
+
+async def test_run_with_a_taken_admin_port_names_the_settings(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN="unused-token-value",
+            VIDGO_API_KEY="unused-key-value",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            ADMIN_PORT=str(port),
+        )
+        code, _, err = await run_cli(tmp_path, env, "run")
+    assert code == 2
+    assert "address already in use" in err and "ADMIN_PORT" in err
+    assert "Traceback" not in err
+
+
+async def test_sync_command_registers_the_commands_in_one_guild(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord, FakeVidgo() as vidgo:
+        guild = discord.add_guild()
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            DISCORD_GATEWAY_URL=discord.gateway_url,
+            VIDGO_API_KEY=vidgo.api_key,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, err = await run_cli(tmp_path, env, "sync", "--guild", str(guild.id))
+        assert code == 0, err
+        commands = discord.synced_commands[guild.id]
+    assert out.strip() == f"synced {len(commands)} command(s) to guild {guild.id}"
+    assert "separate" in {c["name"] for c in commands}

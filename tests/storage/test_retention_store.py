@@ -1,0 +1,178 @@
+"""Store methods behind operations: retention pruning, WAL checkpoint, readiness, metrics."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage.base import JobStore
+from storage.jobstate import FINAL_STATES, JobState
+from storage.records import CachedResult
+from storage.sqlite import _FINAL_SQL, SqliteJobStore, integrity_ok
+from tests.storage.test_sqlite_store import NOW, new_job
+
+DAY = 86400.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
+    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def delivered(store: JobStore, job_id: str, at: float, *, key: str | None = None) -> None:
+    """A job that succeeded at ``at`` and was delivered."""
+    await store.admit(new_job(job_id, key=key or f"k-{job_id}"), at, submit_lease_until=at)
+    await store.record_outcome(job_id, JobState.SUCCEEDED, at, result={"stems": {}})
+    await store.transition(job_id, JobState.DELIVERED, at, due_at=None)
+
+
+async def ids(store: SqliteJobStore) -> set[str]:
+    async with store.conn.execute("SELECT id FROM jobs") as cur:
+        return {row[0] for row in await cur.fetchall()}
+
+
+def test_final_states_in_sql_match_the_state_machine() -> None:
+    assert {s.strip(" '") for s in _FINAL_SQL.strip("()").split(",")} == {
+        s.value for s in FINAL_STATES
+    }
+
+
+async def test_prune_deletes_only_final_jobs_that_ended_before_the_cutoff(
+    store: SqliteJobStore,
+) -> None:
+    await delivered(store, "old", NOW - 40 * DAY)
+    await delivered(store, "recent", NOW - 1 * DAY)
+    # Old but unfinished, or finished with a message still owed: never pruned.
+    await store.admit(new_job("waiting", key="k-w"), NOW - 40 * DAY, submit_lease_until=NOW)
+    await store.admit(new_job("owed", key="k-o"), NOW - 40 * DAY, submit_lease_until=NOW)
+    await store.record_outcome("owed", JobState.FAILED, NOW - 40 * DAY, last_error="x")
+    # Cancelled and undeliverable are final too.
+    await store.admit(new_job("cancelled", key="k-c"), NOW - 40 * DAY, submit_lease_until=NOW)
+    await store.cancel("cancelled", NOW - 40 * DAY)
+    await store.admit(new_job("lost", key="k-l"), NOW - 40 * DAY, submit_lease_until=NOW)
+    await store.record_outcome("lost", JobState.FAILED, NOW - 40 * DAY, last_error="x")
+    await store.transition("lost", JobState.UNDELIVERABLE, NOW - 40 * DAY, due_at=None)
+
+    assert await store.prune_finished(NOW - 30 * DAY) == 3
+    assert await ids(store) == {"recent", "waiting", "owed"}
+    assert await store.prune_finished(NOW - 30 * DAY) == 0
+
+
+async def test_a_leader_is_kept_while_a_follower_still_needs_it(store: SqliteJobStore) -> None:
+    old = NOW - 40 * DAY
+    await store.admit(new_job("lead"), old, submit_lease_until=old)
+    await store.admit(new_job("f1", requester=2), old, submit_lease_until=old)
+    await store.admit(new_job("f2", requester=3), old, submit_lease_until=old)
+    await store.record_outcome("lead", JobState.SUCCEEDED, old, result={"stems": {}})
+    await store.transition("lead", JobState.DELIVERED, old, due_at=None)
+    await store.transition("f1", JobState.DELIVERED, old, due_at=None)
+    # f2's message is still owed: f2 and its leader stay; f1 (nobody follows it) goes.
+    assert await store.prune_finished(NOW - 30 * DAY) == 1
+    assert await ids(store) == {"lead", "f2"}
+    follower = await store.get("f2")
+    assert follower is not None and follower.leader_id == "lead"
+
+    await store.transition("f2", JobState.DELIVERED, old, due_at=None)
+    assert await store.prune_finished(NOW - 30 * DAY) == 2
+    assert await ids(store) == set()
+    assert integrity_ok(store.path)
+
+
+async def test_a_leader_is_kept_while_a_recent_follower_is_kept(store: SqliteJobStore) -> None:
+    old = NOW - 40 * DAY
+    await store.admit(new_job("lead"), old, submit_lease_until=old)
+    await store.admit(new_job("f1", requester=2), old, submit_lease_until=old)
+    await store.record_outcome("lead", JobState.SUCCEEDED, old, result={"stems": {}})
+    await store.transition("lead", JobState.DELIVERED, old, due_at=None)
+    await store.transition("f1", JobState.DELIVERED, old, due_at=None)
+    # The follower ended recently (a moderator retry can do that): it and its leader stay.
+    await store.conn.execute("UPDATE jobs SET finished_at = ? WHERE id = 'f1'", (NOW,))
+    assert await store.prune_finished(NOW - 30 * DAY) == 0
+    assert await ids(store) == {"lead", "f1"}
+
+
+async def test_leader_chains_are_followed(store: SqliteJobStore) -> None:
+    old = NOW - 40 * DAY
+    for job_id in ("a", "b", "c"):
+        await delivered(store, job_id, old)
+    # c follows b, which follows a; c is recent, so the whole chain must stay.
+    await store.conn.execute("UPDATE jobs SET leader_id = 'a' WHERE id = 'b'")
+    await store.conn.execute(
+        "UPDATE jobs SET leader_id = 'b', finished_at = ? WHERE id = 'c'", (NOW,)
+    )
+    assert await store.prune_finished(NOW - 30 * DAY) == 0
+    await store.conn.execute("UPDATE jobs SET finished_at = ? WHERE id = 'c'", (old,))
+    assert await store.prune_finished(NOW - 30 * DAY) == 3
+
+
+async def test_prune_works_in_batches(store: SqliteJobStore) -> None:
+    for i in range(7):
+        await delivered(store, f"j{i}", NOW - 40 * DAY + i)
+    assert await store.prune_finished(NOW - 30 * DAY, batch=3) == 7
+    assert await ids(store) == set()
+
+
+async def test_prune_cache_by_age(store: SqliteJobStore) -> None:
+    for key, at in (("old", NOW - 100 * DAY), ("new", NOW - DAY)):
+        await store.cache_put(CachedResult(key, "separate-vocals", "t", {"stems": {}}, None, at))
+    assert await store.prune_cache(NOW - 90 * DAY) == 1
+    assert await store.cache_get("old") is None
+    assert await store.cache_get("new") is not None
+
+
+async def test_checkpoint_empties_the_wal(store: SqliteJobStore) -> None:
+    for i in range(20):
+        await delivered(store, f"j{i}", NOW)
+    wal = f"{store.path}-wal"
+    assert os.stat(wal).st_size > 0
+    assert await store.checkpoint() is True
+    assert os.stat(wal).st_size == 0
+
+
+async def test_oldest_unfinished_and_ping(store: SqliteJobStore) -> None:
+    await store.ping()
+    assert await store.oldest_unfinished_created_at() is None
+    await delivered(store, "done", NOW - 50)
+    await store.admit(new_job("w1", key="k1"), NOW - 30, submit_lease_until=NOW)
+    await store.admit(new_job("w2", key="k2"), NOW - 10, submit_lease_until=NOW)
+    assert await store.oldest_unfinished_created_at() == NOW - 30
+
+
+async def test_ping_fails_on_a_closed_store(tmp_path: Path) -> None:
+    s = SqliteJobStore(tmp_path / "x.sqlite3")
+    await s.open()
+    await s.close()
+    with pytest.raises(RuntimeError):
+        await s.ping()
+
+
+async def test_retention_queries_use_the_v4_indexes(tmp_path: Path) -> None:
+    s = SqliteJobStore(tmp_path / "plan.sqlite3")
+    await s.open()
+    await s.close()
+    conn = sqlite3.connect(tmp_path / "plan.sqlite3")
+    try:
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE finished_at IS NOT NULL "
+                "AND finished_at < 1"
+            )
+        )
+        assert "jobs_finished" in plan
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN DELETE FROM results_cache WHERE created_at < 1"
+            )
+        )
+        assert "results_cache_created" in plan
+    finally:
+        conn.close()
