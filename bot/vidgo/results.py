@@ -30,6 +30,9 @@ from bot.vidgo.errors import VidgoMalformedResponse
 
 log = logging.getLogger(__name__)
 
+# No song lasts longer than a day; anything beyond is a malformed value, not a duration.
+MAX_DURATION_SECONDS = 86_400
+
 MAX_URL_CHARS = 2048
 MAX_ERROR_MESSAGE_CHARS = 1000
 MAX_TITLE_CHARS = 256
@@ -316,7 +319,8 @@ def _duration(value: object) -> float | None:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+    # Compared before float(): a huge JSON integer would overflow; NaN and inf fail the test.
+    if isinstance(value, int | float) and 0 <= value <= MAX_DURATION_SECONDS:
         return float(value)
     return None
 

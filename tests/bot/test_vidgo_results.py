@@ -310,6 +310,13 @@ def test_generation_tracks_are_parsed() -> None:
     )
 
 
+@pytest.mark.parametrize("duration", [10**400, -1, float("nan"), "inf", "1e999", True, 86_401])
+def test_implausible_durations_are_dropped_not_raised(duration: object) -> None:
+    files = [{"audio_id": "a", "title": "t", "duration": duration}]
+    (track,) = parse_detail(finished(files)).tracks
+    assert track.duration is None
+
+
 def test_files_that_are_not_a_list_give_nothing() -> None:
     body = finished([])
     body["data"]["files"] = "oops"
