@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
+from bot.policy import GuildPolicy
 from bot.scheduler import DueScheduler
 from bot.sources import Plan, Source
 from bot.vidgo.errors import (
@@ -125,6 +126,8 @@ class SeparationRequest:
     channel_id: int
     guild_id: int | None = None
     status_message_id: int | None = None
+    # The server's rules: per-member limits, result channel, DM copy (None = no limits).
+    policy: GuildPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,16 @@ def track_dict(track: TrackInfo | None) -> dict[str, Any] | None:
         "cover_url": track.cover_url,
         "duration": track.duration,
         "audio_id": track.audio_id,
+    }
+
+
+def _policy_fields(policy: GuildPolicy | None) -> dict[str, Any]:
+    """What a new job keeps of its server's policy (where and how its result is sent)."""
+    if policy is None:
+        return {}
+    return {
+        "result_channel_id": policy.result_channel_id,
+        "dm_on_completion": policy.dm_on_completion,
     }
 
 
@@ -247,8 +260,15 @@ class JobEngine:
             callback_token_hash=hash_token(token) if token else None,
             deadline_at=now + self.config.job_timeout,
             status_message_id=request.status_message_id,
+            **_policy_fields(request.policy),
         )
-        admitted = await self.store.admit(new, now, submit_lease_until=now + self.config.work_lease)
+        # Raises storage.records.LimitReached (nothing recorded) when a limit holds.
+        admitted = await self.store.admit(
+            new,
+            now,
+            submit_lease_until=now + self.config.work_lease,
+            limits=request.policy.admission_limits() if request.policy else None,
+        )
         job = admitted.job
         log.info(
             "job %s admitted (%s) model=%s source=%s",
