@@ -28,7 +28,7 @@ from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate",)
+EXTENSIONS = ("cogs.separate", "cogs.karaoke")
 
 
 def apply_discord_urls(settings: Settings) -> None:

@@ -420,6 +420,28 @@ class FakeDiscord:
         channel.denied = True
         self._dispatch("CHANNEL_UPDATE", self._channel_json(channel), intent=INTENT_GUILDS)
 
+    def add_role(self, guild_id: int, name: str = "karaoke", permissions: int = 0) -> int:
+        """A role in a guild (GUILD_ROLE_CREATE to a connected bot); returns its id."""
+        guild = self.guilds[guild_id]
+        role_id = self._ids.next(self.now())
+        guild.roles[role_id] = (name, permissions)
+        self._dispatch(
+            "GUILD_ROLE_CREATE",
+            {"guild_id": str(guild_id), "role": role_json(role_id, name, permissions)},
+            intent=INTENT_GUILDS,
+        )
+        return role_id
+
+    def give_role(self, guild_id: int, user_id: int, role_id: int) -> None:
+        """The member now holds the role (seen in their next interactions)."""
+        guild = self.guilds[guild_id]
+        if role_id not in guild.roles:
+            raise ValueError(f"guild {guild_id} has no role {role_id}")
+        self.add_user(user_id)
+        held = guild.member_roles.setdefault(user_id, [])
+        if role_id not in held:
+            held.append(role_id)
+
     def block_dms(self, user_id: int) -> None:
         """The user closed DMs: sending to their DM channel gets 403 (50007)."""
         self.add_user(user_id).dms_blocked = True
@@ -468,22 +490,32 @@ class FakeDiscord:
         "content_type"?, "data"?: bytes, "url"?}``; each gets an id, a URL on this fake
         (serving ``data``) and a place in ``data.resolved.attachments``, and an attachment
         option of the command without a value is bound to them in order.
+
+        A subcommand is named by its path: ``name="karaoke settings show"``; ``options``
+        are then the subcommand's own, and are nested as Discord nests them.
         """
         guild, channel = self._guild_channel(guild_id, channel_id)
         user = self.add_user(user_id)
-        command, scope = self._find_command(guild_id, name, kind=1)
+        top, *path = name.split()
+        command, scope = self._find_command(guild_id, top, kind=1)
+        holder, nesting = self._subcommand_path(command, path)
         offered = [self._offered_attachment(channel_id, dict(a)) for a in attachments or []]
-        opts = self._typed_options(command, [dict(o) for o in options or []], offered)
+        opts = self._typed_options(holder, [dict(o) for o in options or []], offered)
+        resolved = self._resolved_options(guild, opts)
+        for part, kind in reversed(nesting):
+            opts = [{"name": part, "type": kind, "options": opts}]
         data: dict[str, Any] = {
             "id": str(command["id"]) if command else str(self._ids.next(self.now())),
-            "name": name,
+            "name": top,
             "type": 1,
             "options": opts,
         }
         if scope is not None:
             data["guild_id"] = str(scope)
         if offered:
-            data["resolved"] = {"attachments": {str(a.id): a.as_json() for a in offered}}
+            resolved["attachments"] = {str(a.id): a.as_json() for a in offered}
+        if resolved:
+            data["resolved"] = resolved
         return self._interact(_APP_COMMAND, guild, channel, user, data, permissions, locale)
 
     async def invoke_message_context(
@@ -678,7 +710,10 @@ class FakeDiscord:
             "channel_id": str(channel.id),
             "channel": self._channel_json(channel, permissions=int(permissions)),
             "member": member_json(
-                user, roles=[], joined_at=guild.joined_at, permissions=permissions
+                user,
+                roles=guild.member_roles.get(user.id, []),
+                joined_at=guild.joined_at,
+                permissions=permissions,
             ),
             "token": token,
             "version": 1,
@@ -778,6 +813,52 @@ class FakeDiscord:
             if spec.get("type") == 11 and spec["name"] not in named and unbound:
                 options.append({"name": spec["name"], "type": 11, "value": str(unbound.pop(0))})
         return options
+
+    @staticmethod
+    def _subcommand_path(
+        command: dict[str, Any] | None, path: list[str]
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, int]]]:
+        """The subcommand's schema and the (name, type) of each group on the way to it."""
+        holder = command
+        nesting: list[tuple[str, int]] = []
+        for index, part in enumerate(path):
+            found = next(
+                (
+                    o
+                    for o in (holder or {}).get("options", [])
+                    if o.get("name") == part and o.get("type") in (1, 2)
+                ),
+                None,
+            )
+            if command is not None and found is None:
+                raise ValueError(f"/{command['name']} has no subcommand {' '.join(path)!r}")
+            kind = found["type"] if found else (1 if index == len(path) - 1 else 2)
+            nesting.append((part, kind))
+            holder = found
+        return holder, nesting
+
+    def _resolved_options(
+        self, guild: FakeGuild, options: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """``data.resolved`` for channel (7) and role (8) options, as Discord sends it."""
+        resolved: dict[str, dict[str, Any]] = {}
+        for option in options:
+            kind, value = option.get("type"), option.get("value")
+            if kind == 7:
+                channel = self.channels.get(int(str(value)))
+                if channel is None or channel.guild_id != guild.id:
+                    raise ValueError(f"no channel {value} in guild {guild.id}")
+                option["value"] = str(value)
+                body = self._channel_json(channel, permissions=MEMBER_PERMISSIONS)
+                resolved.setdefault("channels", {})[str(value)] = body
+            elif kind == 8:
+                role = guild.roles.get(int(str(value)))
+                if role is None:
+                    raise ValueError(f"no role {value} in guild {guild.id}")
+                option["value"] = str(value)
+                body = role_json(int(str(value)), role[0], role[1])
+                resolved.setdefault("roles", {})[str(value)] = body
+        return resolved
 
     def _offered_attachment(self, channel_id: int, spec: dict[str, Any]) -> FakeAttachment:
         aid = int(spec["id"]) if "id" in spec else self._ids.next(self.now())
@@ -1977,6 +2058,7 @@ class FakeDiscord:
                     BOT_PERMISSIONS,
                     bot_id=self.bot_user_id,
                 ),
+                *(role_json(rid, name, perms) for rid, (name, perms) in guild.roles.items()),
             ],
             "emojis": [],
             "stickers": [],
