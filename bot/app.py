@@ -19,6 +19,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
 from bot.settings import Settings
 from bot.vidgo.client import VidgoClient
@@ -28,7 +29,7 @@ from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate", "cogs.karaoke")
+EXTENSIONS = ("cogs.separate", "cogs.karaoke", "cogs.jobs")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -75,6 +76,8 @@ class StemcordBot(commands.Bot):
         self.engine: JobEngine | None = None
         # Set by the app: the Discord implementation of the engine's delivery interface.
         self.delivery: DiscordDelivery | None = None
+        # Set by the app: Vidgo's credit balance, fetched on demand and cached.
+        self.balance: BalanceCache | None = None
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync to the development guild if configured, start the engine."""
@@ -134,6 +137,7 @@ async def run_app(
             engine = JobEngine(store, vidgo, delivery, engine_config(settings))
             bot.engine = engine
             bot.delivery = delivery
+            bot.balance = BalanceCache(vidgo.balance)
             if settings.PUBLIC_URL is not None:
                 server = CallbackServer(
                     engine,
