@@ -183,3 +183,60 @@ async def test_settings_of_one_server_do_not_touch_another(world: World) -> None
         ),
     )
     assert "10 jobs" in text(shown)
+
+
+async def finish_newest(world: World) -> str:
+    job = await world.job_for_task_wait()
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    await world.wait_job(job.id, JobState.DELIVERED)
+    return job.id
+
+
+async def test_results_go_to_the_result_channel_and_status_stays(world: World) -> None:
+    await world.start()
+    results = world.discord.add_channel(world.guild.id, name="karaoke-results")
+    await answer(
+        world,
+        await slash(world, "karaoke settings result_channel", permissions=MANAGER, channel=results),
+    )
+    status = await answer(world, await separate_link(world, "song"))
+    assert status.channel_id == world.guild.channel_id
+    job_id = await finish_newest(world)
+    [result] = world.outcome_messages(job_id)
+    assert result.channel_id == results
+    assert f"<@{world.member.id}>" in result.content
+    await world.discord.wait_until(lambda: "Done" in str(status.embeds))
+    # A result channel the bot may not post in falls back to where the command ran.
+    world.discord.deny_channel(results)
+    await answer(world, await separate_link(world, "second"))
+    second = await finish_newest(world)
+    [fallback] = world.outcome_messages(second)
+    assert fallback.channel_id == world.guild.channel_id
+    # Clearing the setting posts where the command ran again.
+    cleared = await answer(
+        world, await slash(world, "karaoke settings result_channel", permissions=MANAGER)
+    )
+    assert "where the command ran" in cleared.content
+    assert world.discord.rule_violations == []
+
+
+async def test_dm_on_completion_sends_a_copy_and_a_blocked_dm_changes_nothing(
+    world: World,
+) -> None:
+    await world.start()
+    await answer(
+        world,
+        await slash(world, "karaoke settings dm_on_completion", permissions=MANAGER, enabled=True),
+    )
+    await answer(world, await separate_link(world, "song"))
+    job_id = await finish_newest(world)
+    nonce = f"stemcord-{job_id}"
+    assert len(world.outcome_messages(job_id, world.guild.channel_id)) == 1
+    assert [m.nonce for m in world.discord.dm_messages(world.member.id)] == [nonce]
+    # With DMs closed the channel message still counts: delivered once, no retry.
+    world.discord.block_dms(world.member.id)
+    await answer(world, await separate_link(world, "other"))
+    second = await finish_newest(world)
+    assert len(world.outcome_messages(second, world.guild.channel_id)) == 1
+    assert world.outcome_messages(second, world.discord.users[world.member.id].dm_channel_id) == []
+    assert world.discord.rule_violations == []
