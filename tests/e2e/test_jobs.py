@@ -230,3 +230,36 @@ async def test_balance_is_for_server_managers_and_cached(world: World) -> None:
     balance_reads = [p for _, p in world.vidgo.requests if p.endswith("/balance")]
     assert len(balance_reads) == 1
     assert world.discord.rule_violations == []
+
+
+async def test_status_autocomplete_offers_the_callers_recent_ids_in_this_server(
+    world: World,
+) -> None:
+    await world.start()
+    ids = await seed_jobs(world, 30, user_id=world.member.id, guild_id=world.guild.id)
+    other = world.discord.add_user(name="other").id
+    await seed_jobs(world, 1, user_id=other, guild_id=world.guild.id, prefix="othr")
+    await seed_jobs(world, 1, user_id=world.member.id, guild_id=world.guild.id + 1, prefix="away")
+    asked = await world.discord.invoke_autocomplete(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="jobs status",
+        focused="job",
+    )
+    await world.discord.wait_until(lambda: asked.choices is not None)
+    assert asked.choices is not None
+    values = [c["value"] for c in asked.choices]
+    assert values == list(reversed(ids))[:25]  # newest first, only the caller's, only here
+    narrowed = await world.discord.invoke_autocomplete(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="jobs status",
+        focused="job",
+        typed="seed00000",
+    )
+    await world.discord.wait_until(lambda: narrowed.choices is not None)
+    assert narrowed.choices is not None
+    assert sorted(c["value"] for c in narrowed.choices) == ids[:10]
+    assert world.discord.rule_violations == []

@@ -240,3 +240,14 @@ async def test_dm_on_completion_sends_a_copy_and_a_blocked_dm_changes_nothing(
     assert len(world.outcome_messages(second, world.guild.channel_id)) == 1
     assert world.outcome_messages(second, world.discord.users[world.member.id].dm_channel_id) == []
     assert world.discord.rule_violations == []
+
+
+async def test_settings_survive_a_restart(world: World) -> None:
+    await world.start()
+    await answer(
+        world, await slash(world, "karaoke settings cooldown", permissions=MANAGER, seconds=45)
+    )
+    await world.stop()
+    await world.start()
+    shown = await answer(world, await slash(world, "karaoke settings show", permissions=MANAGER))
+    assert "45 seconds" in text(shown)

@@ -112,6 +112,9 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 
 _APP_COMMAND = 2
 _COMPONENT = 3
+_AUTOCOMPLETE = 4
+_CHOICES_MAX = 25
+_CHOICE_NAME_MAX = 100
 _OPTION_TYPES: dict[type, int] = {str: 3, int: 4, bool: 5, float: 10}
 _TRUE = ("1", "true", "True")
 
@@ -517,6 +520,42 @@ class FakeDiscord:
         if resolved:
             data["resolved"] = resolved
         return self._interact(_APP_COMMAND, guild, channel, user, data, permissions, locale)
+
+    async def invoke_autocomplete(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        focused: str,
+        typed: str = "",
+        options: list[dict[str, object]] | None = None,
+        permissions: str = MEMBER_PERMISSIONS_STR,
+    ) -> FakeInteraction:
+        """A user types ``typed`` into option ``focused`` of ``/name``: an autocomplete request.
+
+        The bot answers with type 8 and up to 25 choices (in ``interaction.choices``).
+        """
+        guild, channel = self._guild_channel(guild_id, channel_id)
+        user = self.add_user(user_id)
+        top, *path = name.split()
+        command, scope = self._find_command(guild_id, top, kind=1)
+        holder, nesting = self._subcommand_path(command, path)
+        given = [dict(o) for o in options or []]
+        given.append({"name": focused, "value": typed, "type": 3, "focused": True})
+        opts = self._typed_options(holder, given, [])
+        for part, kind in reversed(nesting):
+            opts = [{"name": part, "type": kind, "options": opts}]
+        data: dict[str, Any] = {
+            "id": str(command["id"]) if command else str(self._ids.next(self.now())),
+            "name": top,
+            "type": 1,
+            "options": opts,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return self._interact(_AUTOCOMPLETE, guild, channel, user, data, permissions, "en-US")
 
     async def invoke_message_context(
         self,
@@ -1475,6 +1514,11 @@ class FakeDiscord:
                 self._check_upload_limit(self.channels[interaction.channel_id], call.files, label)
                 self._edit(target, data or {}, call.files, label)
             interaction.original_message = target
+        elif rtype == 8 and interaction.type == _AUTOCOMPLETE:
+            errors = _check_choices(data)
+            if errors:
+                return self._form_errors(label, errors)
+            interaction.choices = list((data or {}).get("choices") or [])
         elif rtype == 9:
             errors = check_modal(data)
             if errors:
@@ -2223,6 +2267,37 @@ class FakeDiscord:
     async def _control_block_dms(self, request: web.Request) -> web.Response:
         self.block_dms(int(request.match_info["user_id"]))
         return _json(200, {"ok": True})
+
+
+def _check_choices(data: dict[str, Any] | None) -> list[FormError]:
+    """An autocomplete answer: at most 25 choices, names 1-100 characters, a value each."""
+    choices = (data or {}).get("choices")
+    if not isinstance(choices, list):
+        return [FormError(("data", "choices"), "BASE_TYPE_REQUIRED", "This field is required")]
+    errors: list[FormError] = []
+    if len(choices) > _CHOICES_MAX:
+        errors.append(
+            FormError(("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        )
+    for index, choice in enumerate(choices):
+        name = choice.get("name") if isinstance(choice, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= _CHOICE_NAME_MAX:
+            errors.append(
+                FormError(
+                    ("data", "choices", index, "name"),
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
+            )
+        if not isinstance(choice, dict) or "value" not in choice:
+            errors.append(
+                FormError(
+                    ("data", "choices", index, "value"),
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required",
+                )
+            )
+    return errors
 
 
 def _json(status: int, body: Any, *, headers: dict[str, str] | None = None) -> web.Response:

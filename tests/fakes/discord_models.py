@@ -300,6 +300,8 @@ class FakeInteraction:
     followups: list[FakeMessage] = field(default_factory=list)
     ephemeral: bool = False
     expired: bool = False
+    # The choices of an accepted autocomplete answer (type 8).
+    choices: list[dict[str, Any]] | None = None
 
     @property
     def acked(self) -> bool:

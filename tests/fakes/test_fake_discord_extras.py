@@ -1,4 +1,5 @@
-"""The fake Discord's roles: guild roles, member roles, resolved channel and role options."""
+"""The fake Discord's roles (guild and member), resolved channel and role options, subcommand
+paths and autocomplete."""
 
 from __future__ import annotations
 
@@ -134,3 +135,61 @@ async def test_subcommand_paths_are_nested_like_discord_nests_them() -> None:
                 await task
         assert seen == [3]
         assert fake.rule_violations == []
+
+
+async def test_autocomplete_is_answered_with_choices_and_bad_choices_are_refused() -> None:
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild()
+        user = fake.add_user()
+        bot = RoleBot([])
+        many = {"on": False}
+
+        async def complete(
+            interaction: discord.Interaction, current: str
+        ) -> list[discord.app_commands.Choice[str]]:
+            count = 30 if many["on"] else 2
+            return [
+                discord.app_commands.Choice(name=f"{current}-{i}", value=str(i))
+                for i in range(count)
+            ]
+
+        @bot.tree.command(name="find", description="f")
+        @discord.app_commands.autocomplete(item=complete)
+        async def find(interaction: discord.Interaction, item: str) -> None:
+            await interaction.response.send_message(item, ephemeral=True)
+
+        with fake.redirect_discord_py():
+            task = asyncio.create_task(bot.start(TOKEN))
+            try:
+                await fake.wait_until_ready(5)
+                await asyncio.wait_for(bot.wait_until_ready(), 5)
+                await bot.tree.sync()
+                asked = await fake.invoke_autocomplete(
+                    guild_id=guild.id,
+                    channel_id=guild.channel_id,
+                    user_id=user.id,
+                    name="find",
+                    focused="item",
+                    typed="ab",
+                )
+                await fake.wait_until(lambda: asked.choices is not None)
+                assert asked.choices == [
+                    {"name": "ab-0", "value": "0"},
+                    {"name": "ab-1", "value": "1"},
+                ]
+                assert asked.response_type == 8
+                many["on"] = True
+                # discord.py sends all 30; Discord refuses more than 25, and so does the fake.
+                over = await fake.invoke_autocomplete(
+                    guild_id=guild.id,
+                    channel_id=guild.channel_id,
+                    user_id=user.id,
+                    name="find",
+                    focused="item",
+                )
+                await fake.wait_until(lambda: bool(over.responses))
+            finally:
+                await bot.close()
+                await task
+        assert over.choices is None
+        assert any("choices" in v for v in fake.rule_violations)
