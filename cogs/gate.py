@@ -65,7 +65,7 @@ def rule_refusal(policy: GuildPolicy, interaction: discord.Interaction) -> str |
     """The channel and role rules (no I/O)."""
     if not channel_allowed(policy, interaction.channel, interaction.channel_id):
         where = ", ".join(f"<#{cid}>" for cid in policy.allowed_channel_ids[:20])
-        return f"Stemcord is not used in this channel here. Try {where}."
+        return f"Stemcord is not available in this channel. Try {where}."
     role_id = policy.required_role_id
     user = interaction.user
     if role_id is not None and not has_role(user, role_id) and not is_moderator(user, policy):
