@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -113,6 +114,14 @@ class KaraokeCog(commands.Cog):
 
     async def _change(self, interaction: discord.Interaction, done: str, **changes: Any) -> None:
         """Store some settings and confirm with the whole policy (ephemeral)."""
+        await self._update(interaction, lambda policy: (done, policy.with_changes(**changes)))
+
+    async def _update(
+        self,
+        interaction: discord.Interaction,
+        edit: Callable[[GuildPolicy], tuple[str, GuildPolicy]],
+    ) -> None:
+        """Read, edit and store the policy as one step; confirm with the whole policy."""
         guild_id = interaction.guild_id
         if not is_server_manager(interaction.user) or guild_id is None:
             await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
@@ -120,7 +129,7 @@ class KaraokeCog(commands.Cog):
         engine = self.bot.engine
         assert engine is not None  # noqa: S101 - set before login
         async with self._write_lock:
-            policy = (await self._policy(guild_id)).with_changes(**changes)
+            done, policy = edit(await self._policy(guild_id))
             await save_policy(engine.store, guild_id, policy, time.time())
         await interaction.response.send_message(done, embed=policy_embed(policy), ephemeral=True)
 
@@ -128,26 +137,26 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, channel_id: int | None, *, allow: bool
     ) -> None:
         """Add a channel to (or take it from) the allowed list; ``None`` clears the list."""
-        guild_id = interaction.guild_id
-        if not is_server_manager(interaction.user) or guild_id is None:
-            await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
-            return
-        async with self._write_lock:
-            current = (await self._policy(guild_id)).allowed_channel_ids
-        if channel_id is None:
-            allowed: tuple[int, ...] = ()
-            done = "Stemcord may now be used in every channel."
-        elif allow:
-            allowed = current if channel_id in current else (*current, channel_id)
-            done = f"<#{channel_id}> is allowed. Stemcord runs only in the allowed channels."
-        else:
-            allowed = tuple(c for c in current if c != channel_id)
-            done = (
-                f"<#{channel_id}> is no longer allowed."
-                if allowed
-                else f"<#{channel_id}> removed; no channel is listed, so Stemcord runs everywhere."
-            )
-        await self._change(interaction, done, allowed_channel_ids=allowed)
+
+        def edit(policy: GuildPolicy) -> tuple[str, GuildPolicy]:
+            current = policy.allowed_channel_ids
+            if channel_id is None:
+                allowed: tuple[int, ...] = ()
+                done = "Stemcord may now be used in every channel."
+            elif allow:
+                allowed = current if channel_id in current else (*current, channel_id)
+                done = f"<#{channel_id}> is allowed. Stemcord runs only in the allowed channels."
+            else:
+                allowed = tuple(c for c in current if c != channel_id)
+                done = (
+                    f"<#{channel_id}> is no longer allowed."
+                    if allowed
+                    else f"<#{channel_id}> removed; no channel is listed, so Stemcord runs "
+                    "everywhere."
+                )
+            return done, policy.with_changes(allowed_channel_ids=allowed)
+
+        await self._update(interaction, edit)
 
     @settings.command(name="show", description="Show every Stemcord setting of this server")
     async def settings_show(self, interaction: discord.Interaction) -> None:

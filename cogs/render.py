@@ -128,6 +128,8 @@ def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     if outcome is JobState.SUCCEEDED:
         if admission is Admission.CACHED:
             return "Already separated — here it is (no new Vidgo job)"
+        if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
+            return f"Done — the stems are in <#{job.result_channel_id}>"
         return "Done — the stems are in the message below"
     if outcome is JobState.EXPIRED:
         return "Timed out"

@@ -257,3 +257,41 @@ def test_pages_disable_the_buttons_at_the_ends() -> None:
     assert page_count(0, 10) == 1 and page_count(10, 10) == 1 and page_count(11, 10) == 2
     pages = Pages(lambda n: discord.Embed(title=str(n)), 3, owner_id=1)
     assert pages.previous.disabled and not pages.next.disabled
+
+
+async def test_cancel_and_retry_of_another_servers_job_are_not_found(
+    store: SqliteJobStore,
+) -> None:
+    await add_job(store, "there00001", guild=10)
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    cancel = make_interaction(member(user_id=42, perms=MODERATOR))
+    await cog.cancel.callback(cog, cancel, job="there00001")
+    retry = make_interaction(member(user_id=42, perms=MODERATOR))
+    await cog.retry.callback(cog, retry, job="there00001")
+    assert sent(cancel)[0] == sent(retry)[0] == "No job `there00001` in this server."
+    bot.engine.cancel.assert_not_awaited()
+    bot.engine.poll_now.assert_not_awaited()
+
+
+def test_status_points_at_the_result_channel_when_results_go_elsewhere() -> None:
+    from cogs.render import status_embed
+
+    done = job(state=JobState.DELIVERED, result_channel_id=8)
+    assert "<#8>" in str(status_embed(done).to_dict())
+    assert "message below" in str(status_embed(job(state=JobState.DELIVERED)).to_dict())
+
+
+async def test_channel_list_edits_are_made_from_the_stored_list(store: SqliteJobStore) -> None:
+    cog = KaraokeCog(make_bot(store))
+    for channel_id in (1, 2, 2):
+        await cog.allow_channel.callback(
+            cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=channel_id)
+        )
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == (1, 2)
+    await cog.remove_channel.callback(
+        cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=1)
+    )
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == (2,)
+    await cog.all_channels.callback(cog, make_interaction(member(perms=MANAGER)))
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == ()

@@ -205,7 +205,7 @@ async def test_results_go_to_the_result_channel_and_status_stays(world: World) -
     [result] = world.outcome_messages(job_id)
     assert result.channel_id == results
     assert f"<@{world.member.id}>" in result.content
-    await world.discord.wait_until(lambda: "Done" in str(status.embeds))
+    await world.discord.wait_until(lambda: f"in <#{results}>" in str(status.embeds))
     # A result channel the bot may not post in falls back to where the command ran.
     world.discord.deny_channel(results)
     await answer(world, await separate_link(world, "second"))
