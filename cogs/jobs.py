@@ -30,7 +30,7 @@ from cogs.render import (
     source_text,
     state_word,
 )
-from storage.jobstate import ACTIVE_STATES, JobState
+from storage.jobstate import ACTIVE_STATES, OUTCOME_STATES, JobState
 from storage.records import JobRecord
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ MINE_LIMIT = 100  # the member's most recent jobs
 QUEUE_LIMIT = 500  # unfinished jobs shown to moderators
 AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
 CHOICE_NAME_MAX = 100
+# Jobs a retry can move: still waiting on Vidgo, or with a message still owed.
+RETRYABLE_STATES = ACTIVE_STATES | OUTCOME_STATES | {JobState.UNDELIVERABLE}
 NOT_A_MODERATOR = "Only moderators (Manage Messages or the moderator role) can do that."
 NOT_A_MANAGER = "Only members with **Manage Server** can see Vidgo's credits."
 
@@ -83,13 +85,17 @@ class JobsCog(commands.Cog):
         job = await self.engine.get_job(job_id.strip().lower())
         return job if job_visible_in(job, interaction.guild_id) else None
 
-    async def _recent_choices(
-        self, interaction: discord.Interaction, current: str, *, unfinished: bool = False
+    async def _choices(
+        self,
+        interaction: discord.Interaction,
+        current: str,
+        *,
+        states: frozenset[JobState] | None = None,
+        anyone: bool = False,
     ) -> list[app_commands.Choice[str]]:
-        states = ACTIVE_STATES if unfinished else None
         jobs = await self.engine.store.list_jobs(
             guild_id=interaction.guild_id,
-            requester_id=interaction.user.id,
+            requester_id=None if anyone else interaction.user.id,
             states=states,
             limit=MINE_LIMIT,
         )
@@ -100,13 +106,22 @@ class JobsCog(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         """Autocomplete: the caller's recent jobs in this server."""
-        return await self._recent_choices(interaction, current)
+        return await self._choices(interaction, current)
 
-    async def unfinished_job_ids(
+    async def cancellable_job_ids(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        """Autocomplete: the caller's unfinished jobs in this server."""
-        return await self._recent_choices(interaction, current, unfinished=True)
+        """Autocomplete: unfinished jobs the caller may cancel (a moderator: all of them)."""
+        moderator = is_moderator(interaction.user, await self._policy(interaction))
+        return await self._choices(interaction, current, states=ACTIVE_STATES, anyone=moderator)
+
+    async def retryable_job_ids(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Autocomplete for moderators: this server's jobs that a retry can move."""
+        if not is_moderator(interaction.user, await self._policy(interaction)):
+            return []
+        return await self._choices(interaction, current, states=RETRYABLE_STATES, anyone=True)
 
     @jobs.command(name="mine", description="Your recent jobs in this server")
     async def mine(self, interaction: discord.Interaction) -> None:
@@ -164,7 +179,7 @@ class JobsCog(commands.Cog):
 
     @jobs.command(name="cancel", description="Stop a job (yours, or any as a moderator)")
     @app_commands.describe(job="The job id to cancel")
-    @app_commands.autocomplete(job=unfinished_job_ids)
+    @app_commands.autocomplete(job=cancellable_job_ids)
     async def cancel(self, interaction: discord.Interaction, job: str) -> None:
         """Stop tracking a job; Vidgo has no cancel, so a late result is simply not posted."""
         found = await self._visible_job(interaction, job)
@@ -203,6 +218,7 @@ class JobsCog(commands.Cog):
 
     @jobs.command(name="retry", description="Moderators: check a job now, or post it again")
     @app_commands.describe(job="The job id to retry")
+    @app_commands.autocomplete(job=retryable_job_ids)
     async def retry(self, interaction: discord.Interaction, job: str) -> None:
         """Poll an unfinished job now, or deliver an undeliverable one again."""
         if not is_moderator(interaction.user, await self._policy(interaction)):

@@ -295,3 +295,23 @@ async def test_channel_list_edits_are_made_from_the_stored_list(store: SqliteJob
     assert (await load_policy(store, GUILD)).allowed_channel_ids == (2,)
     await cog.all_channels.callback(cog, make_interaction(member(perms=MANAGER)))
     assert (await load_policy(store, GUILD)).allowed_channel_ids == ()
+
+
+async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: SqliteJobStore) -> None:
+    await add_job(store, "mine000001", requester=42)
+    await add_job(store, "them000001", requester=5)
+    await add_job(store, "done000001", requester=42)
+    await store.cancel("done000001", NOW)
+    cog = JobsCog(make_bot(store))
+    plain = make_interaction(member(user_id=42, perms=PLAIN))
+    assert [c.value for c in await cog.cancellable_job_ids(plain, "")] == ["mine000001"]
+    assert await cog.retryable_job_ids(plain, "") == []
+    moderator = make_interaction(member(user_id=7, perms=MODERATOR))
+    assert {c.value for c in await cog.cancellable_job_ids(moderator, "")} == {
+        "mine000001",
+        "them000001",
+    }
+    assert {c.value for c in await cog.retryable_job_ids(moderator, "")} == {
+        "mine000001",
+        "them000001",
+    }
