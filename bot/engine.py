@@ -126,8 +126,6 @@ class SeparationRequest:
     channel_id: int
     guild_id: int | None = None
     status_message_id: int | None = None
-    # The server's rules: per-member limits, result channel, DM copy (None = no limits).
-    policy: GuildPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +237,15 @@ class JobEngine:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def submit(self, request: SeparationRequest) -> Submitted:
-        """Record a request, then submit it to Vidgo (unless cached or joined)."""
+    async def submit(
+        self, request: SeparationRequest, *, policy: GuildPolicy | None = None
+    ) -> Submitted:
+        """Record a request, then submit it to Vidgo (unless cached or joined).
+
+        ``policy`` is the server's: its per-member limits are checked as the job is recorded
+        (raising :class:`storage.records.LimitReached`, with nothing recorded), and the job
+        keeps its result channel and DM choice. ``None`` means no limits.
+        """
         now = self._clock()
         token = new_callback_token() if self.config.callbacks_enabled else None
         source = request.source
@@ -260,14 +265,13 @@ class JobEngine:
             callback_token_hash=hash_token(token) if token else None,
             deadline_at=now + self.config.job_timeout,
             status_message_id=request.status_message_id,
-            **_policy_fields(request.policy),
+            **_policy_fields(policy),
         )
-        # Raises storage.records.LimitReached (nothing recorded) when a limit holds.
         admitted = await self.store.admit(
             new,
             now,
             submit_lease_until=now + self.config.work_lease,
-            limits=request.policy.admission_limits() if request.policy else None,
+            limits=policy.admission_limits() if policy is not None else None,
         )
         job = admitted.job
         log.info(

@@ -145,10 +145,9 @@ class SeparateCog(commands.Cog):
             requester_id=interaction.user.id,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
-            policy=gate.policy,
         )
         try:
-            submitted = await engine.submit(request)
+            submitted = await engine.submit(request, policy=gate.policy)
         except LimitReached as refused:  # lost a race the early check could not see
             await refuse_after_defer(interaction, refused)
             return
