@@ -81,6 +81,12 @@ def policy_embed(policy: GuildPolicy) -> discord.Embed:
     return embed
 
 
+def can_post_in(channel: discord.TextChannel) -> bool:
+    """The bot may post a result (a message with an embed) in the channel, as far as known."""
+    perms = channel.permissions_for(channel.guild.me)
+    return perms.send_messages and perms.embed_links
+
+
 class KaraokeCog(commands.Cog):
     """``/karaoke settings …``."""
 
@@ -199,6 +205,11 @@ class KaraokeCog(commands.Cog):
             if channel is not None
             else "Results now go to the channel where the command ran."
         )
+        if channel is not None and not can_post_in(channel):
+            done += (
+                " I cannot post there yet: give me **Send Messages** and **Embed Links** in "
+                "that channel (until then results go where the command ran)."
+            )
         await self._change(interaction, done, result_channel_id=channel.id if channel else None)
 
     @settings.command(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from tests.e2e.conftest import World
@@ -60,9 +59,3 @@ async def answer(world: World, interaction: FakeInteraction) -> FakeMessage:
 def text(message: FakeMessage) -> str:
     """Content and embeds of a message as one string (for assertions)."""
     return f"{message.content} {message.embeds}"
-
-
-async def settle(world: World, seconds: float = 0.2) -> None:
-    """Let in-flight interactions finish (for asserting that nothing more happens)."""
-    await asyncio.sleep(seconds)
-    assert world.discord.rule_violations == []

@@ -206,8 +206,19 @@ async def test_results_go_to_the_result_channel_and_status_stays(world: World) -
     assert result.channel_id == results
     assert f"<@{world.member.id}>" in result.content
     await world.discord.wait_until(lambda: f"in <#{results}>" in str(status.embeds))
-    # A result channel the bot may not post in falls back to where the command ran.
+    # A result channel the bot may not post in falls back to where the command ran; the
+    # setting warns about it.
     world.discord.deny_channel(results)
+    assert world.app is not None
+    bot = world.app.bot
+    await world.discord.wait_until(
+        lambda: not (c := bot.get_channel(results)).permissions_for(c.guild.me).send_messages  # type: ignore[union-attr]
+    )
+    warned = await answer(
+        world,
+        await slash(world, "karaoke settings result_channel", permissions=MANAGER, channel=results),
+    )
+    assert "I cannot post there yet" in warned.content
     await answer(world, await separate_link(world, "second"))
     second = await finish_newest(world)
     [fallback] = world.outcome_messages(second)
