@@ -12,19 +12,20 @@ A job of another server is always "not found". Every answer is private (ephemera
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.engine import JOB_ID_LENGTH
 from bot.policy import GuildPolicy, load_policy
 from bot.vidgo.errors import VidgoError
 from cogs.access import is_moderator, is_server_manager, job_visible_in, may_control
 from cogs.pages import Pages, page_count
 from cogs.render import (
     JOBS_PER_PAGE,
-    escape_untrusted,
     job_detail_embed,
     job_list_embed,
     source_text,
@@ -50,14 +51,19 @@ NOT_A_MANAGER = "Only members with **Manage Server** can see Vidgo's credits."
 
 
 def not_found(job_id: str) -> str:
-    """The same answer for an unknown id and a job of another server."""
-    return f"No job `{escape_untrusted(job_id.strip(), 40)}` in this server."
+    """The same answer for an unknown id and a job of another server.
+
+    The typed id is echoed only with the characters a job id can have, so nothing a member
+    types can break out of the code span.
+    """
+    shown = re.sub(r"[^0-9a-z]", "", job_id.lower())[: JOB_ID_LENGTH * 2]
+    return f"No job `{shown}` in this server." if shown else "No such job in this server."
 
 
 def choice_for(job: JobRecord) -> app_commands.Choice[str]:
-    """An autocomplete entry: the id, then what it is (plain text, Discord shows it as is)."""
+    """An autocomplete entry: the id, then what it is (plain text, on one line)."""
     title = (job.track or {}).get("title") or job.options.get("title") or job.source_kind.value
-    name = f"{job.id} · {state_word(job)} · {title}"
+    name = " ".join(f"{job.id} · {state_word(job)} · {title}".split())
     return app_commands.Choice(name=name[:CHOICE_NAME_MAX], value=job.id)
 
 

@@ -315,3 +315,15 @@ async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: SqliteJob
         "mine000001",
         "them000001",
     }
+
+
+def test_not_found_echoes_only_what_a_job_id_can_hold() -> None:
+    from cogs.jobs import not_found
+
+    assert not_found("AbC123") == "No job `abc123` in this server."
+    assert not_found("`@everyone`") == "No job `everyone` in this server."
+    assert not_found("***") == "No such job in this server."
+
+
+def test_choice_names_are_one_line() -> None:
+    assert "\n" not in choice_for(job(track={"title": "two\nlines"})).name
