@@ -61,9 +61,11 @@ async def test_mine_pages_through_the_members_jobs_with_buttons(world: World) ->
     await seed_jobs(world, 12, user_id=world.member.id, guild_id=world.guild.id)
     other = world.discord.add_user(name="other").id
     await seed_jobs(world, 1, user_id=other, guild_id=world.guild.id + 1, prefix="else")
+    await seed_jobs(world, 1, user_id=world.member.id, guild_id=world.guild.id + 1, prefix="away")
     reply = await answer(world, await slash(world, "jobs mine"))
     assert reply.ephemeral
     first = text(reply)
+    assert "else" not in first and "away" not in first  # other servers' jobs never show
     assert "Page 1/2" in first and "seed000011" in first and "seed000002" in first
     assert "seed000001" not in first
     # Titles are escaped: no markdown, no mass ping.
@@ -114,13 +116,14 @@ async def test_queue_is_for_moderators_and_lists_oldest_first(world: World) -> N
     singer = world.member.id
     other = world.discord.add_user(name="duet").id
     await seed_jobs(world, 3, user_id=other, guild_id=world.guild.id)
+    await seed_jobs(world, 2, user_id=other, guild_id=world.guild.id + 1, prefix="away")
     refused = await answer(world, await slash(world, "jobs queue"))
     assert refused.ephemeral and "Only moderators" in refused.content
     await world.separate_song(0)
     await world.job_for_task_wait()
     reply = await answer(world, await slash(world, "jobs queue", permissions=MODERATOR))
     shown = text(reply)
-    assert "4 unfinished jobs" in shown and "Page 1/1" in shown
+    assert "4 unfinished jobs" in shown and "Page 1/1" in shown and "away" not in shown
     assert shown.index("seed000000") < shown.index("seed000002")
     assert f"<@{singer}>" in shown and f"<@{other}>" in shown
     assert not reply.pinged.get("users")
