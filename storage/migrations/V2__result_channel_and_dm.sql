@@ -4,3 +4,6 @@
 -- job is admitted.
 ALTER TABLE jobs ADD COLUMN result_channel_id INTEGER;
 ALTER TABLE jobs ADD COLUMN dm_on_completion INTEGER NOT NULL DEFAULT 0;
+-- Admission counts a member's unfinished jobs in a server inside its write transaction.
+CREATE INDEX jobs_requester_active ON jobs (guild_id, requester_id)
+    WHERE state IN ('accepted', 'submitted', 'running');
