@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.soak import BotProcess, bot_env
+from bench.soak import BotProcess, bot_env, lift_limits
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 
@@ -76,6 +76,7 @@ async def run(rates: list[int], seconds: float, workdir: Path) -> list[dict[str,
             VIDGO_MAX_CONCURRENCY="64",
         )
         bot = BotProcess(env, workdir / "bot.log")
+        await lift_limits(db_path, guild.id)
         await bot.start()
         rows: list[dict[str, Any]] = []
         try:

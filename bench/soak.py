@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storage.sqlite import integrity_ok
+from bot.policy import GuildPolicy, save_policy
+from storage.sqlite import SqliteJobStore, integrity_ok
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 
@@ -131,6 +132,17 @@ class BotProcess:
                 await self.kill()
 
 
+async def lift_limits(db_path: Path, guild_id: int) -> None:
+    """Turn the server's per-member limits off: one member sends every job of a benchmark."""
+    store = SqliteJobStore(db_path)
+    await store.open()
+    try:
+        policy = GuildPolicy(max_unfinished=0, daily_quota=0, cooldown_seconds=0)
+        await save_policy(store, guild_id, policy, time.time())
+    finally:
+        await store.close()
+
+
 async def _vidgo_worker(vidgo: FakeVidgo, rng: random.Random, stop: asyncio.Event) -> None:
     """Finish (or now and then fail) each submitted task after a random delay."""
     due: dict[str, float] = {}
@@ -195,6 +207,7 @@ async def run_soak(
         worker = asyncio.create_task(_vidgo_worker(vidgo, rng, stop))
         kill_after = set(rng.sample(range(1, jobs), min(kills, jobs - 1)))
         try:
+            await lift_limits(db_path, guild.id)
             await bot.start()
             await discord.wait_until_ready(60)
             await discord.wait_until(lambda: guild.id in discord.synced_commands, 30)

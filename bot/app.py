@@ -20,6 +20,7 @@ import yarl
 from discord.ext import commands
 
 from bot.admin import AdminRoutes, AdminServer
+from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.retention import RetentionPolicy, RetentionTask
@@ -31,7 +32,7 @@ from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate",)
+EXTENSIONS = ("cogs.separate", "cogs.karaoke", "cogs.jobs")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -78,6 +79,8 @@ class StemcordBot(commands.Bot):
         self.engine: JobEngine | None = None
         # Set by the app: the Discord implementation of the engine's delivery interface.
         self.delivery: DiscordDelivery | None = None
+        # Set by the app: Vidgo's credit balance, fetched on demand and cached.
+        self.balance: BalanceCache | None = None
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync to the development guild if configured, start the engine."""
@@ -181,6 +184,7 @@ async def run_app(
             if settings.ADMIN_ENABLED:
                 admin = AdminServer(routes, host=settings.ADMIN_HOST, port=settings.ADMIN_PORT)
                 await admin.start()
+            bot.balance = BalanceCache(vidgo.balance)
             if settings.PUBLIC_URL is not None:
                 server = CallbackServer(
                     engine,

@@ -34,6 +34,7 @@ from bot.delivery import Delivery, DeliveryError
 from bot.kinds import SEPARATION, JobKind, SeparationKind, UnusableResult
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
+from bot.policy import GuildPolicy
 from bot.scheduler import DueScheduler
 from bot.sources import Plan, Source
 from bot.vidgo.errors import (
@@ -215,6 +216,16 @@ def track_dict(track: TrackInfo | None) -> dict[str, Any] | None:
     }
 
 
+def _policy_fields(policy: GuildPolicy | None) -> dict[str, Any]:
+    """What a new job keeps of its server's policy (where and how its result is sent)."""
+    if policy is None:
+        return {}
+    return {
+        "result_channel_id": policy.result_channel_id,
+        "dm_on_completion": policy.dm_on_completion,
+    }
+
+
 class JobEngine:
     """Submits, tracks and delivers jobs; survives restarts through the store."""
 
@@ -276,8 +287,15 @@ class JobEngine:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def submit(self, request: SeparationRequest | JobRequest) -> Submitted:
-        """Record a request, then submit it to Vidgo (unless cached or joined)."""
+    async def submit(
+        self, request: SeparationRequest | JobRequest, *, policy: GuildPolicy | None = None
+    ) -> Submitted:
+        """Record a request, then submit it to Vidgo (unless cached or joined).
+
+        ``policy`` is the server's: its per-member limits are checked as the job is recorded
+        (raising :class:`storage.records.LimitReached`, with nothing recorded), and the job
+        keeps its result channel and DM choice. ``None`` means no limits.
+        """
         if isinstance(request, SeparationRequest):
             request = request.as_job_request()
         now = self._clock()
@@ -300,8 +318,14 @@ class JobEngine:
             track=dict(request.track) if request.track is not None else None,
             status_message_id=request.status_message_id,
             reply_to_message_id=request.reply_to_message_id,
+            **_policy_fields(policy),
         )
-        admitted = await self.store.admit(new, now, submit_lease_until=now + self.config.work_lease)
+        admitted = await self.store.admit(
+            new,
+            now,
+            submit_lease_until=now + self.config.work_lease,
+            limits=policy.admission_limits() if policy is not None else None,
+        )
         job = admitted.job
         # Label this request's log lines with the job (each interaction runs in its own task).
         set_job_context(job.id, job.vidgo_task_id)

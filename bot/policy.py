@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from storage.base import JobStore
+from storage.records import AdmissionLimits
 
 DEFAULT_MAX_UNFINISHED = 2
 DEFAULT_DAILY_QUOTA = 10
@@ -64,6 +65,14 @@ class GuildPolicy:
     def with_changes(self, **changes: Any) -> GuildPolicy:
         """A copy with some settings changed."""
         return replace(self, **changes)
+
+    def admission_limits(self) -> AdmissionLimits:
+        """The per-member limits the store checks when it admits a request."""
+        return AdmissionLimits(
+            max_unfinished=self.max_unfinished,
+            daily_quota=self.daily_quota,
+            cooldown_seconds=self.cooldown_seconds,
+        )
 
 
 _ID_FIELDS = frozenset({"result_channel_id", "required_role_id", "moderator_role_id"})

@@ -12,11 +12,21 @@ from bot.policy import GuildPolicy
 from storage.records import JobRecord
 
 
+def _permissions(member: discord.Member) -> discord.Permissions:
+    """What Discord resolved for the member in an interaction, else the cached guild view.
+
+    An interaction carries the member's permissions as Discord computed them (roles,
+    ownership, Administrator, channel overwrites); the cache may lack roles it never saw.
+    """
+    return member.resolved_permissions or member.guild_permissions
+
+
 def is_moderator(member: discord.Member | discord.User, policy: GuildPolicy) -> bool:
     """Manage Messages in the server, or the server's configured moderator role."""
     if not isinstance(member, discord.Member):
         return False
-    if member.guild_permissions.manage_messages or member.guild_permissions.administrator:
+    perms = _permissions(member)
+    if perms.manage_messages or perms.administrator:
         return True
     role_id = policy.moderator_role_id
     return role_id is not None and any(role.id == role_id for role in member.roles)
@@ -26,7 +36,7 @@ def is_server_manager(member: discord.Member | discord.User) -> bool:
     """Manage Server (or Administrator): may change ``/karaoke`` settings and see credits."""
     if not isinstance(member, discord.Member):
         return False
-    perms = member.guild_permissions
+    perms = _permissions(member)
     return perms.manage_guild or perms.administrator
 
 

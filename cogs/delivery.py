@@ -1,9 +1,11 @@
 """The Discord side of the engine's delivery interface.
 
-* :meth:`DiscordDelivery.deliver` posts the job's one outcome message in the channel of the
-  request, with the job's nonce so that a retry after a crash returns the first message
-  instead of posting again. If the channel is gone or the bot may not post there, the
-  requester gets the message by DM; if that fails too, the delivery fails permanently.
+* :meth:`DiscordDelivery.deliver` posts the job's one outcome message in the server's result
+  channel if it has one, else in the channel of the request, with the job's nonce so that a
+  retry after a crash returns the first message instead of posting again. If the channel is
+  gone or the bot may not post there, it tries the request's channel, then the requester by
+  DM; if that fails too, the delivery fails permanently. When the server asks for it, the
+  requester also gets a DM copy (best effort: it never makes the delivery fail or repeat).
 * :meth:`DiscordDelivery.show_progress` edits the public status message: through the
   interaction while its token is valid (15 minutes, with a margin), afterwards — or after a
   restart — through the channel message.
@@ -45,7 +47,7 @@ async def _send(
     if outcome.reply_to is not None and isinstance(target, discord.PartialMessageable):
         # A reply (to a result message, say); no ping, and still posted if it was deleted.
         extra["reference"] = discord.MessageReference(
-            message_id=outcome.reply_to, channel_id=job.channel_id, fail_if_not_exists=False
+            message_id=outcome.reply_to, channel_id=target.id, fail_if_not_exists=False
         )
     return await target.send(
         content=outcome.content,
@@ -86,32 +88,52 @@ class DiscordDelivery:
             replied_user=False,
             users=[discord.Object(job.requester_id)],
         )
-        channel = self.client.get_partial_messageable(job.channel_id)
-        try:
-            message = await _send(channel, job, outcome, allowed)
-        except (discord.NotFound, discord.Forbidden) as exc:
-            log.warning(
-                "job %s: cannot post in channel %s (%s); sending a DM instead",
-                job.id,
-                job.channel_id,
-                exc.text,
-            )
+        # The server's result channel first (if it has one), then where the command ran.
+        channel_ids = [job.channel_id]
+        if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
+            channel_ids.insert(0, job.result_channel_id)
+        refused: list[str] = []
+        message: discord.Message | None = None
+        for channel_id in channel_ids:
+            channel = self.client.get_partial_messageable(channel_id)
+            try:
+                message = await _send(channel, job, outcome, allowed)
+                break
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.warning("job %s: cannot post in channel %s (%s)", job.id, channel_id, exc.text)
+                refused.append(f"channel {channel_id}: {exc.text or exc.status}")
+            except discord.HTTPException as exc:
+                raise DeliveryError(f"Discord answered {exc.status}: {exc.text}") from exc
+            except (OSError, TimeoutError) as exc:
+                raise DeliveryError(f"Discord unreachable: {exc}") from exc
+        dm_sent = message is None
+        if message is None:
+            log.warning("job %s: no channel to post in; sending a DM instead", job.id)
             try:
                 user = await self.client.fetch_user(job.requester_id)
                 message = await _send(user, job, outcome, allowed)
             except discord.HTTPException as dm_exc:
                 raise DeliveryError(
-                    f"channel {job.channel_id}: {exc.text or exc.status}; "
-                    f"DM to {job.requester_id}: {dm_exc.text or dm_exc.status}",
+                    "; ".join(
+                        [*refused, f"DM to {job.requester_id}: {dm_exc.text or dm_exc.status}"]
+                    ),
                     permanent=True,
                 ) from dm_exc
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"Discord answered {exc.status}: {exc.text}") from exc
-        except (OSError, TimeoutError) as exc:
-            raise DeliveryError(f"Discord unreachable: {exc}") from exc
+        if job.dm_on_completion and not dm_sent:
+            await self._dm_copy(job, outcome, allowed)
         await self._edit_status(job)
         self._forget(job.id)
         return int(message.id)
+
+    async def _dm_copy(
+        self, job: JobRecord, outcome: Outcome, allowed: discord.AllowedMentions
+    ) -> None:
+        """The server asked for a DM copy: best effort, never a reason to post again."""
+        try:
+            user = await self.client.fetch_user(job.requester_id)
+            await _send(user, job, outcome, allowed)
+        except (discord.HTTPException, OSError, TimeoutError) as exc:
+            log.info("job %s: no DM copy for %s (%s)", job.id, job.requester_id, exc)
 
     async def show_progress(self, job: JobRecord) -> None:
         """Edit the status message, at most every few seconds per job unless the state moved."""

@@ -130,6 +130,8 @@ def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     if outcome is JobState.SUCCEEDED:
         if admission is Admission.CACHED:
             return "Already separated — here it is (no new Vidgo job)"
+        if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
+            return f"Done — the stems are in <#{job.result_channel_id}>"
         return "Done — the stems are in the message below"
     if outcome is JobState.EXPIRED:
         return "Timed out"
@@ -283,3 +285,83 @@ def render_separation(job: JobRecord) -> Outcome:
         embed.add_field(name="More stems", value=value, inline=False)
     embed.set_footer(text=f"Job {job.id}")
     return Outcome(f"{mention} your stems are ready.", embed, buttons)
+
+
+# --- job lists (/jobs) ----------------------------------------------------------------------
+
+JOBS_PER_PAGE = 10
+STATE_WORDS = {
+    JobState.ACCEPTED: "queued",
+    JobState.SUBMITTED: "queued at Vidgo",
+    JobState.RUNNING: "separating",
+    JobState.SUCCEEDED: "done, posting",
+    JobState.FAILED: "failed, posting",
+    JobState.EXPIRED: "timed out, posting",
+    JobState.CANCELLED: "cancelled",
+    JobState.DELIVERED: "done",
+    JobState.UNDELIVERABLE: "could not be posted",
+}
+
+
+def state_word(job: JobRecord) -> str:
+    """A job's state in a few words (a delivered failure says so)."""
+    if job.state is JobState.DELIVERED and job.outcome is JobState.FAILED:
+        return "failed"
+    if job.state is JobState.DELIVERED and job.outcome is JobState.EXPIRED:
+        return "timed out"
+    if job.state is JobState.SUBMITTED and job.is_follower:
+        return "joined an identical job"
+    return STATE_WORDS[job.state]
+
+
+def result_link(job: JobRecord) -> str | None:
+    """A link to the job's result message, once it was posted in a server channel."""
+    if job.result_message_id is None or job.guild_id is None:
+        return None
+    channel_id = job.result_channel_id or job.channel_id
+    return f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.result_message_id}"
+
+
+def job_line(job: JobRecord, *, with_requester: bool = False) -> str:
+    """One line of a job list: id, source, state, age (and requester, link when done)."""
+    parts = [f"`{job.id}`", source_text(job)[:80] or "audio", state_word(job)]
+    parts.append(f"<t:{int(job.created_at)}:R>")
+    if with_requester:
+        parts.append(f"by <@{job.requester_id}>")
+    link = result_link(job)
+    if link is not None and job.outcome is JobState.SUCCEEDED:
+        parts.append(f"[stems]({link})")
+    return " · ".join(parts)
+
+
+def job_list_embed(
+    title: str, jobs: list[JobRecord], page: int, pages: int, *, with_requester: bool, empty: str
+) -> discord.Embed:
+    """One page of a job list; ``page`` counts from 0."""
+    start = page * JOBS_PER_PAGE
+    lines = [
+        job_line(j, with_requester=with_requester) for j in jobs[start : start + JOBS_PER_PAGE]
+    ]
+    description = "\n".join(lines) if lines else empty
+    embed = discord.Embed(
+        title=title[:TITLE_MAX], description=description[:DESCRIPTION_MAX], colour=COLOR_WORKING
+    )
+    embed.set_footer(text=f"Page {page + 1}/{max(pages, 1)}")
+    return embed
+
+
+def job_detail_embed(job: JobRecord) -> discord.Embed:
+    """``/jobs status``: the status embed, with who asked, when, and the result link."""
+    embed = status_embed(job)
+    embed.add_field(name="Requested by", value=f"<@{job.requester_id}>", inline=True)
+    embed.add_field(name="Asked", value=f"<t:{int(job.created_at)}:R>", inline=True)
+    link = result_link(job)
+    if link is not None:
+        embed.add_field(name="Result", value=f"[message]({link})", inline=True)
+    if job.state is JobState.UNDELIVERABLE and job.last_error:
+        embed.add_field(
+            name="Why it was not posted",
+            value=escape_untrusted(job.last_error, FIELD_VALUE_MAX),
+            inline=False,
+        )
+    return embed

@@ -25,7 +25,9 @@ from bot.sources import (
     source_from_ids,
     source_from_link,
 )
+from cogs.gate import admission_gate, refuse_after_defer
 from cogs.render import status_embed
+from storage.records import LimitReached
 
 if TYPE_CHECKING:
     from bot.app import StemcordBot
@@ -110,6 +112,10 @@ class SeparateCog(commands.Cog):
         stems: app_commands.Choice[str] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
+        gate = await admission_gate(self.bot, interaction)
+        if gate.refusal is not None:
+            await interaction.response.send_message(gate.refusal, ephemeral=True)
+            return
         settings = self.bot.settings
         info = (
             AttachmentInfo(file.url, file.filename, file.content_type, file.size)
@@ -141,7 +147,10 @@ class SeparateCog(commands.Cog):
             guild_id=interaction.guild_id,
         )
         try:
-            submitted = await engine.submit(request)
+            submitted = await engine.submit(request, policy=gate.policy)
+        except LimitReached as refused:  # lost a race the early check could not see
+            await refuse_after_defer(interaction, refused)
+            return
         except Exception:
             log.exception("could not record a /separate request")
             await interaction.edit_original_response(

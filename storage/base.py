@@ -12,7 +12,14 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from storage.jobstate import JobState
-from storage.records import AdmitResult, CachedResult, JobRecord, NewJob
+from storage.records import (
+    AdmissionLimits,
+    AdmitResult,
+    CachedResult,
+    JobRecord,
+    LimitReached,
+    NewJob,
+)
 
 # Columns that callers may change through ``update``/``transition``/``reschedule``.
 UPDATABLE_COLUMNS = frozenset(
@@ -53,8 +60,19 @@ class JobStore(ABC):
     # --- jobs -----------------------------------------------------------------------------
 
     @abstractmethod
-    async def admit(self, new: NewJob, now: float, *, submit_lease_until: float) -> AdmitResult:
+    async def admit(
+        self,
+        new: NewJob,
+        now: float,
+        *,
+        submit_lease_until: float,
+        limits: AdmissionLimits | None = None,
+    ) -> AdmitResult:
         """Record a request atomically, answering from the cache or joining an identical job.
+
+        With ``limits`` (and a guild), the requester's per-member limits are checked in the
+        same transaction, so two simultaneous requests can never both pass a cap: the one
+        over it raises :class:`storage.records.LimitReached` and nothing is recorded.
 
         * a cached result for ``new.source_key`` -> the job is stored ``succeeded`` with it
           (delivery due now);
@@ -225,4 +243,15 @@ class JobStore(ABC):
         """Fold the write-ahead log back into the database (if the backend has one).
 
         Returns ``False`` when readers kept part of it from being folded (try again later).
+        """
+
+    # --- per-member limits ----------------------------------------------------------------
+
+    @abstractmethod
+    async def limit_reached(
+        self, guild_id: int, requester_id: int, limits: AdmissionLimits, now: float
+    ) -> LimitReached | None:
+        """The limit a request would break now, or ``None`` (a read-only early answer).
+
+        Only a hint for a quick refusal: :meth:`admit` checks again in its transaction.
         """

@@ -50,6 +50,10 @@ class NewJob:
     track: dict[str, Any] | None = None
     status_message_id: int | None = None
     reply_to_message_id: int | None = None
+    # Post the result here instead of ``channel_id`` (the status message stays there).
+    result_channel_id: int | None = None
+    # Also send the requester a copy of the result by DM.
+    dm_on_completion: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    result_channel_id: int | None = None
+    dm_on_completion: bool = False
 
     @property
     def is_follower(self) -> bool:
@@ -114,3 +120,45 @@ class AdmitResult:
 
     job: JobRecord
     admission: Admission
+
+
+class LimitRule(StrEnum):
+    """Which per-member limit of a server refused a request."""
+
+    MAX_UNFINISHED = "max_unfinished"
+    DAILY_QUOTA = "daily_quota"
+    COOLDOWN = "cooldown"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionLimits:
+    """Per-member limits checked inside the transaction that admits a job (0 = no limit).
+
+    Counted per server and requester: ``max_unfinished`` over jobs still waiting on Vidgo
+    (joined requests included), ``daily_quota`` over requests since 00:00 UTC (cached and
+    joined ones included; jobs that ended failed or expired are not), ``cooldown_seconds``
+    since the member's last request.
+    """
+
+    max_unfinished: int = 0
+    daily_quota: int = 0
+    cooldown_seconds: int = 0
+
+    @property
+    def any(self) -> bool:
+        """At least one limit is set."""
+        return bool(self.max_unfinished or self.daily_quota or self.cooldown_seconds)
+
+
+class LimitReached(Exception):
+    """A request was refused by a per-member limit; nothing was recorded.
+
+    ``frees_at`` is when the member may ask again (epoch seconds), or ``None`` when that
+    depends on a job finishing. ``limit`` is the configured value that was reached.
+    """
+
+    def __init__(self, rule: LimitRule, limit: int, frees_at: float | None) -> None:
+        super().__init__(f"{rule.value} reached (limit {limit})")
+        self.rule = rule
+        self.limit = limit
+        self.frees_at = frees_at

@@ -23,9 +23,12 @@ from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_tr
 from storage.migrate import migrate
 from storage.records import (
     Admission,
+    AdmissionLimits,
     AdmitResult,
     CachedResult,
     JobRecord,
+    LimitReached,
+    LimitRule,
     NewJob,
     SourceKind,
 )
@@ -64,12 +67,15 @@ _COLUMNS = (
     "created_at",
     "updated_at",
     "finished_at",
+    "result_channel_id",
+    "dm_on_completion",
 )
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
 _FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
+_DAY = 86400.0
 
 
 def _loads(value: str | None) -> dict[str, Any] | None:
@@ -119,6 +125,8 @@ def _row_to_job(row: Iterable[Any]) -> JobRecord:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         finished_at=r["finished_at"],
+        result_channel_id=r["result_channel_id"],
+        dm_on_completion=bool(r["dm_on_completion"]),
     )
 
 
@@ -216,9 +224,23 @@ class SqliteJobStore(JobStore):
 
     # --- jobs -----------------------------------------------------------------------------
 
-    async def admit(self, new: NewJob, now: float, *, submit_lease_until: float) -> AdmitResult:
+    async def admit(
+        self,
+        new: NewJob,
+        now: float,
+        *,
+        submit_lease_until: float,
+        limits: AdmissionLimits | None = None,
+    ) -> AdmitResult:
         """See :meth:`JobStore.admit`."""
         async with self._tx() as conn:
+            if limits is not None and limits.any and new.guild_id is not None:
+                # Inside BEGIN IMMEDIATE: no other admit can count in between.
+                refused = await self._limit_reached(
+                    conn, new.guild_id, new.requester_id, limits, now
+                )
+                if refused is not None:
+                    raise refused
             cached = await self._cache_get(conn, new.source_key)
             leader: JobRecord | None = None
             if cached is None:
@@ -250,9 +272,9 @@ class SqliteJobStore(JobStore):
                     guild_id, source_task_id, source_audio_id, source_url, options,
                     status_message_id, reply_to_message_id, vidgo_task_id, leader_id, state,
                     outcome, due_at, leased, deadline_at, callback_token_hash, result, track,
-                    created_at, updated_at, finished_at
+                    created_at, updated_at, finished_at, result_channel_id, dm_on_completion
                 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                          ?, ?, ?)
+                          ?, ?, ?, ?, ?)
                 """,
                 (
                     new.id,
@@ -284,6 +306,8 @@ class SqliteJobStore(JobStore):
                     now,
                     now,
                     now if cached else None,
+                    new.result_channel_id,
+                    int(new.dm_on_completion),
                 ),
             )
             job = await self._fetch_job(conn, new.id)
@@ -767,6 +791,57 @@ class SqliteJobStore(JobStore):
             row = await cur.fetchone()
         # (busy, frames in the log, frames checkpointed); busy = 1 means readers blocked it.
         return row is not None and int(row[0]) == 0
+
+    # --- per-member limits ----------------------------------------------------------------
+
+    async def _limit_reached(
+        self,
+        conn: aiosqlite.Connection,
+        guild_id: int,
+        requester_id: int,
+        limits: AdmissionLimits,
+        now: float,
+    ) -> LimitReached | None:
+        """The first limit a new request would break, or ``None`` (see AdmissionLimits).
+
+        Checked in the order that frees up last: the daily quota, then unfinished jobs,
+        then the cooldown, so the reply names the rule that really holds the member back.
+        """
+        day_start = now - now % _DAY
+        # One statement (one round trip to the database thread), each part on an index.
+        async with conn.execute(
+            f"""
+            SELECT
+                (SELECT COUNT(*) FROM jobs
+                 WHERE guild_id = :guild AND requester_id = :member AND created_at >= :day
+                   AND (outcome IS NULL OR outcome NOT IN ('failed', 'expired'))),
+                (SELECT COUNT(*) FROM jobs
+                 WHERE guild_id = :guild AND requester_id = :member AND state IN {_ACTIVE_SQL}),
+                (SELECT MAX(created_at) FROM jobs
+                 WHERE guild_id = :guild AND requester_id = :member)
+            """,  # noqa: S608 - fixed state list
+            {"guild": guild_id, "member": requester_id, "day": day_start},
+        ) as cur:
+            row = await cur.fetchone()
+        today, unfinished, last = (int(row[0]), int(row[1]), row[2]) if row else (0, 0, None)
+        if limits.daily_quota and today >= limits.daily_quota:
+            return LimitReached(LimitRule.DAILY_QUOTA, limits.daily_quota, day_start + _DAY)
+        if limits.max_unfinished and unfinished >= limits.max_unfinished:
+            return LimitReached(LimitRule.MAX_UNFINISHED, limits.max_unfinished, None)
+        if limits.cooldown_seconds and last is not None and now - last < limits.cooldown_seconds:
+            return LimitReached(
+                LimitRule.COOLDOWN, limits.cooldown_seconds, last + limits.cooldown_seconds
+            )
+        return None
+
+    async def limit_reached(
+        self, guild_id: int, requester_id: int, limits: AdmissionLimits, now: float
+    ) -> LimitReached | None:
+        """See :meth:`JobStore.limit_reached`."""
+        if not limits.any:
+            return None
+        async with self._lock:
+            return await self._limit_reached(self.conn, guild_id, requester_id, limits, now)
 
 
 def integrity_ok(path: Path | str) -> bool:

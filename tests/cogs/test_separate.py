@@ -61,6 +61,8 @@ def make_cog() -> tuple[SeparateCog, mock.Mock]:
     bot.engine = mock.AsyncMock()
     bot.engine.submit.return_value = Submitted(job(), Admission.NEW)
     bot.engine.attach_status_message.return_value = job()
+    bot.engine.store.get_guild_settings.return_value = {}  # the default policy
+    bot.engine.store.limit_reached.return_value = None
     bot.delivery = mock.Mock()
     bot.delivery.show_progress = mock.AsyncMock()
     return SeparateCog(bot), bot

@@ -112,6 +112,9 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 
 _APP_COMMAND = 2
 _COMPONENT = 3
+_AUTOCOMPLETE = 4
+_CHOICES_MAX = 25
+_CHOICE_NAME_MAX = 100
 _OPTION_TYPES: dict[type, int] = {str: 3, int: 4, bool: 5, float: 10}
 _TRUE = ("1", "true", "True")
 
@@ -420,6 +423,28 @@ class FakeDiscord:
         channel.denied = True
         self._dispatch("CHANNEL_UPDATE", self._channel_json(channel), intent=INTENT_GUILDS)
 
+    def add_role(self, guild_id: int, name: str = "karaoke", permissions: int = 0) -> int:
+        """A role in a guild (GUILD_ROLE_CREATE to a connected bot); returns its id."""
+        guild = self.guilds[guild_id]
+        role_id = self._ids.next(self.now())
+        guild.roles[role_id] = (name, permissions)
+        self._dispatch(
+            "GUILD_ROLE_CREATE",
+            {"guild_id": str(guild_id), "role": role_json(role_id, name, permissions)},
+            intent=INTENT_GUILDS,
+        )
+        return role_id
+
+    def give_role(self, guild_id: int, user_id: int, role_id: int) -> None:
+        """The member now holds the role (seen in their next interactions)."""
+        guild = self.guilds[guild_id]
+        if role_id not in guild.roles:
+            raise ValueError(f"guild {guild_id} has no role {role_id}")
+        self.add_user(user_id)
+        held = guild.member_roles.setdefault(user_id, [])
+        if role_id not in held:
+            held.append(role_id)
+
     def block_dms(self, user_id: int) -> None:
         """The user closed DMs: sending to their DM channel gets 403 (50007)."""
         self.add_user(user_id).dms_blocked = True
@@ -468,23 +493,69 @@ class FakeDiscord:
         "content_type"?, "data"?: bytes, "url"?}``; each gets an id, a URL on this fake
         (serving ``data``) and a place in ``data.resolved.attachments``, and an attachment
         option of the command without a value is bound to them in order.
+
+        A subcommand is named by its path: ``name="karaoke settings show"``; ``options``
+        are then the subcommand's own, and are nested as Discord nests them.
         """
         guild, channel = self._guild_channel(guild_id, channel_id)
         user = self.add_user(user_id)
-        command, scope = self._find_command(guild_id, name, kind=1)
+        top, *path = name.split()
+        command, scope = self._find_command(guild_id, top, kind=1)
+        holder, nesting = self._subcommand_path(command, path)
         offered = [self._offered_attachment(channel_id, dict(a)) for a in attachments or []]
-        opts = self._typed_options(command, [dict(o) for o in options or []], offered)
+        opts = self._typed_options(holder, [dict(o) for o in options or []], offered)
+        resolved = self._resolved_options(guild, opts)
+        for part, kind in reversed(nesting):
+            opts = [{"name": part, "type": kind, "options": opts}]
         data: dict[str, Any] = {
             "id": str(command["id"]) if command else str(self._ids.next(self.now())),
-            "name": name,
+            "name": top,
             "type": 1,
             "options": opts,
         }
         if scope is not None:
             data["guild_id"] = str(scope)
         if offered:
-            data["resolved"] = {"attachments": {str(a.id): a.as_json() for a in offered}}
+            resolved["attachments"] = {str(a.id): a.as_json() for a in offered}
+        if resolved:
+            data["resolved"] = resolved
         return self._interact(_APP_COMMAND, guild, channel, user, data, permissions, locale)
+
+    async def invoke_autocomplete(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        focused: str,
+        typed: str = "",
+        options: list[dict[str, object]] | None = None,
+        permissions: str = MEMBER_PERMISSIONS_STR,
+    ) -> FakeInteraction:
+        """A user types ``typed`` into option ``focused`` of ``/name``: an autocomplete request.
+
+        The bot answers with type 8 and up to 25 choices (in ``interaction.choices``).
+        """
+        guild, channel = self._guild_channel(guild_id, channel_id)
+        user = self.add_user(user_id)
+        top, *path = name.split()
+        command, scope = self._find_command(guild_id, top, kind=1)
+        holder, nesting = self._subcommand_path(command, path)
+        given = [dict(o) for o in options or []]
+        given.append({"name": focused, "value": typed, "type": 3, "focused": True})
+        opts = self._typed_options(holder, given, [])
+        for part, kind in reversed(nesting):
+            opts = [{"name": part, "type": kind, "options": opts}]
+        data: dict[str, Any] = {
+            "id": str(command["id"]) if command else str(self._ids.next(self.now())),
+            "name": top,
+            "type": 1,
+            "options": opts,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return self._interact(_AUTOCOMPLETE, guild, channel, user, data, permissions, "en-US")
 
     async def invoke_message_context(
         self,
@@ -678,7 +749,10 @@ class FakeDiscord:
             "channel_id": str(channel.id),
             "channel": self._channel_json(channel, permissions=int(permissions)),
             "member": member_json(
-                user, roles=[], joined_at=guild.joined_at, permissions=permissions
+                user,
+                roles=guild.member_roles.get(user.id, []),
+                joined_at=guild.joined_at,
+                permissions=permissions,
             ),
             "token": token,
             "version": 1,
@@ -778,6 +852,52 @@ class FakeDiscord:
             if spec.get("type") == 11 and spec["name"] not in named and unbound:
                 options.append({"name": spec["name"], "type": 11, "value": str(unbound.pop(0))})
         return options
+
+    @staticmethod
+    def _subcommand_path(
+        command: dict[str, Any] | None, path: list[str]
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, int]]]:
+        """The subcommand's schema and the (name, type) of each group on the way to it."""
+        holder = command
+        nesting: list[tuple[str, int]] = []
+        for index, part in enumerate(path):
+            found = next(
+                (
+                    o
+                    for o in (holder or {}).get("options", [])
+                    if o.get("name") == part and o.get("type") in (1, 2)
+                ),
+                None,
+            )
+            if command is not None and found is None:
+                raise ValueError(f"/{command['name']} has no subcommand {' '.join(path)!r}")
+            kind = found["type"] if found else (1 if index == len(path) - 1 else 2)
+            nesting.append((part, kind))
+            holder = found
+        return holder, nesting
+
+    def _resolved_options(
+        self, guild: FakeGuild, options: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """``data.resolved`` for channel (7) and role (8) options, as Discord sends it."""
+        resolved: dict[str, dict[str, Any]] = {}
+        for option in options:
+            kind, value = option.get("type"), option.get("value")
+            if kind == 7:
+                channel = self.channels.get(int(str(value)))
+                if channel is None or channel.guild_id != guild.id:
+                    raise ValueError(f"no channel {value} in guild {guild.id}")
+                option["value"] = str(value)
+                body = self._channel_json(channel, permissions=MEMBER_PERMISSIONS)
+                resolved.setdefault("channels", {})[str(value)] = body
+            elif kind == 8:
+                role = guild.roles.get(int(str(value)))
+                if role is None:
+                    raise ValueError(f"no role {value} in guild {guild.id}")
+                option["value"] = str(value)
+                body = role_json(int(str(value)), role[0], role[1])
+                resolved.setdefault("roles", {})[str(value)] = body
+        return resolved
 
     def _offered_attachment(self, channel_id: int, spec: dict[str, Any]) -> FakeAttachment:
         aid = int(spec["id"]) if "id" in spec else self._ids.next(self.now())
@@ -1394,6 +1514,11 @@ class FakeDiscord:
                 self._check_upload_limit(self.channels[interaction.channel_id], call.files, label)
                 self._edit(target, data or {}, call.files, label)
             interaction.original_message = target
+        elif rtype == 8 and interaction.type == _AUTOCOMPLETE:
+            errors = _check_choices(data)
+            if errors:
+                return self._form_errors(label, errors)
+            interaction.choices = list((data or {}).get("choices") or [])
         elif rtype == 9:
             errors = check_modal(data)
             if errors:
@@ -1977,6 +2102,7 @@ class FakeDiscord:
                     BOT_PERMISSIONS,
                     bot_id=self.bot_user_id,
                 ),
+                *(role_json(rid, name, perms) for rid, (name, perms) in guild.roles.items()),
             ],
             "emojis": [],
             "stickers": [],
@@ -2141,6 +2267,37 @@ class FakeDiscord:
     async def _control_block_dms(self, request: web.Request) -> web.Response:
         self.block_dms(int(request.match_info["user_id"]))
         return _json(200, {"ok": True})
+
+
+def _check_choices(data: dict[str, Any] | None) -> list[FormError]:
+    """An autocomplete answer: at most 25 choices, names 1-100 characters, a value each."""
+    choices = (data or {}).get("choices")
+    if not isinstance(choices, list):
+        return [FormError(("data", "choices"), "BASE_TYPE_REQUIRED", "This field is required")]
+    errors: list[FormError] = []
+    if len(choices) > _CHOICES_MAX:
+        errors.append(
+            FormError(("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        )
+    for index, choice in enumerate(choices):
+        name = choice.get("name") if isinstance(choice, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= _CHOICE_NAME_MAX:
+            errors.append(
+                FormError(
+                    ("data", "choices", index, "name"),
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
+            )
+        if not isinstance(choice, dict) or "value" not in choice:
+            errors.append(
+                FormError(
+                    ("data", "choices", index, "value"),
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required",
+                )
+            )
+    return errors
 
 
 def _json(status: int, body: Any, *, headers: dict[str, str] | None = None) -> web.Response:

@@ -148,6 +148,10 @@ class FakeGuild:
     joined_at: datetime
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     unavailable: bool = False
+    # Roles besides @everyone and the bot's: id -> (name, permission bits).
+    roles: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # Roles each member holds (user id -> role ids); everyone else holds none.
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def channel_id(self) -> int:
@@ -296,6 +300,8 @@ class FakeInteraction:
     followups: list[FakeMessage] = field(default_factory=list)
     ephemeral: bool = False
     expired: bool = False
+    # The choices of an accepted autocomplete answer (type 8).
+    choices: list[dict[str, Any]] | None = None
 
     @property
     def acked(self) -> bool:

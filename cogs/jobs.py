@@ -1,0 +1,280 @@
+"""``/jobs``: members follow their jobs; moderators see and control the server's queue.
+
+* ``mine``, ``status`` and ``cancel`` (own jobs) are for everyone;
+* ``queue``, ``retry`` and cancelling someone else's job are for moderators (Manage Messages
+  or the server's moderator role), ``balance`` for members with Manage Server.
+
+The group cannot carry ``default_permissions`` (Discord applies it to every subcommand, and
+members need ``mine``), so every restricted subcommand checks in code (:mod:`cogs.access`).
+A job of another server is always "not found". Every answer is private (ephemeral).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.engine import JOB_ID_LENGTH
+from bot.policy import GuildPolicy, load_policy
+from bot.vidgo.errors import VidgoError
+from cogs.access import is_moderator, is_server_manager, job_visible_in, may_control
+from cogs.pages import Pages, page_count
+from cogs.render import (
+    JOBS_PER_PAGE,
+    job_detail_embed,
+    job_list_embed,
+    source_text,
+    state_word,
+)
+from storage.jobstate import ACTIVE_STATES, OUTCOME_STATES, JobState
+from storage.records import JobRecord
+
+if TYPE_CHECKING:
+    from bot.app import StemcordBot
+    from bot.engine import JobEngine
+
+log = logging.getLogger(__name__)
+
+MINE_LIMIT = 100  # the member's most recent jobs
+QUEUE_LIMIT = 500  # unfinished jobs shown to moderators
+AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
+CHOICE_NAME_MAX = 100
+# Jobs a retry can move: still waiting on Vidgo, or with a message still owed.
+RETRYABLE_STATES = ACTIVE_STATES | OUTCOME_STATES | {JobState.UNDELIVERABLE}
+NOT_A_MODERATOR = "Only moderators (Manage Messages or the moderator role) can do that."
+NOT_A_MANAGER = "Only members with **Manage Server** can see Vidgo's credits."
+
+
+def not_found(job_id: str) -> str:
+    """The same answer for an unknown id and a job of another server.
+
+    The typed id is echoed only with the characters a job id can have, so nothing a member
+    types can break out of the code span.
+    """
+    shown = re.sub(r"[^0-9a-z]", "", job_id.lower())[: JOB_ID_LENGTH * 2]
+    return f"No job `{shown}` in this server." if shown else "No such job in this server."
+
+
+def choice_for(job: JobRecord) -> app_commands.Choice[str]:
+    """An autocomplete entry: the id, then what it is (plain text, on one line)."""
+    title = (job.track or {}).get("title") or job.options.get("title") or job.source_kind.value
+    name = " ".join(f"{job.id} · {state_word(job)} · {title}".split())
+    return app_commands.Choice(name=name[:CHOICE_NAME_MAX], value=job.id)
+
+
+class JobsCog(commands.Cog):
+    """``/jobs mine|status|queue|cancel|retry|balance``."""
+
+    jobs = app_commands.Group(
+        name="jobs", description="Your Stemcord jobs, and the server's queue", guild_only=True
+    )
+
+    def __init__(self, bot: StemcordBot) -> None:
+        self.bot = bot
+
+    @property
+    def engine(self) -> JobEngine:
+        """The running engine."""
+        engine = self.bot.engine
+        assert engine is not None  # noqa: S101 - set before login
+        return engine
+
+    async def _policy(self, interaction: discord.Interaction) -> GuildPolicy:
+        return await load_policy(self.engine.store, interaction.guild_id)
+
+    async def _visible_job(self, interaction: discord.Interaction, job_id: str) -> JobRecord | None:
+        job = await self.engine.get_job(job_id.strip().lower())
+        return job if job_visible_in(job, interaction.guild_id) else None
+
+    async def _choices(
+        self,
+        interaction: discord.Interaction,
+        current: str,
+        *,
+        states: frozenset[JobState] | None = None,
+        anyone: bool = False,
+    ) -> list[app_commands.Choice[str]]:
+        jobs = await self.engine.store.list_jobs(
+            guild_id=interaction.guild_id,
+            requester_id=None if anyone else interaction.user.id,
+            states=states,
+            limit=MINE_LIMIT,
+        )
+        typed = current.strip().lower()
+        return [choice_for(j) for j in jobs if j.id.startswith(typed)][:AUTOCOMPLETE_LIMIT]
+
+    async def recent_job_ids(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Autocomplete: the caller's recent jobs in this server."""
+        return await self._choices(interaction, current)
+
+    async def cancellable_job_ids(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Autocomplete: unfinished jobs the caller may cancel (a moderator: all of them)."""
+        moderator = is_moderator(interaction.user, await self._policy(interaction))
+        return await self._choices(interaction, current, states=ACTIVE_STATES, anyone=moderator)
+
+    async def retryable_job_ids(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Autocomplete for moderators: this server's jobs that a retry can move."""
+        if not is_moderator(interaction.user, await self._policy(interaction)):
+            return []
+        return await self._choices(interaction, current, states=RETRYABLE_STATES, anyone=True)
+
+    @jobs.command(name="mine", description="Your recent jobs in this server")
+    async def mine(self, interaction: discord.Interaction) -> None:
+        """The caller's recent jobs, newest first, ten a page."""
+        found = await self.engine.store.list_jobs(
+            guild_id=interaction.guild_id, requester_id=interaction.user.id, limit=MINE_LIMIT
+        )
+        pages = page_count(len(found), JOBS_PER_PAGE)
+
+        def render(page: int) -> discord.Embed:
+            return job_list_embed(
+                "Your jobs in this server",
+                found,
+                page,
+                pages,
+                with_requester=False,
+                empty="You have no jobs here yet. Start one with `/separate`.",
+            )
+
+        await Pages(render, pages, owner_id=interaction.user.id).send(interaction)
+
+    @jobs.command(name="status", description="Where one job of this server is")
+    @app_commands.describe(job="The job id (from its status message or /jobs mine)")
+    @app_commands.autocomplete(job=recent_job_ids)
+    async def status(self, interaction: discord.Interaction, job: str) -> None:
+        """One job of this server; another server's job is "not found"."""
+        found = await self._visible_job(interaction, job)
+        if found is None:
+            await interaction.response.send_message(not_found(job), ephemeral=True)
+            return
+        await interaction.response.send_message(embed=job_detail_embed(found), ephemeral=True)
+
+    @jobs.command(name="queue", description="Moderators: every unfinished job of this server")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        """Unfinished jobs of this server, oldest first, with requester, state and age."""
+        if not is_moderator(interaction.user, await self._policy(interaction)):
+            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            return
+        found = await self.engine.store.list_jobs(
+            guild_id=interaction.guild_id,
+            states=ACTIVE_STATES,
+            limit=QUEUE_LIMIT,
+            oldest_first=True,
+        )
+        pages = page_count(len(found), JOBS_PER_PAGE)
+        shown = f"{len(found)}" if len(found) < QUEUE_LIMIT else f"the oldest {QUEUE_LIMIT}"
+        title = f"Queue: {shown} unfinished job{'s' if len(found) != 1 else ''}"
+
+        def render(page: int) -> discord.Embed:
+            return job_list_embed(
+                title, found, page, pages, with_requester=True, empty="Nothing is waiting."
+            )
+
+        await Pages(render, pages, owner_id=interaction.user.id).send(interaction)
+
+    @jobs.command(name="cancel", description="Stop a job (yours, or any as a moderator)")
+    @app_commands.describe(job="The job id to cancel")
+    @app_commands.autocomplete(job=cancellable_job_ids)
+    async def cancel(self, interaction: discord.Interaction, job: str) -> None:
+        """Stop tracking a job; Vidgo has no cancel, so a late result is simply not posted."""
+        found = await self._visible_job(interaction, job)
+        if found is None:
+            await interaction.response.send_message(not_found(job), ephemeral=True)
+            return
+        if not may_control(interaction.user, found, await self._policy(interaction)):
+            await interaction.response.send_message(
+                "Only the member who asked for this job, or a moderator, can cancel it.",
+                ephemeral=True,
+            )
+            return
+        if not found.state.is_active:
+            await interaction.response.send_message(
+                f"Job `{found.id}` is already {state_word(found)}; there is nothing to cancel.",
+                ephemeral=True,
+            )
+            return
+        cancelled = await self.engine.cancel(found.id)
+        if cancelled is None or cancelled.state is not JobState.CANCELLED:
+            word = state_word(cancelled) if cancelled is not None else "gone"
+            await interaction.response.send_message(
+                f"Job `{found.id}` finished before it could be cancelled ({word}).",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.send_message(
+            f"Cancelled job `{found.id}` ({source_text(found)}). Vidgo has no way to cancel a "
+            "task, so it may still run there, but Stemcord stopped tracking it and will not "
+            "post its result.",
+            ephemeral=True,
+        )
+        delivery = self.bot.delivery
+        if delivery is not None:
+            await delivery.show_progress(cancelled)  # the status message says "Cancelled"
+
+    @jobs.command(name="retry", description="Moderators: check a job now, or post it again")
+    @app_commands.describe(job="The job id to retry")
+    @app_commands.autocomplete(job=retryable_job_ids)
+    async def retry(self, interaction: discord.Interaction, job: str) -> None:
+        """Poll an unfinished job now, or deliver an undeliverable one again."""
+        if not is_moderator(interaction.user, await self._policy(interaction)):
+            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            return
+        found = await self._visible_job(interaction, job)
+        if found is None:
+            await interaction.response.send_message(not_found(job), ephemeral=True)
+            return
+        if found.state.is_active:
+            done = f"Asking Vidgo about job `{found.id}` now."
+        elif found.state is JobState.UNDELIVERABLE or found.state.awaits_delivery:
+            done = f"Posting the result of job `{found.id}` again now."
+        else:
+            await interaction.response.send_message(
+                f"Job `{found.id}` is {state_word(found)}; there is nothing to retry.",
+                ephemeral=True,
+            )
+            return
+        await self.engine.poll_now(found.id)
+        await interaction.response.send_message(done, ephemeral=True)
+
+    @jobs.command(name="balance", description="Server managers: Vidgo credits left")
+    async def balance(self, interaction: discord.Interaction) -> None:
+        """Vidgo's credit balance, cached for at least a minute."""
+        if not is_server_manager(interaction.user):
+            await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
+            return
+        cache = self.bot.balance
+        if cache is None:
+            await interaction.response.send_message(
+                "The balance is not available in this setup.", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            balance = await cache.get()
+        except VidgoError as exc:
+            log.warning("could not read the Vidgo balance: %s", exc)
+            await interaction.edit_original_response(
+                content="Vidgo did not answer with the balance just now; try again in a minute."
+            )
+            return
+        await interaction.edit_original_response(
+            content=f"Vidgo credits left: **{balance.credits:,}** "
+            f"(as of <t:{int(balance.fetched_at)}:R>). Credits are charged only when a "
+            "separation succeeds."
+        )
+
+
+async def setup(bot: StemcordBot) -> None:
+    """discord.py extension entry point."""
+    await bot.add_cog(JobsCog(bot))

@@ -1,0 +1,148 @@
+"""The gate before /separate: channel and role rules, limit sentences, the race fallback."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import discord
+import pytest
+
+from bot.policy import GuildPolicy
+from cogs.gate import (
+    admission_gate,
+    channel_allowed,
+    limit_sentence,
+    refuse_after_defer,
+    rule_refusal,
+)
+from storage.records import AdmissionLimits, LimitReached, LimitRule
+from tests.cogs.test_access import member
+
+
+def interaction(
+    *, channel_id: int = 7, parent_id: int | None = None, user: mock.Mock | None = None
+) -> mock.Mock:
+    inter = mock.Mock(spec_set=discord.Interaction)
+    inter.channel_id = channel_id
+    inter.channel = mock.Mock(spec_set=discord.Thread, parent_id=parent_id)
+    inter.guild_id = 9
+    inter.user = user or member(perms=discord.Permissions.none())
+    inter.response = mock.Mock(spec_set=discord.InteractionResponse)
+    inter.delete_original_response = mock.AsyncMock()
+    inter.followup = mock.Mock(spec_set=discord.Webhook)
+    inter.followup.send = mock.AsyncMock()
+    return inter
+
+
+@pytest.mark.parametrize(
+    ("refused", "expected"),
+    [
+        (
+            LimitReached(LimitRule.MAX_UNFINISHED, 2, None),
+            "You already have 2 unfinished jobs in this server; one frees up when a job finishes",
+        ),
+        (
+            LimitReached(LimitRule.MAX_UNFINISHED, 1, None),
+            "You already have 1 unfinished job in this server",
+        ),
+        (
+            LimitReached(LimitRule.DAILY_QUOTA, 10, 1_800_028_800.0),
+            "Daily quota of 10 reached; resets <t:1800028800:R>",
+        ),
+        (
+            LimitReached(LimitRule.COOLDOWN, 30, 1_800_000_030.5),
+            "Cooldown: try again <t:1800000030:R>.",
+        ),
+    ],
+)
+def test_each_limit_has_one_sentence_with_when_it_frees_up(
+    refused: LimitReached, expected: str
+) -> None:
+    assert expected in limit_sentence(refused)
+
+
+def test_empty_allowed_list_means_everywhere_and_threads_follow_their_parent() -> None:
+    assert channel_allowed(GuildPolicy(), None, 1)
+    policy = GuildPolicy(allowed_channel_ids=(5,))
+    assert channel_allowed(policy, None, 5)
+    assert not channel_allowed(policy, None, 6)
+    assert channel_allowed(policy, mock.Mock(parent_id=5), 99)
+
+
+def test_channel_rule_names_the_allowed_channels() -> None:
+    refusal = rule_refusal(GuildPolicy(allowed_channel_ids=(5, 6)), interaction(channel_id=7))
+    assert refusal is not None and "<#5>, <#6>" in refusal
+
+
+def test_required_role_applies_to_members_but_not_moderators() -> None:
+    policy = GuildPolicy(required_role_id=50)
+    assert "<@&50>" in (rule_refusal(policy, interaction()) or "")
+    with_role = member(perms=discord.Permissions.none(), roles=(50,))
+    assert rule_refusal(policy, interaction(user=with_role)) is None
+    moderator = member(perms=discord.Permissions(manage_messages=True))
+    assert rule_refusal(policy, interaction(user=moderator)) is None
+
+
+async def test_gate_asks_the_store_for_an_early_answer_on_the_limits() -> None:
+    bot = mock.Mock()
+    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={"daily_quota": 3})
+    bot.engine.store.limit_reached = mock.AsyncMock(
+        return_value=LimitReached(LimitRule.DAILY_QUOTA, 3, 100.0)
+    )
+    gate = await admission_gate(bot, interaction())
+    assert gate.policy.daily_quota == 3
+    assert gate.refusal is not None and "Daily quota of 3" in gate.refusal
+    [call] = bot.engine.store.limit_reached.await_args_list
+    assert call.args[:3] == (9, 1, AdmissionLimits(max_unfinished=2, daily_quota=3))
+
+
+async def test_channel_refusal_needs_no_limit_check() -> None:
+    bot = mock.Mock()
+    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={"allowed_channel_ids": [5]})
+    bot.engine.store.limit_reached = mock.AsyncMock()
+    gate = await admission_gate(bot, interaction(channel_id=7))
+    assert gate.refusal is not None and "<#5>" in gate.refusal
+    bot.engine.store.limit_reached.assert_not_awaited()
+
+
+async def test_a_request_that_loses_the_race_is_refused_privately() -> None:
+    inter = interaction()
+    inter.delete_original_response.side_effect = discord.NotFound(
+        mock.Mock(status=404, reason="gone"), "gone"
+    )
+    await refuse_after_defer(inter, LimitReached(LimitRule.MAX_UNFINISHED, 1, None))
+    inter.delete_original_response.assert_awaited_once()
+    [call] = inter.followup.send.await_args_list
+    assert call.kwargs == {"ephemeral": True} and "1 unfinished job" in call.args[0]
+
+
+async def test_separate_turns_a_limit_raised_at_admission_into_a_private_refusal() -> None:
+    from tests.cogs.test_separate import make_cog, make_interaction
+
+    cog, bot = make_cog()
+    bot.engine.submit.side_effect = LimitReached(LimitRule.COOLDOWN, 30, 1_800_000_030.0)
+    inter = make_interaction()
+    inter.channel = mock.Mock(spec_set=discord.TextChannel)
+    inter.delete_original_response = mock.AsyncMock()
+    inter.followup = mock.Mock(spec_set=discord.Webhook)
+    inter.followup.send = mock.AsyncMock()
+    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
+    inter.response.defer.assert_awaited_once()
+    inter.delete_original_response.assert_awaited_once()
+    [call] = inter.followup.send.await_args_list
+    assert call.args[0].startswith("Cooldown") and call.kwargs["ephemeral"] is True
+    bot.engine.attach_status_message.assert_not_awaited()
+
+
+async def test_separate_refuses_before_acknowledging_when_the_gate_says_no() -> None:
+    from tests.cogs.test_separate import make_cog, make_interaction
+
+    cog, bot = make_cog()
+    bot.engine.store.get_guild_settings.return_value = {"allowed_channel_ids": [1]}
+    inter = make_interaction()
+    inter.channel = mock.Mock(spec_set=discord.TextChannel)
+    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
+    [call] = inter.response.send_message.await_args_list
+    assert "<#1>" in call.args[0] and call.kwargs["ephemeral"] is True
+    inter.response.defer.assert_not_awaited()
+    bot.engine.submit.assert_not_awaited()

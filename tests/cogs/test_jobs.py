@@ -1,0 +1,329 @@
+"""/jobs and /karaoke fast layer: callbacks called directly against a real store, and rendering."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import discord
+import pytest
+
+from bot.balance import Balance
+from bot.policy import GuildPolicy, load_policy
+from bot.vidgo.errors import VidgoTransientError
+from cogs.jobs import JobsCog, choice_for
+from cogs.karaoke import KaraokeCog, policy_embed
+from cogs.pages import Pages, page_count
+from cogs.render import (
+    EMBED_TOTAL_MAX,
+    FIELD_VALUE_MAX,
+    STATE_WORDS,
+    job_detail_embed,
+    job_line,
+    job_list_embed,
+    result_link,
+    state_word,
+)
+from storage.jobstate import JobState
+from storage.records import NewJob, SourceKind
+from storage.sqlite import SqliteJobStore
+from tests.cogs.test_access import member
+from tests.cogs.test_render import job
+
+NOW = 1_800_000_000.0
+GUILD = 9
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
+    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def add_job(
+    store: SqliteJobStore, job_id: str, *, requester: int = 42, guild: int = GUILD
+) -> None:
+    new = NewJob(
+        id=job_id,
+        kind="separation",
+        source_kind=SourceKind.URL,
+        source_key=f"url:{job_id}",
+        model="upload-and-separate-vocals",
+        requester_id=requester,
+        channel_id=7,
+        guild_id=guild,
+        source_url="https://x.org/a.mp3",
+        options={"title": "Song " + job_id},
+        deadline_at=NOW + 1e6,
+    )
+    await store.admit(new, NOW, submit_lease_until=NOW + 1e6)
+
+
+def make_bot(store: SqliteJobStore) -> mock.Mock:
+    bot = mock.Mock()
+    bot.engine.store = store
+    bot.engine.get_job = store.get
+
+    async def cancel(job_id: str) -> object:
+        return await store.cancel(job_id, NOW + 5)
+
+    bot.engine.cancel = mock.AsyncMock(side_effect=cancel)
+    bot.engine.poll_now = mock.AsyncMock()
+    bot.delivery.show_progress = mock.AsyncMock()
+    bot.balance.get = mock.AsyncMock(return_value=Balance(17276, NOW))
+    return bot
+
+
+def make_interaction(user: Any, guild_id: int = GUILD) -> mock.Mock:
+    inter = mock.Mock(spec_set=discord.Interaction)
+    inter.user = user
+    inter.guild_id = guild_id
+    inter.response = mock.Mock(spec_set=discord.InteractionResponse)
+    inter.response.send_message = mock.AsyncMock()
+    inter.response.defer = mock.AsyncMock()
+    inter.edit_original_response = mock.AsyncMock()
+    return inter
+
+
+def sent(inter: mock.Mock) -> tuple[str, dict[str, Any]]:
+    [call] = inter.response.send_message.await_args_list
+    return (call.args[0] if call.args else ""), call.kwargs
+
+
+PLAIN = discord.Permissions.none()
+MODERATOR = discord.Permissions(manage_messages=True)
+MANAGER = discord.Permissions(manage_guild=True)
+
+
+async def test_status_of_another_servers_job_is_not_found(store: SqliteJobStore) -> None:
+    await add_job(store, "here000001")
+    await add_job(store, "there00001", guild=10)
+    cog = JobsCog(make_bot(store))
+    inter = make_interaction(member(user_id=42, perms=PLAIN))
+    await cog.status.callback(cog, inter, job="there00001")
+    text, kwargs = sent(inter)
+    assert text == "No job `there00001` in this server." and kwargs["ephemeral"]
+    inter = make_interaction(member(user_id=42, perms=PLAIN))
+    await cog.status.callback(cog, inter, job=" HERE000001 ")
+    _, kwargs = sent(inter)
+    assert kwargs["embed"].footer.text == "Job here000001" and kwargs["ephemeral"]
+
+
+async def test_cancel_checks_requester_or_moderator(store: SqliteJobStore) -> None:
+    await add_job(store, "job0000001", requester=42)
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    stranger = make_interaction(member(user_id=5, perms=PLAIN))
+    await cog.cancel.callback(cog, stranger, job="job0000001")
+    assert "Only the member who asked" in sent(stranger)[0]
+    bot.engine.cancel.assert_not_awaited()
+    moderator = make_interaction(member(user_id=5, perms=MODERATOR))
+    await cog.cancel.callback(cog, moderator, job="job0000001")
+    assert "Vidgo has no way to cancel" in sent(moderator)[0]
+    assert (await store.get("job0000001")).state is JobState.CANCELLED  # type: ignore[union-attr]
+    bot.delivery.show_progress.assert_awaited_once()
+    again = make_interaction(member(user_id=42, perms=PLAIN))
+    await cog.cancel.callback(cog, again, job="job0000001")
+    assert "already cancelled" in sent(again)[0]
+
+
+async def test_queue_and_retry_refuse_members(store: SqliteJobStore) -> None:
+    await add_job(store, "job0000001")
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    for command in (cog.queue, cog.retry):
+        inter = make_interaction(member(user_id=42, perms=PLAIN))
+        kwargs = {"job": "job0000001"} if command is cog.retry else {}
+        await command.callback(cog, inter, **kwargs)  # type: ignore[arg-type]
+        assert "Only moderators" in sent(inter)[0]
+    bot.engine.poll_now.assert_not_awaited()
+
+
+async def test_retry_polls_unfinished_jobs_for_moderators(store: SqliteJobStore) -> None:
+    await add_job(store, "job0000001")
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    inter = make_interaction(member(user_id=5, perms=MODERATOR))
+    await cog.retry.callback(cog, inter, job="job0000001")
+    assert "Asking Vidgo" in sent(inter)[0]
+    bot.engine.poll_now.assert_awaited_once_with("job0000001")
+
+
+async def test_queue_lists_unfinished_jobs_oldest_first(store: SqliteJobStore) -> None:
+    for index in range(3):
+        await add_job(store, f"job000000{index}", requester=40 + index)
+    await store.cancel("job0000001", NOW)
+    cog = JobsCog(make_bot(store))
+    inter = make_interaction(member(user_id=5, perms=MODERATOR))
+    await cog.queue.callback(cog, inter)
+    _, kwargs = sent(inter)
+    embed = kwargs["embed"]
+    assert embed.title == "Queue: 2 unfinished jobs"
+    assert embed.description.index("job0000000") < embed.description.index("job0000002")
+    assert "job0000001" not in embed.description and "by <@40>" in embed.description
+
+
+async def test_balance_needs_manage_server_and_reports_vidgo_errors(store: SqliteJobStore) -> None:
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    moderator = make_interaction(member(perms=MODERATOR))
+    await cog.balance.callback(cog, moderator)
+    assert "Manage Server" in sent(moderator)[0]
+    manager = make_interaction(member(perms=MANAGER))
+    await cog.balance.callback(cog, manager)
+    assert "17,276" in manager.edit_original_response.await_args.kwargs["content"]
+    bot.balance.get.side_effect = VidgoTransientError("down")
+    failing = make_interaction(member(perms=MANAGER))
+    await cog.balance.callback(cog, failing)
+    assert "try again" in failing.edit_original_response.await_args.kwargs["content"]
+
+
+async def test_autocomplete_offers_the_callers_recent_ids_in_this_server(
+    store: SqliteJobStore,
+) -> None:
+    for index in range(30):
+        await add_job(store, f"a{index:09d}")
+    await add_job(store, "b000000001")
+    await add_job(store, "c000000001", requester=5)
+    await add_job(store, "d000000001", guild=10)
+    cog = JobsCog(make_bot(store))
+    inter = make_interaction(member(user_id=42, perms=PLAIN))
+    choices = await cog.recent_job_ids(inter, "")
+    assert len(choices) == 25
+    assert all(len(c.name) <= 100 for c in choices)
+    values = {c.value for c in await cog.recent_job_ids(inter, "")}
+    assert "c000000001" not in values and "d000000001" not in values
+    assert [c.value for c in await cog.recent_job_ids(inter, "B")] == ["b000000001"]
+
+
+def test_choice_names_fit_discords_limit() -> None:
+    long = job(track={"title": "x" * 300})
+    choice = choice_for(long)
+    assert len(choice.name) == 100 and choice.value == long.id
+
+
+def test_every_state_has_words_and_lines_escape_titles() -> None:
+    assert set(STATE_WORDS) == set(JobState)
+    assert state_word(job(state=JobState.DELIVERED, outcome=JobState.FAILED)) == "failed"
+    line = job_line(job(track={"title": "@everyone **x**"}), with_requester=True)
+    assert "@everyone" not in line and "\\*\\*x\\*\\*" in line and "by <@42>" in line
+
+
+def test_result_link_points_at_the_result_channel() -> None:
+    posted = job(result_message_id=555, state=JobState.DELIVERED)
+    assert result_link(posted) == "https://discord.com/channels/9/7/555"
+    elsewhere = replace(posted, result_channel_id=8)
+    assert result_link(elsewhere) == "https://discord.com/channels/9/8/555"
+    assert "[stems](https://discord.com/channels/9/8/555)" in job_line(elsewhere)
+    assert result_link(job()) is None
+
+
+def test_lists_and_details_stay_inside_embed_limits() -> None:
+    jobs = [job(id=f"j{index:09d}", track={"title": "t" * 500}) for index in range(25)]
+    for page in range(3):
+        embed = job_list_embed("Queue", jobs, page, 3, with_requester=True, empty="-")
+        assert len(embed) <= EMBED_TOTAL_MAX
+    undeliverable = job(state=JobState.UNDELIVERABLE, last_error="e" * 5000)
+    assert len(job_detail_embed(undeliverable)) <= EMBED_TOTAL_MAX
+
+
+def test_settings_embed_stays_inside_limits_with_many_channels() -> None:
+    policy = GuildPolicy(allowed_channel_ids=tuple(10**18 + i for i in range(200)))
+    embed = policy_embed(policy)
+    assert all(len(field.value or "") <= FIELD_VALUE_MAX for field in embed.fields)
+    assert embed.fields[0].value is not None and embed.fields[0].value.endswith("…")
+
+
+async def test_karaoke_changes_need_manage_server_and_are_stored(store: SqliteJobStore) -> None:
+    cog = KaraokeCog(make_bot(store))
+    moderator = make_interaction(member(perms=MODERATOR))
+    await cog.daily_quota.callback(cog, moderator, count=3)
+    assert "Manage Server" in sent(moderator)[0]
+    assert (await load_policy(store, GUILD)).daily_quota == 10
+    manager = make_interaction(member(perms=MANAGER))
+    await cog.daily_quota.callback(cog, manager, count=3)
+    text, kwargs = sent(manager)
+    assert "3 jobs" in text and kwargs["ephemeral"]
+    assert (await load_policy(store, GUILD)).daily_quota == 3
+    assert (await load_policy(store, GUILD + 1)).daily_quota == 10
+
+
+def test_pages_disable_the_buttons_at_the_ends() -> None:
+    assert page_count(0, 10) == 1 and page_count(10, 10) == 1 and page_count(11, 10) == 2
+    pages = Pages(lambda n: discord.Embed(title=str(n)), 3, owner_id=1)
+    assert pages.previous.disabled and not pages.next.disabled
+
+
+async def test_cancel_and_retry_of_another_servers_job_are_not_found(
+    store: SqliteJobStore,
+) -> None:
+    await add_job(store, "there00001", guild=10)
+    bot = make_bot(store)
+    cog = JobsCog(bot)
+    cancel = make_interaction(member(user_id=42, perms=MODERATOR))
+    await cog.cancel.callback(cog, cancel, job="there00001")
+    retry = make_interaction(member(user_id=42, perms=MODERATOR))
+    await cog.retry.callback(cog, retry, job="there00001")
+    assert sent(cancel)[0] == sent(retry)[0] == "No job `there00001` in this server."
+    bot.engine.cancel.assert_not_awaited()
+    bot.engine.poll_now.assert_not_awaited()
+
+
+def test_status_points_at_the_result_channel_when_results_go_elsewhere() -> None:
+    from cogs.render import status_embed
+
+    done = job(state=JobState.DELIVERED, result_channel_id=8)
+    assert "<#8>" in str(status_embed(done).to_dict())
+    assert "message below" in str(status_embed(job(state=JobState.DELIVERED)).to_dict())
+
+
+async def test_channel_list_edits_are_made_from_the_stored_list(store: SqliteJobStore) -> None:
+    cog = KaraokeCog(make_bot(store))
+    for channel_id in (1, 2, 2):
+        await cog.allow_channel.callback(
+            cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=channel_id)
+        )
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == (1, 2)
+    await cog.remove_channel.callback(
+        cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=1)
+    )
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == (2,)
+    await cog.all_channels.callback(cog, make_interaction(member(perms=MANAGER)))
+    assert (await load_policy(store, GUILD)).allowed_channel_ids == ()
+
+
+async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: SqliteJobStore) -> None:
+    await add_job(store, "mine000001", requester=42)
+    await add_job(store, "them000001", requester=5)
+    await add_job(store, "done000001", requester=42)
+    await store.cancel("done000001", NOW)
+    cog = JobsCog(make_bot(store))
+    plain = make_interaction(member(user_id=42, perms=PLAIN))
+    assert [c.value for c in await cog.cancellable_job_ids(plain, "")] == ["mine000001"]
+    assert await cog.retryable_job_ids(plain, "") == []
+    moderator = make_interaction(member(user_id=7, perms=MODERATOR))
+    assert {c.value for c in await cog.cancellable_job_ids(moderator, "")} == {
+        "mine000001",
+        "them000001",
+    }
+    assert {c.value for c in await cog.retryable_job_ids(moderator, "")} == {
+        "mine000001",
+        "them000001",
+    }
+
+
+def test_not_found_echoes_only_what_a_job_id_can_hold() -> None:
+    from cogs.jobs import not_found
+
+    assert not_found("AbC123") == "No job `abc123` in this server."
+    assert not_found("`@everyone`") == "No job `everyone` in this server."
+    assert not_found("***") == "No such job in this server."
+
+
+def test_choice_names_are_one_line() -> None:
+    assert "\n" not in choice_for(job(track={"title": "two\nlines"})).name

@@ -1,0 +1,61 @@
+"""Helpers for end-to-end tests of the moderation and settings commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import World
+from tests.fakes.discord_models import (
+    MANAGE_GUILD,
+    MANAGE_MESSAGES,
+    MEMBER_PERMISSIONS,
+    FakeInteraction,
+    FakeMessage,
+)
+
+MEMBER = str(MEMBER_PERMISSIONS)
+MODERATOR = str(MEMBER_PERMISSIONS | MANAGE_MESSAGES)
+MANAGER = str(MEMBER_PERMISSIONS | MANAGE_GUILD)
+
+
+async def slash(
+    world: World,
+    name: str,
+    *,
+    user_id: int | None = None,
+    permissions: str = MEMBER,
+    channel_id: int | None = None,
+    guild_id: int | None = None,
+    **options: Any,
+) -> FakeInteraction:
+    """Someone runs ``/name`` (a path such as ``"jobs status"``) with these options."""
+    return await world.discord.invoke_slash(
+        guild_id=guild_id or world.guild.id,
+        channel_id=channel_id or world.guild.channel_id,
+        user_id=user_id or world.member.id,
+        name=name,
+        options=[{"name": k, "value": v} for k, v in options.items()],
+        permissions=permissions,
+    )
+
+
+async def answer(world: World, interaction: FakeInteraction) -> FakeMessage:
+    """The message the member finally sees: the first response, or the followup."""
+
+    def shown() -> FakeMessage | None:
+        if interaction.followups:
+            return interaction.followups[-1]
+        message = interaction.original_message
+        if message is not None and not message.deleted and not message.loading:
+            return message
+        return None
+
+    await world.discord.wait_until(lambda: shown() is not None)
+    found = shown()
+    assert found is not None
+    return found
+
+
+def text(message: FakeMessage) -> str:
+    """Content and embeds of a message as one string (for assertions)."""
+    return f"{message.content} {message.embeds}"
