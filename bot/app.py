@@ -20,15 +20,18 @@ import yarl
 from discord.ext import commands
 
 from bot.engine import EngineConfig, JobEngine
+from bot.midi import MIDI, MidiKind
+from bot.progress import ProgressTracker
 from bot.settings import Settings
 from bot.vidgo.client import VidgoClient
 from bot.webhook import CallbackServer
-from cogs.delivery import DiscordDelivery
+from cogs.buttons import DYNAMIC_ITEMS, MidiButton, RefreshLimiter
+from cogs.delivery import DiscordDelivery, ResultItem
 from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate",)
+EXTENSIONS = ("cogs.separate", "cogs.separate_message")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -75,11 +78,14 @@ class StemcordBot(commands.Bot):
         self.engine: JobEngine | None = None
         # Set by the app: the Discord implementation of the engine's delivery interface.
         self.delivery: DiscordDelivery | None = None
+        self.refresh_limiter = RefreshLimiter()
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync to the development guild if configured, start the engine."""
         for name in EXTENSIONS:
             await self.load_extension(name)
+        # Buttons carry their job id, so those on messages from before a restart work too.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.run_engine and self.settings.DEV_GUILD_ID is not None:
             guild = discord.Object(id=self.settings.DEV_GUILD_ID)
             self.tree.copy_global_to(guild=guild)
@@ -130,8 +136,17 @@ async def run_app(
                 max_concurrency=settings.VIDGO_MAX_CONCURRENCY,
             )
             bot = StemcordBot(settings)
-            delivery = DiscordDelivery(bot)
-            engine = JobEngine(store, vidgo, delivery, engine_config(settings))
+            result_items: list[ResultItem] = []
+            if settings.ENABLE_MIDI:
+                result_items.append(MidiButton.offer)
+            delivery = DiscordDelivery(
+                bot, progress=ProgressTracker(store), result_items=result_items
+            )
+            # The MIDI kind is always known, so jobs started before ENABLE_MIDI was turned
+            # off still finish; without the setting no button offers new ones.
+            engine = JobEngine(
+                store, vidgo, delivery, engine_config(settings), kinds={MIDI: MidiKind(vidgo)}
+            )
             bot.engine = engine
             bot.delivery = delivery
             if settings.PUBLIC_URL is not None:

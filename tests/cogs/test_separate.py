@@ -63,6 +63,7 @@ def make_cog() -> tuple[SeparateCog, mock.Mock]:
     bot.engine.attach_status_message.return_value = job()
     bot.delivery = mock.Mock()
     bot.delivery.show_progress = mock.AsyncMock()
+    bot.delivery.status_message = mock.AsyncMock(return_value=(discord.Embed(), None))
     return SeparateCog(bot), bot
 
 
