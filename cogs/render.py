@@ -151,7 +151,8 @@ def rough_duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60} min"
+    hours, rest = divmod(minutes, 60)
+    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
 
 
 def queue_text(progress: Progress) -> str | None:
