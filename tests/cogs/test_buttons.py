@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from unittest import mock
 
 import discord
@@ -10,7 +11,7 @@ import pytest
 
 from bot.engine import Submitted
 from bot.midi import MIDI, NO_NOTES, midi_result, parse_midi_data
-from bot.progress import Progress
+from bot.progress import Progress, ProgressTracker
 from cogs.buttons import (
     CancelButton,
     MidiButton,
@@ -20,6 +21,7 @@ from cogs.buttons import (
     render_midi,
     status_items,
 )
+from cogs.delivery import DiscordDelivery
 from cogs.render import (
     eta_text,
     ordinal,
@@ -28,6 +30,7 @@ from cogs.render import (
     rough_duration,
     status_embed,
 )
+from storage.base import JobStore
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 from tests.cogs.test_render import job
@@ -260,3 +263,74 @@ async def test_midi_press_without_a_task_or_when_off_is_refused() -> None:
     await MidiButton("abcdefghjk").callback(interaction)
     assert "turned off" in ephemeral_text(interaction)
     interaction.client.engine.submit.assert_not_awaited()
+
+
+# -- the delivery path -----------------------------------------------------------------------
+
+
+def delivery_with(store: mock.Mock, **kw: object) -> tuple[DiscordDelivery, mock.Mock]:
+    client = mock.Mock(spec_set=discord.Client)
+    channel = mock.Mock(spec_set=discord.PartialMessageable)
+    channel.send = mock.AsyncMock(return_value=mock.Mock(id=321))
+    status = mock.Mock(spec_set=discord.PartialMessage)
+    status.edit = mock.AsyncMock()
+    channel.get_partial_message.return_value = status
+    client.get_partial_messageable.return_value = channel
+    return DiscordDelivery(client, progress=ProgressTracker(store), **kw), channel
+
+
+def progress_store() -> mock.Mock:
+    store = mock.Mock(spec_set=JobStore)
+    store.queue_position = mock.AsyncMock(return_value=(1, 1))
+    store.recent_durations = mock.AsyncMock(return_value=[])
+    return store
+
+
+async def test_delivering_costs_no_progress_query_and_removes_the_status_buttons() -> None:
+    store = progress_store()
+    delivery, channel = delivery_with(store, result_items=[MidiButton.offer])
+    done = job(result={"stems": {"vocals": "https://s/v.mp3"}, "vidgo_task_id": "sep"})
+    assert await delivery.deliver(replace(done, status_message_id=99)) == 321
+    store.queue_position.assert_not_awaited()
+    store.recent_durations.assert_not_awaited()
+    # The result carries the offered MIDI button after the stem link.
+    view = channel.send.call_args.kwargs["view"]
+    assert [getattr(i, "custom_id", None) for i in view.children] == [
+        None,
+        f"stemcord:midi:{done.id}",
+    ]
+    channel.get_partial_message.assert_called_once_with(99)
+    channel.get_partial_message.return_value.edit.assert_awaited_once_with(
+        embed=mock.ANY, view=None
+    )
+
+
+async def test_a_waiting_jobs_status_has_progress_and_buttons() -> None:
+    store = progress_store()
+    delivery, channel = delivery_with(store)
+    await delivery.show_progress(job(status_message_id=99, **WAITING))
+    kwargs = channel.get_partial_message.return_value.edit.call_args.kwargs
+    assert [i.custom_id for i in kwargs["view"].children] == [
+        "stemcord:refresh:abcdefghjk",
+        "stemcord:cancel:abcdefghjk",
+    ]
+    fields = {f.name: f.value for f in kwargs["embed"].fields}
+    assert fields["Queue"].startswith("1st of 1") and fields["ETA"] == "no estimate yet"
+    store.queue_position.assert_awaited_once()
+
+
+async def test_a_failing_progress_query_still_edits_the_status() -> None:
+    store = progress_store()
+    store.queue_position.side_effect = RuntimeError("database is locked")
+    delivery, channel = delivery_with(store)
+    await delivery.show_progress(job(status_message_id=99, **WAITING))
+    kwargs = channel.get_partial_message.return_value.edit.call_args.kwargs
+    assert "Queue" not in {f.name for f in kwargs["embed"].fields}
+
+
+async def test_a_job_without_a_status_message_is_not_rendered() -> None:
+    store = progress_store()
+    delivery, channel = delivery_with(store)
+    await delivery.show_progress(job(kind=MIDI, **WAITING))
+    channel.get_partial_message.assert_not_called()
+    store.queue_position.assert_not_awaited()
