@@ -92,7 +92,12 @@ class SeparateMessageCog(commands.Cog):
 
     def __init__(self, bot: StemcordBot) -> None:
         self.bot = bot
-        self.menu = app_commands.ContextMenu(name=MENU_NAME, callback=self.separate_message)
+        # Servers only, like /separate (jobs, queues and moderators belong to a server).
+        self.menu = app_commands.ContextMenu(
+            name=MENU_NAME,
+            callback=self.separate_message,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+        )
         self.menu.guild_only = True
 
     async def cog_load(self) -> None:

@@ -116,7 +116,12 @@ async def test_menu_is_added_to_and_removed_from_the_tree() -> None:
     cog, bot = make_cog()
     await cog.cog_load()
     bot.tree.add_command.assert_called_once_with(cog.menu)
-    assert cog.menu.name == "Separate vocals" and cog.menu.guild_only
+    assert cog.menu.name == "Separate vocals"
+    payload = cog.menu.to_dict(
+        discord.app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
+    )
+    assert payload["type"] == 3 and payload["dm_permission"] is False
+    assert payload["contexts"] == [0]  # servers only
     await cog.cog_unload()
     bot.tree.remove_command.assert_called_once_with(
         "Separate vocals", type=discord.AppCommandType.message
