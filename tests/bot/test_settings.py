@@ -121,3 +121,23 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
     for i, line in enumerate(lines):
         if line and not line.startswith("#"):
             assert lines[i - 1].startswith("# "), f"{line} has no comment above it"
+
+
+@pytest.mark.parametrize(("raw", "enabled"), [(None, False), ("true", True), ("0", False)])
+def test_midi_is_off_unless_enabled(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, enabled: bool
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("ENABLE_MIDI", raising=False)
+    if raw is not None:
+        monkeypatch.setenv("ENABLE_MIDI", raw)
+    assert load_settings().ENABLE_MIDI is enabled
+
+
+def test_a_bad_midi_switch_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ENABLE_MIDI", "perhaps")
+    with pytest.raises(SettingsError, match="ENABLE_MIDI"):
+        load_settings()

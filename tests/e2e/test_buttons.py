@@ -122,6 +122,8 @@ async def test_moderator_cancels_and_the_late_result_is_not_posted(world: World)
     status = await status_of(world, job)
     await world.discord.wait_until(lambda: bool(custom_ids(status)))
     # The server owner holds every permission, Manage Messages included.
+    refresh = await press(world, status, f"stemcord:refresh:{job.id}", world.guild.owner_id)
+    assert refresh.response_type == 7 and not refresh.ephemeral
     cancel = await press(world, status, f"stemcord:cancel:{job.id}", world.guild.owner_id)
     assert cancel.response_type == 7
     await world.wait_job(job.id, JobState.CANCELLED)
