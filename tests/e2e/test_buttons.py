@@ -13,7 +13,7 @@ from storage.records import JobRecord, NewJob, SourceKind
 from storage.sqlite import SqliteJobStore
 from tests.e2e.conftest import World
 from tests.fakes.discord_models import FakeInteraction, FakeMessage
-from tests.fakes.vidgo import MIDI_INSTRUMENTS
+from tests.fakes.vidgo import GENERATION_TITLES, MIDI_INSTRUMENTS
 
 STRANGER = 990_000_000_000_000_001
 
@@ -227,6 +227,8 @@ async def test_status_shows_queue_position_and_eta(world: World) -> None:
     await world.separate_song(0)
     first = await next_job(world)
     first_status = await status_of(world, first)
+    # The edit after the submit (with the track's title) is the last one until it finishes.
+    await world.discord.wait_until(lambda: GENERATION_TITLES[0] in embed_text(first_status))
     await world.separate_song(1, stems="all")
     second = await next_job(world, first)
     second_status = await status_of(world, second)
