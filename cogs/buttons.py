@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
 
+from bot.engine import ErrorKind
 from bot.midi import MIDI, NO_NOTES, midi_bytes, midi_request, separation_task_of
 from bot.policy import load_policy
 from cogs.access import job_visible_in, may_control
@@ -40,6 +41,7 @@ from cogs.render import (
     Outcome,
     escape_untrusted,
     failure_sentence,
+    format_duration,
 )
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
@@ -280,18 +282,34 @@ def midi_file_name(job: JobRecord) -> str:
     return f"{safe or 'stemcord-' + job.id}.mid"
 
 
+def midi_failure_sentence(job: JobRecord) -> str:
+    """Why there is no MIDI, in words about MIDI (the rest as for separations)."""
+    kind = job.error_kind
+    if kind == NO_NOTES:
+        return "Vidgo found no notes to write down in this song."
+    if kind == ErrorKind.NOT_FOUND:
+        return "Vidgo no longer knows this separation, so it cannot make MIDI from it."
+    if kind == ErrorKind.VIDGO_FAILED:
+        reason = escape_untrusted(job.last_error or "no reason given", 900)
+        return f"Vidgo could not make MIDI from this song: {reason}"
+    if kind == ErrorKind.INVALID:
+        reason = escape_untrusted(job.last_error or "", 500)
+        return f"Vidgo refused to make MIDI from this song: {reason}"
+    if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
+        return "Vidgo did not finish the MIDI in time. Press MIDI again later."
+    return failure_sentence(job)
+
+
 def render_midi(job: JobRecord) -> Outcome:
     """A MIDI job's message: a reply to the result message with the ``.mid`` attached."""
     mention = f"<@{job.requester_id}>"
     title = escape_untrusted(str((job.track or {}).get("title") or ""), 200) or "this song"
     data = midi_bytes(job.result) if job.outcome is JobState.SUCCEEDED else None
     if data is None:
-        if job.error_kind == NO_NOTES:
-            reason = "Vidgo found no notes to write down in this song."
-        else:
-            reason = failure_sentence(job)
         embed = discord.Embed(
-            title="MIDI failed", description=reason[:DESCRIPTION_MAX], colour=COLOR_FAILED
+            title="MIDI failed",
+            description=midi_failure_sentence(job)[:DESCRIPTION_MAX],
+            colour=COLOR_FAILED,
         )
         embed.set_footer(text=f"Job {job.id}")
         return Outcome(f"{mention} no MIDI this time.", embed, [], reply_to=job.reply_to_message_id)
@@ -308,6 +326,9 @@ def render_midi(job: JobRecord) -> Outcome:
             name = escape_untrusted(str(instrument.get("name") or "?"), 64)
             drums = " (drums, channel 10)" if instrument.get("drums") else ""
             lines.append(f"{name}: {instrument.get('notes')} notes{drums}")
+    length = format_duration(result.get("seconds"))
+    if length:
+        embed.add_field(name="Length", value=length, inline=True)
     if lines:
         embed.add_field(name="Tracks", value="\n".join(lines[:20])[:1024], inline=False)
     embed.set_footer(text=f"Job {job.id}")

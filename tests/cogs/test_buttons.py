@@ -9,7 +9,7 @@ from unittest import mock
 import discord
 import pytest
 
-from bot.engine import Submitted
+from bot.engine import ErrorKind, Submitted
 from bot.midi import MIDI, NO_NOTES, midi_result, parse_midi_data
 from bot.progress import Progress, ProgressTracker
 from cogs.buttons import (
@@ -139,7 +139,9 @@ def test_midi_message_replies_with_the_file() -> None:
     assert outcome.reply_to == 777
     [(name, data)] = outcome.files
     assert name == "Harbour 1 Lights.mid" and data.startswith(b"MThd")
-    assert "Drums: 3 notes (drums, channel 10)" in str(outcome.embed.fields[0].value)
+    fields = {f.name: str(f.value) for f in outcome.embed.fields}
+    assert "Drums: 3 notes (drums, channel 10)" in fields["Tracks"]
+    assert fields["Length"] == "0:02"
     assert "<@&1>" not in str(outcome.embed.title)
     assert outcome.content.startswith(f"<@{REQUESTER}>")
 
@@ -150,6 +152,23 @@ def test_failed_midi_says_why_without_a_file() -> None:
     )
     assert outcome.files == [] and outcome.reply_to == 777
     assert "no notes" in str(outcome.embed.description)
+
+
+@pytest.mark.parametrize(
+    ("error_kind", "outcome", "words"),
+    [
+        (ErrorKind.NOT_FOUND, JobState.FAILED, "no longer knows this separation"),
+        (ErrorKind.VIDGO_FAILED, JobState.FAILED, "could not make MIDI from this song: boom"),
+        (ErrorKind.INVALID, JobState.FAILED, "refused to make MIDI"),
+        (ErrorKind.EXPIRED, JobState.EXPIRED, "did not finish the MIDI in time"),
+        (ErrorKind.AUTH, JobState.FAILED, "misconfigured"),
+    ],
+)
+def test_midi_failures_are_worded_for_midi(error_kind: str, outcome: JobState, words: str) -> None:
+    failed = midi_job(
+        state=outcome, outcome=outcome, result=None, error_kind=error_kind, last_error="boom"
+    )
+    assert words in str(render_midi(failed).embed.description)
 
 
 def test_midi_file_name_falls_back_to_the_job_id() -> None:
