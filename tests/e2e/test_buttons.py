@@ -139,6 +139,33 @@ async def test_moderator_cancels_and_the_late_result_is_not_posted(world: World)
     assert world.discord.rule_violations == []
 
 
+async def test_a_job_id_from_another_server_is_not_found(world: World) -> None:
+    other_guild = world.discord.add_guild(name="Other Club")
+    await world.start()
+    await world.separate_song(0)
+    job = await world.job_for_task_wait()
+    # A message in the other server carrying a button with this server's job id.
+    forged = world.discord.add_message(other_guild.channel_id, author_id=STRANGER, content="x")
+    forged.components = [
+        {
+            "type": 1,
+            "components": [
+                {"type": 2, "style": 4, "label": "Cancel", "custom_id": f"stemcord:cancel:{job.id}"}
+            ],
+        }
+    ]
+    interaction = await world.discord.invoke_component(
+        guild_id=other_guild.id,
+        channel_id=other_guild.channel_id,
+        user_id=world.member.id,
+        message_id=forged.id,
+        custom_id=f"stemcord:cancel:{job.id}",
+    )
+    await world.discord.wait_until(lambda: interaction.acked)
+    assert interaction.ephemeral and "can't find" in reply_text(interaction)
+    assert (await world.wait_job(job.id, JobState.SUBMITTED)).state is JobState.SUBMITTED
+
+
 async def test_requester_cancels_a_job_that_already_finished(world: World) -> None:
     await world.start()
     await world.separate_song(0)
