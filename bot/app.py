@@ -23,16 +23,19 @@ from bot.admin import AdminRoutes, AdminServer
 from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
+from bot.midi import MIDI, MidiKind
+from bot.progress import ProgressTracker
 from bot.retention import RetentionPolicy, RetentionTask
 from bot.settings import Settings
 from bot.vidgo.client import VidgoClient
 from bot.webhook import CallbackServer
-from cogs.delivery import DiscordDelivery
+from cogs.buttons import DYNAMIC_ITEMS, MidiButton, RefreshLimiter
+from cogs.delivery import DiscordDelivery, ResultItem
 from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate", "cogs.karaoke", "cogs.jobs")
+EXTENSIONS = ("cogs.separate", "cogs.separate_message", "cogs.karaoke", "cogs.jobs")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -81,11 +84,14 @@ class StemcordBot(commands.Bot):
         self.delivery: DiscordDelivery | None = None
         # Set by the app: Vidgo's credit balance, fetched on demand and cached.
         self.balance: BalanceCache | None = None
+        self.refresh_limiter = RefreshLimiter()
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync to the development guild if configured, start the engine."""
         for name in EXTENSIONS:
             await self.load_extension(name)
+        # Buttons carry their job id, so those on messages from before a restart work too.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         if self.run_engine and self.settings.DEV_GUILD_ID is not None:
             guild = discord.Object(id=self.settings.DEV_GUILD_ID)
             self.tree.copy_global_to(guild=guild)
@@ -176,8 +182,22 @@ async def run_app(
             )
             metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
             bot = StemcordBot(settings)
-            delivery = DiscordDelivery(bot)
-            engine = JobEngine(store, vidgo, delivery, engine_config(settings), observer=metrics)
+            result_items: list[ResultItem] = []
+            if settings.ENABLE_MIDI:
+                result_items.append(MidiButton.offer)
+            delivery = DiscordDelivery(
+                bot, progress=ProgressTracker(store), result_items=result_items
+            )
+            # The MIDI kind is always known, so jobs started before ENABLE_MIDI was turned
+            # off still finish; without the setting no button offers new ones.
+            engine = JobEngine(
+                store,
+                vidgo,
+                delivery,
+                engine_config(settings),
+                kinds={MIDI: MidiKind(vidgo)},
+                observer=metrics,
+            )
             bot.engine = engine
             bot.delivery = delivery
             routes = admin_routes(store, bot, metrics)

@@ -766,6 +766,9 @@ class JobEngine:
             return await self.store.get(job_id)
         log.info("job %s: cancelled", job.id)
         self._scheduler.wake()  # an heir may have become due
+        # Whoever cancelled (a button, a command), the status message shows it and loses
+        # its buttons.
+        self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
         return job
 
     # --- introspection for tests and metrics -----------------------------------------------

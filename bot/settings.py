@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     MAX_UPLOAD_MB: float = Field(default=100.0, gt=0)
     CALLBACK_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Vidgo's generate-midi is undocumented (contract §3.4): off unless the operator opts in.
+    ENABLE_MIDI: bool = False
 
     # Operations (docs/operations.md).
     LOG_FORMAT: Literal["human", "json"] = "human"

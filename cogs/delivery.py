@@ -8,18 +8,27 @@
   requester also gets a DM copy (best effort: it never makes the delivery fail or repeat).
 * :meth:`DiscordDelivery.show_progress` edits the public status message: through the
   interaction while its token is valid (15 minutes, with a margin), afterwards — or after a
-  restart — through the channel message.
+  restart — through the channel message. While the job waits on Vidgo the status message
+  shows its place in the server's queue and an ETA (:mod:`bot.progress`) and carries the
+  Refresh and Cancel buttons (:mod:`cogs.buttons`); they go away when the job ends.
+
+Result messages can carry extra interactive buttons (``result_items``, e.g. MIDI), each
+offered per job by a function the app registers according to its settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
 
 from bot.delivery import DeliveryError, delivery_key
+from bot.progress import Progress, ProgressTracker
+from cogs.buttons import status_items
 from cogs.render import Outcome, render_outcome, status_embed
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
@@ -30,6 +39,9 @@ log = logging.getLogger(__name__)
 INTERACTION_WINDOW = 14 * 60.0
 # Progress edits of one job at most this often unless its state changed.
 PROGRESS_MIN_INTERVAL = 10.0
+
+# Offers an interactive button for a job's result message (or None for this job).
+ResultItem = Callable[[JobRecord], discord.ui.Item[Any] | None]
 
 
 async def _send(
@@ -61,8 +73,16 @@ async def _send(
 class DiscordDelivery:
     """Implements :class:`bot.delivery.Delivery` with a discord.py client."""
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        progress: ProgressTracker | None = None,
+        result_items: Sequence[ResultItem] = (),
+    ) -> None:
         self.client = client
+        self.progress = progress
+        self.result_items = list(result_items)
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
         self._admissions: dict[str, Admission] = {}
         self._last_progress: dict[str, tuple[JobState, float]] = {}
@@ -82,6 +102,9 @@ class DiscordDelivery:
     async def deliver(self, job: JobRecord) -> int | None:
         """Post the outcome once; DM the requester when the channel is unusable."""
         outcome = render_outcome(job)
+        extra = [item for offer in self.result_items if (item := offer(job)) is not None]
+        if extra:
+            outcome = dataclasses.replace(outcome, items=[*outcome.items, *extra])
         allowed = discord.AllowedMentions(
             everyone=False,
             roles=False,
@@ -144,15 +167,39 @@ class DiscordDelivery:
         self._last_progress[job.id] = (job.state, now)
         await self._edit_status(job)
 
+    async def status_message(
+        self, job: JobRecord, admission: Admission | None = None
+    ) -> tuple[discord.Embed, discord.ui.View | None]:
+        """The status embed and its buttons (``None`` = no buttons: remove them on edit)."""
+        progress: Progress | None = None
+        if self.progress is not None and job.state.is_active:
+            try:
+                progress = await self.progress.progress_of(job)
+            except Exception:  # the status message is a courtesy: show it without progress
+                log.warning("job %s: no queue position or ETA", job.id, exc_info=True)
+        embed = status_embed(job, admission or self._admissions.get(job.id), progress)
+        items = status_items(job)
+        if not items:
+            return embed, None
+        view = discord.ui.View(timeout=None)
+        for item in items:
+            view.add_item(item)
+        return embed, view
+
     async def _edit_status(self, job: JobRecord) -> None:
-        embed = status_embed(job, self._admissions.get(job.id))
         remembered = self._interactions.get(job.id)
+        live = remembered is not None and time.monotonic() - remembered[1] < INTERACTION_WINDOW
+        if not live and job.status_message_id is None:
+            return  # no status message (a MIDI job, say)
+        embed, view = await self.status_message(job)
         try:
-            if remembered is not None and time.monotonic() - remembered[1] < INTERACTION_WINDOW:
-                await remembered[0].edit_original_response(embed=embed)
+            if remembered is not None and live:
+                await remembered[0].edit_original_response(embed=embed, view=view)
             elif job.status_message_id is not None:
                 channel = self.client.get_partial_messageable(job.channel_id)
-                await channel.get_partial_message(job.status_message_id).edit(embed=embed)
+                await channel.get_partial_message(job.status_message_id).edit(
+                    embed=embed, view=view
+                )
         except discord.HTTPException as exc:
             # The status message is a courtesy; the outcome message is what counts.
             log.info("job %s: status message not updated (%s)", job.id, exc.status)

@@ -12,11 +12,13 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import discord
 
 from bot.engine import ErrorKind
+from bot.progress import Progress
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
 
@@ -138,8 +140,48 @@ def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     return "Failed — see the message below"
 
 
-def status_embed(job: JobRecord, admission: Admission | None = None) -> discord.Embed:
-    """The public status message of a job, edited as it moves."""
+def ordinal(n: int) -> str:
+    """``1`` -> ``1st``, ``12`` -> ``12th``, ``23`` -> ``23rd``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def rough_duration(seconds: float) -> str:
+    """``42`` -> ``under a minute``, ``150`` -> ``about 3 min``, ``4000`` -> ``about 1 h 7 min``."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
+
+
+def queue_text(progress: Progress) -> str | None:
+    """``2nd of 5 unfinished jobs in this server``."""
+    if progress.position is None or progress.unfinished is None:
+        return None
+    jobs = "job" if progress.unfinished == 1 else "jobs"
+    return f"{ordinal(progress.position)} of {progress.unfinished} unfinished {jobs} in this server"
+
+
+def eta_text(progress: Progress) -> str:
+    """How long the job should still take, from the model's recent jobs."""
+    remaining = progress.remaining_seconds
+    if remaining is None:
+        return "no estimate yet"
+    if remaining <= 0:
+        return "any moment now (taking longer than usual)"
+    return f"{rough_duration(remaining)} (typical: {rough_duration(progress.typical_seconds or 0)})"
+
+
+def status_embed(
+    job: JobRecord, admission: Admission | None = None, progress: Progress | None = None
+) -> discord.Embed:
+    """The public status message of a job, edited as it moves.
+
+    ``progress`` (unfinished jobs only) adds the job's place in the server's queue and an ETA.
+    """
     outcome = job.outcome
     colour = (
         COLOR_DONE
@@ -152,6 +194,11 @@ def status_embed(job: JobRecord, admission: Admission | None = None) -> discord.
     embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
     embed.add_field(name="Stems", value=stems_asked(job), inline=True)
     embed.add_field(name="State", value=state_text(job, admission), inline=False)
+    if progress is not None and job.state.is_active:
+        queue = queue_text(progress)
+        if queue is not None:
+            embed.add_field(name="Queue", value=queue, inline=True)
+        embed.add_field(name="ETA", value=eta_text(progress), inline=True)
     embed.set_footer(text=f"Job {job.id}")
     return embed
 
@@ -203,7 +250,7 @@ class Outcome:
     content: str
     embed: discord.Embed
     buttons: list[tuple[str, str]]  # (label, url)
-    items: list[discord.ui.Item[discord.ui.View]] = field(default_factory=list)
+    items: list[discord.ui.Item[Any]] = field(default_factory=list)
     files: list[tuple[str, bytes]] = field(default_factory=list)
     reply_to: int | None = None
 

@@ -3,6 +3,9 @@
 Input mistakes are found before anything is sent anywhere and answered privately
 (ephemeral) with how to fix them. A valid request is deferred publicly at once, recorded by the
 engine, and the deferred answer becomes the job's status message.
+
+Everything after the source is validated is :func:`start_separation`, shared by ``/separate``
+and the "Separate vocals" message menu (:mod:`cogs.separate_message`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from bot.sources import (
     source_from_link,
 )
 from cogs.gate import admission_gate, refuse_after_defer
-from cogs.render import status_embed
 from storage.records import LimitReached
 
 if TYPE_CHECKING:
@@ -112,10 +114,6 @@ class SeparateCog(commands.Cog):
         stems: app_commands.Choice[str] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
-        gate = await admission_gate(self.bot, interaction)
-        if gate.refusal is not None:
-            await interaction.response.send_message(gate.refusal, ephemeral=True)
-            return
         settings = self.bot.settings
         info = (
             AttachmentInfo(file.url, file.filename, file.content_type, file.size)
@@ -134,39 +132,53 @@ class SeparateCog(commands.Cog):
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
-        # Everything after this may be slow: acknowledge first (Discord allows 3 s).
-        await interaction.response.defer(thinking=True)
-        engine = self.bot.engine
-        delivery = self.bot.delivery
-        assert engine is not None and delivery is not None  # noqa: S101 - set before login
-        request = SeparationRequest(
-            source=source,
-            plan=plan_for(source, choice),
-            requester_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
+        await start_separation(self.bot, interaction, source, choice)
+
+
+async def start_separation(
+    bot: StemcordBot, interaction: discord.Interaction, source: Source, choice: StemChoice
+) -> None:
+    """Apply the server's policy, then acknowledge, record and report a validated request.
+
+    Shared by ``/separate`` and the "Separate vocals" message menu, so both obey the same
+    channel, role and per-member rules. The status message is public.
+    """
+    gate = await admission_gate(bot, interaction)
+    if gate.refusal is not None:
+        await interaction.response.send_message(gate.refusal, ephemeral=True)
+        return
+    # Everything after this may be slow: acknowledge first (Discord allows 3 s).
+    await interaction.response.defer(thinking=True)
+    engine = bot.engine
+    delivery = bot.delivery
+    assert engine is not None and delivery is not None  # noqa: S101 - set before login
+    request = SeparationRequest(
+        source=source,
+        plan=plan_for(source, choice),
+        requester_id=interaction.user.id,
+        channel_id=interaction.channel_id or 0,
+        guild_id=interaction.guild_id,
+    )
+    try:
+        submitted = await engine.submit(request, policy=gate.policy)
+    except LimitReached as refused:  # lost a race the early check could not see
+        await refuse_after_defer(interaction, refused)
+        return
+    except Exception:
+        log.exception("could not record a separation request")
+        await interaction.edit_original_response(
+            content="Something went wrong while recording your request. "
+            "Nothing was sent to Vidgo; please try again in a minute."
         )
-        try:
-            submitted = await engine.submit(request, policy=gate.policy)
-        except LimitReached as refused:  # lost a race the early check could not see
-            await refuse_after_defer(interaction, refused)
-            return
-        except Exception:
-            log.exception("could not record a /separate request")
-            await interaction.edit_original_response(
-                content="Something went wrong while recording your request. "
-                "Nothing was sent to Vidgo; please try again in a minute."
-            )
-            return
-        job = submitted.job
-        delivery.remember_interaction(job.id, interaction, submitted.admission)
-        message = await interaction.edit_original_response(
-            embed=status_embed(job, submitted.admission)
-        )
-        fresh = await engine.attach_status_message(job.id, message.id)
-        if fresh.state is not job.state:
-            # The job moved while we were answering (a fast result): show where it is now.
-            await delivery.show_progress(fresh)
+        return
+    job = submitted.job
+    delivery.remember_interaction(job.id, interaction, submitted.admission)
+    embed, view = await delivery.status_message(job, submitted.admission)
+    message = await interaction.edit_original_response(embed=embed, view=view)
+    fresh = await engine.attach_status_message(job.id, message.id)
+    if fresh.state is not job.state:
+        # The job moved while we were answering (a fast result): show where it is now.
+        await delivery.show_progress(fresh)
 
 
 async def setup(bot: StemcordBot) -> None:

@@ -255,3 +255,21 @@ class JobStore(ABC):
 
         Only a hint for a quick refusal: :meth:`admit` checks again in its transaction.
         """
+
+    # --- progress of unfinished jobs --------------------------------------------------------
+
+    @abstractmethod
+    async def queue_position(self, guild_id: int, job_id: str) -> tuple[int, int] | None:
+        """``(position, unfinished)`` of a job among its guild's unfinished jobs, oldest first.
+
+        Unfinished means accepted, submitted or running; position 1 is the oldest. ``None``
+        when the job is not an unfinished job of that guild.
+        """
+
+    @abstractmethod
+    async def recent_durations(self, model: str, limit: int = 50) -> list[float]:
+        """Seconds from creation to outcome of the last ``limit`` succeeded jobs of ``model``.
+
+        Only jobs that ran their own Vidgo task count: answers from the results cache and
+        followers of an identical job finish sooner than Vidgo does. Newest first.
+        """

@@ -77,6 +77,21 @@ _FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
 _DAY = 86400.0
 
+# Progress of unfinished jobs (status messages); each reads one partial index of V3.
+QUEUE_POSITION_SQL = f"""
+SELECT
+    SUM(j.created_at < t.created_at OR (j.created_at = t.created_at AND j.id <= t.id)),
+    COUNT(*)
+FROM jobs AS t
+JOIN jobs AS j ON j.guild_id = t.guild_id AND j.state IN {_ACTIVE_SQL}
+WHERE t.id = ? AND t.guild_id = ? AND t.state IN {_ACTIVE_SQL}
+"""  # noqa: S608 - a fixed list of states
+RECENT_DURATIONS_SQL = (
+    "SELECT finished_at - created_at FROM jobs "
+    "WHERE model = ? AND outcome = 'succeeded' AND vidgo_task_id IS NOT NULL "
+    "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
+)
+
 
 def _loads(value: str | None) -> dict[str, Any] | None:
     if value is None:
@@ -842,6 +857,28 @@ class SqliteJobStore(JobStore):
             return None
         async with self._lock:
             return await self._limit_reached(self.conn, guild_id, requester_id, limits, now)
+
+    # --- progress of unfinished jobs --------------------------------------------------------
+
+    async def queue_position(self, guild_id: int, job_id: str) -> tuple[int, int] | None:
+        """See :meth:`JobStore.queue_position` (reads the partial index of unfinished jobs)."""
+        async with (
+            self._lock,
+            self.conn.execute(QUEUE_POSITION_SQL, (job_id, guild_id)) as cur,
+        ):
+            row = await cur.fetchone()
+        if row is None or not row[1]:
+            return None
+        return int(row[0]), int(row[1])
+
+    async def recent_durations(self, model: str, limit: int = 50) -> list[float]:
+        """See :meth:`JobStore.recent_durations` (reads ``jobs_model_succeeded``)."""
+        async with (
+            self._lock,
+            self.conn.execute(RECENT_DURATIONS_SQL, (model, limit)) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [max(0.0, float(row[0])) for row in rows]
 
 
 def integrity_ok(path: Path | str) -> bool:

@@ -202,6 +202,19 @@ class VidgoClient:
             body["callback_url"] = callback_url
         return await self._submit(body)
 
+    async def submit_midi(self, task_id: str, *, callback_url: str | None) -> SubmitReceipt:
+        """Submit ``generate-midi`` for a finished separation task (contract §3.4, unverified).
+
+        ``task_id`` is the separation's own task id, not the generation's. Retried like every
+        other submit.
+        """
+        if not task_id:
+            raise ValueError("task_id must not be empty")
+        body: dict[str, Any] = {"model": Model.GENERATE_MIDI.value, "input": {"task_id": task_id}}
+        if callback_url is not None:
+            body["callback_url"] = callback_url
+        return await self._submit(body)
+
     async def get_task(self, task_id: str) -> TaskDetail:
         """Read a task through Query Music Detail (``GET ...?task_id=``)."""
         if not task_id:

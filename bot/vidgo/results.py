@@ -38,6 +38,8 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 MAX_TITLE_CHARS = 256
 # The result fields of the separation models, in the order they are looked for (§4, §13.6).
 RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
+# Results of models that are not stems; their job kinds read them from ``TaskDetail.files``.
+OTHER_RESULT_FIELDS = frozenset({"midi_data"})
 # The original track in the sibling API's stem list; it is not a stem of the song.
 NOT_STEMS = frozenset({"origin"})
 # Shown first so every caller lists the two karaoke stems the same way.
@@ -49,11 +51,13 @@ _BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 class Model(StrEnum):
-    """The Vidgo separation models Stemcord submits (the ``model`` field)."""
+    """The Vidgo models Stemcord submits (the ``model`` field)."""
 
     SEPARATE_VOCALS = "separate-vocals"
     STEM_SPLIT = "stem-split"
     UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
+    # Notes of a finished separation (contract §3.4, unverified; behind ENABLE_MIDI).
+    GENERATE_MIDI = "generate-midi"
 
 
 class TaskStatus(StrEnum):
@@ -292,7 +296,7 @@ def _result_of(entry: dict[str, Any], task_id: str) -> object:
         value = entry.get(name)
         if value is not None and value != "":
             return value
-    if "audio_id" not in entry:
+    if "audio_id" not in entry and not OTHER_RESULT_FIELDS.intersection(entry):
         log.warning("Vidgo task %.80r finished but a files entry has no separation result", task_id)
     return None
 

@@ -326,6 +326,8 @@ async def test_cancelled_job_posts_nothing(h: Harness, vidgo: FakeVidgo) -> None
     await asyncio.sleep(0.3)
     assert h.delivery.delivered == []
     assert (await h.job(job.id)).state is JobState.CANCELLED
+    # The status message was told, so it can show the end (and drop its buttons).
+    assert h.delivery.progress[-1] == (job.id, JobState.CANCELLED)
 
 
 async def test_polls_become_a_rare_safety_net_once_callbacks_arrive(

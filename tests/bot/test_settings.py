@@ -132,3 +132,23 @@ def test_empty_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     text = str(info.value)
     assert "DISCORD_TOKEN: must not be empty" in text
     assert "VIDGO_API_KEY: must not be empty" in text
+
+
+@pytest.mark.parametrize(("raw", "enabled"), [(None, False), ("true", True), ("0", False)])
+def test_midi_is_off_unless_enabled(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, enabled: bool
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("ENABLE_MIDI", raising=False)
+    if raw is not None:
+        monkeypatch.setenv("ENABLE_MIDI", raw)
+    assert load_settings().ENABLE_MIDI is enabled
+
+
+def test_a_bad_midi_switch_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ENABLE_MIDI", "perhaps")
+    with pytest.raises(SettingsError, match="ENABLE_MIDI"):
+        load_settings()

@@ -709,3 +709,38 @@ async def test_retry_after_as_an_http_date(make_client: MakeClient, scripted: Sc
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     now = datetime(2015, 10, 21, 7, 28, tzinfo=UTC)
     assert parse_retry_after(header, now=now) == seconds
+
+
+# -- generate-midi ---------------------------------------------------------------------------------
+
+
+async def test_submit_midi_sends_the_separation_task_id(
+    client: VidgoClient, vidgo: FakeVidgo
+) -> None:
+    separation = await submit_vocals(client)
+    await vidgo.finish(separation.task_id)
+    receipt = await client.submit_midi(separation.task_id, callback_url="https://hooks.example/m")
+    task = vidgo.tasks[receipt.task_id]
+    assert task.model == "generate-midi"
+    assert task.input == {"task_id": separation.task_id}
+    assert task.callback_url == "https://hooks.example/m"
+    plain = await client.submit_midi(separation.task_id, callback_url=None)
+    assert vidgo.tasks[plain.task_id].callback_url is None
+    with pytest.raises(ValueError, match="task_id"):
+        await client.submit_midi("", callback_url=None)
+
+
+async def test_submit_midi_is_retried_like_every_submit(
+    client: VidgoClient, vidgo: FakeVidgo
+) -> None:
+    separation = await submit_vocals(client)
+    await vidgo.finish(separation.task_id)
+    waits = record_waits(client)
+    vidgo.fail_next(1, 429, retry_after=0.01, path_prefix=SUBMIT)
+    receipt = await client.submit_midi(separation.task_id, callback_url=None)
+    assert vidgo.tasks[receipt.task_id].model == "generate-midi"
+    assert len(waits) == 1
+    assert client.calls[("submit", "rate_limited")] == 1
+    # Vidgo knows no finished separation with this id.
+    with pytest.raises(VidgoNotFound):
+        await client.submit_midi("task-unknown", callback_url=None)

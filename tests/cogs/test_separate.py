@@ -65,6 +65,7 @@ def make_cog() -> tuple[SeparateCog, mock.Mock]:
     bot.engine.store.limit_reached.return_value = None
     bot.delivery = mock.Mock()
     bot.delivery.show_progress = mock.AsyncMock()
+    bot.delivery.status_message = mock.AsyncMock(return_value=(discord.Embed(), None))
     return SeparateCog(bot), bot
 
 

@@ -244,7 +244,10 @@ async def test_explicit_global_sync(world: World) -> None:
     settings = world.settings()
     count = await sync_commands(settings, None)
     commands = {c["name"]: c for c in world.discord.synced_commands[None]}
-    assert count == len(commands) and "separate" in commands
+    assert count == len(commands)
+    assert {"separate", "Separate vocals"} <= set(commands)
+    # The message menu is a message command (type 3) without options.
+    assert commands["Separate vocals"]["type"] == 3
     names = {o["name"] for o in commands["separate"]["options"]}
     assert names == {"task_id", "audio_id", "link", "file", "stems"}
 

@@ -21,6 +21,7 @@ from tests.fakes.vidgo import (
     DEFAULT_CREDITS,
     GENERATION_AUDIO_IDS,
     GENERATION_TASK_ID,
+    MIDI_INSTRUMENTS,
     STEM_SPLIT_KEYS,
     TAMPERED_STEMS,
     UNREACHABLE_MESSAGE,
@@ -152,7 +153,7 @@ async def test_bad_key_is_401(http: aiohttp.ClientSession, vidgo: FakeVidgo, key
     "body",
     [
         {"input": {"task_id": GENERATION_TASK_ID, "audio_id": GENERATION_AUDIO_IDS[0]}},
-        {"model": "generate-midi", "input": {"task_id": "x"}},
+        {"model": "make-karaoke", "input": {"task_id": "x"}},
         {"model": "separate-vocals"},
         {"model": "separate-vocals", "input": {"task_id": GENERATION_TASK_ID}},
         {"model": "stem-split", "input": {"audio_id": GENERATION_AUDIO_IDS[0]}},
@@ -304,6 +305,56 @@ async def test_finished_result_is_a_json_string_under_the_published_field(
             assert resp.status == 200
             assert resp.content_type == "audio/mpeg"
             assert (await resp.read()).startswith(b"ID3")
+
+
+async def test_generate_midi_returns_notes_as_a_json_string(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo
+) -> None:
+    _, reply = await submit(http, vidgo, separation())
+    separation_task = reply["data"]["task_id"]
+    midi = {"model": "generate-midi", "input": {"task_id": separation_task}}
+    # Only a finished separation has notes to read.
+    status, _ = await submit(http, vidgo, midi)
+    assert status == 404
+    await vidgo.finish(separation_task)
+    status, reply = await submit(http, vidgo, midi)
+    assert status == 200 and reply["data"]["status"] == "not_started"
+    midi_task = reply["data"]["task_id"]
+    _, running = await detail(http, vidgo, midi_task)
+    assert running["data"]["files"] == []
+    credits = vidgo.credits
+    await vidgo.finish(midi_task)
+    assert vidgo.credits == credits - 5
+    _, done = await detail(http, vidgo, midi_task)
+    [entry] = done["data"]["files"]
+    assert list(entry) == ["midi_data"] and isinstance(entry["midi_data"], str)
+    notes = json.loads(entry["midi_data"])
+    assert notes["state"] == "complete"
+    assert notes["instruments"] == [dict(i) for i in MIDI_INSTRUMENTS]
+    assert parse_detail(done).files == (entry,)
+
+
+async def test_generate_midi_refuses_bad_inputs_and_can_come_back_empty(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo
+) -> None:
+    for inp in ({}, {"task_id": ""}, {"task_id": 5}):
+        status, _ = await submit(http, vidgo, {"model": "generate-midi", "input": inp})
+        assert status == 400
+    # A generation task is not a separation.
+    status, _ = await submit(
+        http, vidgo, {"model": "generate-midi", "input": {"task_id": GENERATION_TASK_ID}}
+    )
+    assert status == 404
+    _, reply = await submit(http, vidgo, separation())
+    await vidgo.finish(reply["data"]["task_id"])
+    vidgo.empty_midi = True
+    _, reply = await submit(
+        http, vidgo, {"model": "generate-midi", "input": {"task_id": reply["data"]["task_id"]}}
+    )
+    await vidgo.finish(reply["data"]["task_id"])
+    _, done = await detail(http, vidgo, reply["data"]["task_id"])
+    [entry] = done["data"]["files"]
+    assert json.loads(entry["midi_data"]) == {"state": "complete", "instruments": []}
 
 
 async def test_stem_files_of_unfinished_tasks_are_404(

@@ -1,10 +1,11 @@
 """A fake Vidgo music API: a real aiohttp server on 127.0.0.1 that follows the contract.
 
 It implements what Stemcord uses (contract §3, §4, §5, §12): submit for the three separation
-models, Query Music Detail, the balance, the stem files themselves, and callbacks with Vidgo's
-retry schedule. Tests drive task progress (:meth:`FakeVidgo.finish`, :meth:`FakeVidgo.fail`)
-and faults (the switches below and ``*_next`` methods) in process, or over HTTP through
-``/_control/...`` when the bot runs as another process.
+models and ``generate-midi`` (§3.4, as the draft describes it), Query Music Detail, the
+balance, the stem files themselves, and callbacks with Vidgo's retry schedule. Tests drive
+task progress (:meth:`FakeVidgo.finish`, :meth:`FakeVidgo.fail`) and faults (the switches
+below and ``*_next`` methods) in process, or over HTTP through ``/_control/...`` when the bot
+runs as another process.
 
 Choices where the contract is silent (documented in docs/vidgo-decisions.md):
 
@@ -12,7 +13,10 @@ Choices where the contract is silent (documented in docs/vidgo-decisions.md):
 * a separate-vocals/stem-split input naming an unknown generation or audio id is a 404;
 * the once-per-track rule applies per ``(model, audio_id)`` to tasks that did not fail, and
   not to ``upload-and-separate-vocals``;
-* credits are charged when a task finishes (:data:`CREDIT_COST`, invented prices).
+* credits are charged when a task finishes (:data:`CREDIT_COST`, invented prices);
+* ``generate-midi`` needs ``input.task_id`` of a finished separation task (404 otherwise); its
+  result is ``files[0].midi_data``, a JSON string of :data:`MIDI_INSTRUMENTS` (or of no
+  instruments with the ``empty_midi`` switch).
 
 Run it alone with ``python -m tests.fakes.vidgo --port 8900 --api-key KEY --auto-finish 3``.
 """
@@ -44,7 +48,9 @@ log = logging.getLogger(__name__)
 SEPARATE_VOCALS = "separate-vocals"
 STEM_SPLIT = "stem-split"
 UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
-MODELS = (SEPARATE_VOCALS, STEM_SPLIT, UPLOAD_AND_SEPARATE)
+GENERATE_MIDI = "generate-midi"
+SEPARATION_MODELS = (SEPARATE_VOCALS, STEM_SPLIT, UPLOAD_AND_SEPARATE)
+MODELS = (*SEPARATION_MODELS, GENERATE_MIDI)
 
 # The fixture generation every fake starts with (ids from the published examples, §3.1).
 GENERATION_TASK_ID = "8FDN1I7M7Q68DDG8"
@@ -80,9 +86,35 @@ RESULT_FIELD = {
     STEM_SPLIT: "stem_split",
     UPLOAD_AND_SEPARATE: "vocal_removal",
 }
+# What a finished generate-midi task returns: a few instruments in the draft's note shape.
+MIDI_INSTRUMENTS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Vocals",
+        "notes": [
+            {"pitch": 64, "start": 0.5, "end": 1.0, "velocity": 0.8},
+            {"pitch": 67, "start": 1.0, "end": 1.75, "velocity": 0.9},
+            {"pitch": 69, "start": 1.75, "end": 2.5, "velocity": 1},
+        ],
+    },
+    {
+        "name": "Drums",
+        "notes": [
+            {"pitch": 36, "start": 0.0, "end": 0.1, "velocity": 1},
+            {"pitch": 38, "start": 0.5, "end": 0.6, "velocity": 0.7},
+            {"pitch": 42, "start": 0.036, "end": 0.182, "velocity": 0.5},
+        ],
+    },
+    {
+        "name": "Bass",
+        "notes": [
+            {"pitch": 40, "start": 0.0, "end": 1.0, "velocity": 0.6},
+            {"pitch": 43, "start": 1.0, "end": 2.0, "velocity": 0.6},
+        ],
+    },
+)
 UPLOAD_MODEL_NAMES = frozenset({"base", "enhanced", "instrumental"})
 UPLOAD_OUTPUT_TYPES = frozenset({"general", *UPLOAD_KEYS})
-CREDIT_COST = {SEPARATE_VOCALS: 10, STEM_SPLIT: 50, UPLOAD_AND_SEPARATE: 10}
+CREDIT_COST = {SEPARATE_VOCALS: 10, STEM_SPLIT: 50, UPLOAD_AND_SEPARATE: 10, GENERATE_MIDI: 5}
 DEFAULT_CREDITS = 17276
 MAX_CALLBACK_URL_CHARS = 2048
 UNREACHABLE_MESSAGE = "could not download source audio"
@@ -94,6 +126,7 @@ SWITCHES: dict[str, type] = {
     "spaced_keys": bool,
     "send_callbacks": bool,
     "tamper_callbacks": bool,
+    "empty_midi": bool,
 }
 TAMPERED_STEMS = {
     "vocal_url": "javascript:alert(1)",
@@ -142,6 +175,8 @@ class FakeTask:
     detail_calls: int = 0
     # Result key (as Vidgo names it, e.g. "vocal_url") -> URL, set when the task finishes.
     result: dict[str, str] = field(default_factory=dict)
+    # A finished generate-midi task's notes (sent as the JSON string ``midi_data``).
+    midi: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -213,6 +248,7 @@ class FakeVidgo:
         self.spaced_keys = False
         self.send_callbacks = True
         self.tamper_callbacks = False
+        self.empty_midi = False
         self._faults: dict[str, _Fault] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._task_added = asyncio.Event()
@@ -324,7 +360,11 @@ class FakeVidgo:
             await self.fail(task_id, UNREACHABLE_MESSAGE, callback=callback)
             return
         task.status = "finished"
-        task.result = {key: self._stem_url(task_id, key) for key in _result_keys(task)}
+        if task.model == GENERATE_MIDI:
+            instruments = [] if self.empty_midi else [dict(i) for i in MIDI_INSTRUMENTS]
+            task.midi = {"state": "complete", "instruments": instruments}
+        else:
+            task.result = {key: self._stem_url(task_id, key) for key in _result_keys(task)}
         self.credits -= CREDIT_COST.get(task.model, 0)
         if callback:
             self._schedule_callback(task)
@@ -467,6 +507,8 @@ class FakeVidgo:
                 return _error(400, problem)
         if model in (SEPARATE_VOCALS, STEM_SPLIT):
             refusal = self._check_existing_track(model, inp)
+        elif model == GENERATE_MIDI:
+            refusal = self._check_separation_task(inp)
         else:
             refusal = _check_upload(inp)
         if refusal is not None:
@@ -506,6 +548,15 @@ class FakeVidgo:
                 and other.status != "failed"
             ):
                 return _error(409, "separation already exists for this audio")
+        return None
+
+    def _check_separation_task(self, inp: dict[str, Any]) -> web.Response | None:
+        task_id = inp.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            return _error(400, "input.task_id is required")
+        source = self.tasks.get(task_id)
+        if source is None or source.model not in SEPARATION_MODELS or source.status != "finished":
+            return _error(404, "no finished separation has this task_id")
         return None
 
     def _callback_problem(self, url: object) -> str | None:
@@ -627,7 +678,9 @@ class FakeVidgo:
 
     def _detail_data(self, task: FakeTask) -> dict[str, Any]:
         files: list[dict[str, Any]] = []
-        if task.status == "finished":
+        if task.status == "finished" and task.model == GENERATE_MIDI:
+            files = [{"midi_data": json.dumps(task.midi)}]
+        elif task.status == "finished":
             field_name = RESULT_FIELD[task.model]
             if self.vocal_removal_variant:
                 field_name = "vocal_removal"
@@ -679,7 +732,9 @@ class FakeVidgo:
             forged = {
                 "task_id": task.task_id,
                 "status": "finished",
-                "files": [{RESULT_FIELD[task.model]: json.dumps(TAMPERED_STEMS)}],
+                "files": [
+                    {RESULT_FIELD.get(task.model, "vocal_removal"): json.dumps(TAMPERED_STEMS)}
+                ],
                 "created_time": _vidgo_time(task.created_time),
                 "error_message": None,
             }
