@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,11 +47,12 @@ _BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 class Model(StrEnum):
-    """The Vidgo separation models Stemcord submits (the ``model`` field)."""
+    """The Vidgo models Stemcord submits (the ``model`` field)."""
 
     SEPARATE_VOCALS = "separate-vocals"
     STEM_SPLIT = "stem-split"
     UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
+    TIMESTAMPED_LYRICS = "get-timestamped-lyrics"
 
 
 class TaskStatus(StrEnum):
@@ -117,6 +119,28 @@ def parse_submit(payload: object) -> SubmitReceipt:
         created_time=_created_time(body.get("created_time")),
         data=body,
     )
+
+
+def parse_lyrics_submit(payload: object) -> SubmitReceipt:
+    """Parse a ``get-timestamped-lyrics`` submit reply, which may carry the result itself.
+
+    §16's example shows the result fields (``aligned_words`` …) directly in ``data``. A reply
+    like that without ``task_id``/``status`` is taken as a finished task under a made-up id
+    (``inline-…``), since there is nothing to poll; anything else parses as a normal submit.
+    """
+    body = _unwrap(payload)
+    if isinstance(body.get("aligned_words"), list) and (
+        not isinstance(body.get("task_id"), str) or not body["task_id"].strip()
+    ):
+        return SubmitReceipt(
+            task_id=f"inline-{secrets.token_hex(8)}",
+            status=TaskStatus.FINISHED,
+            created_time=_created_time(body.get("created_time")),
+            data=body,
+        )
+    if isinstance(body.get("aligned_words"), list) and not isinstance(body.get("status"), str):
+        body = {**body, "status": TaskStatus.FINISHED.value}
+    return parse_submit(body)
 
 
 def parse_detail(payload: object) -> TaskDetail:
