@@ -30,8 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.engine import JobRequest
 from bot.kinds import JobKind, UnusableResult
-from bot.vidgo.results import SubmitReceipt, TaskDetail
+from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
 
 log = logging.getLogger(__name__)
@@ -481,7 +482,39 @@ def to_lrc(
 
 def lyrics_source_key(task_id: str, audio_id: str) -> str:
     """The key identical lyrics requests share: one Vidgo call per source track."""
-    return f"get-timestamped-lyrics:{task_id}:{audio_id}"
+    return f"{Model.TIMESTAMPED_LYRICS.value}:{task_id}:{audio_id}"
+
+
+def lyrics_request(
+    *,
+    task_id: str,
+    audio_id: str,
+    requester_id: int,
+    channel_id: int,
+    guild_id: int | None,
+    track: Mapping[str, Any] | None = None,
+    reply_to_message_id: int | None = None,
+    enhanced_lrc: bool = False,
+) -> JobRequest:
+    """The engine request for the lyrics of one Vidgo track.
+
+    ``enhanced_lrc`` is kept in the job's options, so every delivery (also after a restart,
+    or from the cache) renders the file the way it was asked for.
+    """
+    return JobRequest(
+        kind=LYRICS,
+        model=Model.TIMESTAMPED_LYRICS.value,
+        source_kind=SourceKind.IDS,
+        source_key=lyrics_source_key(task_id, audio_id),
+        requester_id=requester_id,
+        channel_id=channel_id,
+        guild_id=guild_id,
+        source_task_id=task_id,
+        source_audio_id=audio_id,
+        options={"enhanced_lrc": enhanced_lrc},
+        track=track,
+        reply_to_message_id=reply_to_message_id,
+    )
 
 
 class LyricsApi(Protocol):
