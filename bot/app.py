@@ -20,6 +20,7 @@ import yarl
 from discord.ext import commands
 
 from bot.engine import EngineConfig, JobEngine
+from bot.lyrics import LYRICS, LyricsKind
 from bot.settings import Settings
 from bot.vidgo.client import VidgoClient
 from bot.webhook import CallbackServer
@@ -28,7 +29,7 @@ from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate",)
+EXTENSIONS = ("cogs.separate", "cogs.lyrics")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -131,7 +132,9 @@ async def run_app(
             )
             bot = StemcordBot(settings)
             delivery = DiscordDelivery(bot)
-            engine = JobEngine(store, vidgo, delivery, engine_config(settings))
+            engine = JobEngine(
+                store, vidgo, delivery, engine_config(settings), kinds={LYRICS: LyricsKind(vidgo)}
+            )
             bot.engine = engine
             bot.delivery = delivery
             if settings.PUBLIC_URL is not None:

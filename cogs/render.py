@@ -232,6 +232,10 @@ class Outcome:
 # Job kinds other than separations register how their outcome message looks.
 OutcomeRenderer = Callable[[JobRecord], Outcome]
 OUTCOME_RENDERERS: dict[str, OutcomeRenderer] = {}
+# Features add interactive buttons to a successful separation's message, by feature name
+# (e.g. "lyrics"); each returns the items for one job (none when it does not apply to it).
+ResultItems = Callable[[JobRecord], list[discord.ui.Item[discord.ui.View]]]
+RESULT_ITEMS: dict[str, ResultItems] = {}
 
 
 def render_outcome(job: JobRecord) -> Outcome:
@@ -282,4 +286,5 @@ def render_separation(job: JobRecord) -> Outcome:
         value = "\n".join(extra[chunk_start : chunk_start + 5])[:FIELD_VALUE_MAX]
         embed.add_field(name="More stems", value=value, inline=False)
     embed.set_footer(text=f"Job {job.id}")
-    return Outcome(f"{mention} your stems are ready.", embed, buttons)
+    items = [item for make in RESULT_ITEMS.values() for item in make(job)]
+    return Outcome(f"{mention} your stems are ready.", embed, buttons, items=items)

@@ -243,9 +243,10 @@ async def test_explicit_global_sync(world: World) -> None:
 
     settings = world.settings()
     count = await sync_commands(settings, None)
-    assert count == 1
-    assert [c["name"] for c in world.discord.synced_commands[None]] == ["separate"]
-    names = {o["name"] for o in world.discord.synced_commands[None][0]["options"]}
+    assert count == 2
+    synced = {c["name"]: c for c in world.discord.synced_commands[None]}
+    assert set(synced) == {"separate", "lyrics"}
+    names = {o["name"] for o in synced["separate"]["options"]}
     assert names == {"task_id", "audio_id", "link", "file", "stems"}
 
 
