@@ -36,6 +36,8 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 MAX_TITLE_CHARS = 256
 # The result fields of the separation models, in the order they are looked for (§4, §13.6).
 RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
+# Results of models that are not separations (their job kinds read them from ``files``).
+NON_STEM_FIELDS = ("timestampe_lyrics", "timestamped_lyrics", "aligned_words")
 # The original track in the sibling API's stem list; it is not a stem of the song.
 NOT_STEMS = frozenset({"origin"})
 # Shown first so every caller lists the two karaoke stems the same way.
@@ -313,7 +315,7 @@ def _result_of(entry: dict[str, Any], task_id: str) -> object:
         value = entry.get(name)
         if value is not None and value != "":
             return value
-    if "audio_id" not in entry:
+    if "audio_id" not in entry and not any(name in entry for name in NON_STEM_FIELDS):
         log.warning("Vidgo task %.80r finished but a files entry has no separation result", task_id)
     return None
 
