@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from bot.engine import JobRequest
 from bot.kinds import JobKind, UnusableResult
+from bot.vidgo.errors import VidgoInvalidRequest
 from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
 
@@ -534,7 +535,8 @@ class LyricsKind(JobKind):
     async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
         """Lyrics exist only for Vidgo songs, named by their ids."""
         if job.source_kind is not SourceKind.IDS or not job.source_task_id:
-            raise ValueError("lyrics jobs need a Vidgo song (task_id + audio_id)")
+            # Only reachable through a bug; the job then fails instead of being retried.
+            raise VidgoInvalidRequest("lyrics jobs need a Vidgo song (task_id + audio_id)")
         assert job.source_audio_id  # noqa: S101 - ids sources carry both ids
         return await self.vidgo.submit_lyrics(
             task_id=job.source_task_id, audio_id=job.source_audio_id, callback_url=callback_url

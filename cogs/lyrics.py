@@ -330,7 +330,9 @@ async def answer_for(engine: JobEngine, submitted: Submitted, where: str) -> str
             await engine.cancel(job.id)
             return f"The lyrics are already on their way — they will be posted {where} once."
         return "Someone asked for these lyrics a moment ago; they are on their way to you too."
-    if job.outcome is not None and job.outcome is not JobState.SUCCEEDED:
+    if job.outcome is JobState.SUCCEEDED:
+        return f"Done — the lyrics are posted {where}."  # Vidgo answered with the result
+    if job.outcome is not None:
         return f"That did not work — the reason is posted {where}."
     return f"Working on the lyrics (job `{job.id}`) — they will be posted {where} when ready."
 

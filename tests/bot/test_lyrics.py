@@ -362,3 +362,15 @@ def test_a_result_in_the_submit_reply_is_taken_at_once() -> None:
     assert result is not None and result["words"] == len(SUNG)
     waiting = SubmitReceipt("t", TaskStatus.NOT_STARTED, None, data={"task_id": "t"})
     assert kind().result_at_submit(None, waiting) is None  # type: ignore[arg-type]
+
+
+async def test_the_kind_refuses_sources_that_are_not_vidgo_songs() -> None:
+    from dataclasses import replace
+
+    from bot.vidgo.errors import VidgoInvalidRequest
+    from storage.records import SourceKind
+    from tests.cogs.test_render import job
+
+    upload = replace(job(), source_kind=SourceKind.URL, source_task_id=None)
+    with pytest.raises(VidgoInvalidRequest):
+        await kind().submit(upload, None)

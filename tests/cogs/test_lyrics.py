@@ -272,6 +272,8 @@ async def test_answers_by_admission() -> None:
     assert "read before" in cached
     failed = lyrics_job(outcome=JobState.FAILED, state=JobState.FAILED)
     assert "did not work" in await answer_for(engine, Submitted(failed, Admission.NEW), "here")
+    at_once = lyrics_job(outcome=JobState.SUCCEEDED, state=JobState.SUCCEEDED)
+    assert "Done" in await answer_for(engine, Submitted(at_once, Admission.NEW), "here")
 
 
 async def test_a_second_press_for_the_same_message_is_not_posted_twice() -> None:
