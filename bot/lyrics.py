@@ -55,6 +55,7 @@ TRAILING_WORD_SECONDS = 0.5
 # Bounds on what one result may make us hold (a result is untrusted input).
 MAX_WORDS = 20_000
 MAX_WORD_CHARS = 200
+MAX_ENTRY_CHARS = 1000
 MAX_SECONDS = 24 * 3600.0
 # Waveforms are kept at this many points (the picture is 800 pixels wide).
 WAVEFORM_POINTS = 800
@@ -164,9 +165,12 @@ class Lyrics:
                 lines.append(LyricLine(start, section=raw["section"]))
                 continue
             words = tuple(
-                TimedWord(str(w[0]), float(w[1]), float(w[2]), bool(w[3]))
+                TimedWord(str(w[0]), start_at, end_at, bool(w[3]))
                 for w in raw.get("words") or []
-                if isinstance(w, list) and len(w) == 4
+                if isinstance(w, list)
+                and len(w) == 4
+                and (start_at := _finite(w[1])) is not None
+                and (end_at := _finite(w[2])) is not None
             )
             if words:
                 lines.append(LyricLine(start, words))
@@ -270,6 +274,7 @@ def _tokens(raw_words: Sequence[object]) -> list[_Token]:
         text = entry.get("word")
         if not isinstance(text, str):
             continue
+        text = text[:MAX_ENTRY_CHARS]
         start, end = _finite(entry.get("start_s")), _finite(entry.get("end_s"))
         aligned = entry.get("success") is not False and start is not None
         if aligned and start is not None:

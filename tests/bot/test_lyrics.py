@@ -374,3 +374,24 @@ async def test_the_kind_refuses_sources_that_are_not_vidgo_songs() -> None:
     upload = replace(job(), source_kind=SourceKind.URL, source_task_id=None)
     with pytest.raises(VidgoInvalidRequest):
         await kind().submit(upload, None)
+
+
+def test_stored_lyrics_with_damaged_entries_are_read_leniently() -> None:
+    stored = {
+        "lines": [
+            {"section": "Verse", "start": 0},
+            {"start": 1.0, "words": [["ok", 1.0, 1.5, 0], ["bad", "x", 2, 0], "junk"]},
+            {"start": 3.0, "words": []},
+            "junk",
+        ],
+        "waveform": [0.5, "x", None],
+        "interpolated": "many",
+    }
+    lyrics = Lyrics.from_stored(stored)
+    assert [line.text for line in lyrics.lines] == ["(Verse)", "ok"]
+    assert lyrics.waveform == (0.5,) and lyrics.interpolated == 0
+
+
+def test_a_huge_word_entry_is_bounded() -> None:
+    lyrics = parse_lyrics({"aligned_words": [word("la " * 100_000, 1.0, 2.0)]})
+    assert len(lyrics.words) <= 400
