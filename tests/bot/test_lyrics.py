@@ -278,7 +278,7 @@ def test_enhanced_lrc_stamps_every_word() -> None:
 alignable = st.lists(
     st.tuples(
         st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=12),
-        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers()),
         st.one_of(st.none(), st.floats(-10, 500)),
         st.booleans(),
     ),
@@ -395,3 +395,17 @@ def test_stored_lyrics_with_damaged_entries_are_read_leniently() -> None:
 def test_a_huge_word_entry_is_bounded() -> None:
     lyrics = parse_lyrics({"aligned_words": [word("la " * 100_000, 1.0, 2.0)]})
     assert len(lyrics.words) <= 400
+
+
+def test_huge_integers_from_json_are_ignored_not_fatal() -> None:
+    huge = 10**400
+    lyrics = parse_lyrics(
+        {
+            "aligned_words": [word("a ", 1.0, 2.0), word("b", huge, huge)],
+            "waveform_data": [huge, -huge, 3, True, 1.5],
+            "hoot_cer": huge,
+        }
+    )
+    assert lyrics.interpolated == 1
+    assert lyrics.waveform == (1.0, 0.5)
+    assert lyrics.alignment_error is None
