@@ -16,10 +16,13 @@ import math
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.lyrics import Lyrics, parse_lyrics, to_lrc
 from bot.waveform import draw_waveform
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def song(words: int, points: int) -> dict[str, Any]:
@@ -48,8 +51,8 @@ def timed(repeat: int, work: Callable[[], object]) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
-def measure(label: str, words: int, points: int, repeat: int) -> str:
-    """One table row."""
+def measure(label: str, words: int, points: int, repeat: int) -> dict[str, Any]:
+    """One song's figures."""
     payload = song(words, points)
     stored = parse_lyrics(payload).to_stored()
     lyrics = Lyrics.from_stored(stored)
@@ -58,10 +61,16 @@ def measure(label: str, words: int, points: int, repeat: int) -> str:
     lrc_ms = timed(repeat, lambda: to_lrc(Lyrics.from_stored(stored), title="t"))
     png = draw_waveform(lyrics.waveform, marks=marks)
     png_ms = timed(repeat, lambda: draw_waveform(lyrics.waveform, marks=marks))
-    return (
-        f"| {label} ({words} words, {points:,} points) | {parse_ms:.1f} | {lrc_ms:.1f} "
-        f"| {png_ms:.1f} | {len(json.dumps(stored)) / 1024:.0f} KB | {len(png) / 1024:.1f} KB |"
-    )
+    return {
+        "song": label,
+        "words": words,
+        "points": points,
+        "parse_ms": round(parse_ms, 2),
+        "lrc_ms": round(lrc_ms, 2),
+        "png_ms": round(png_ms, 2),
+        "stored_bytes": len(json.dumps(stored)),
+        "png_bytes": len(png),
+    }
 
 
 def main() -> None:
@@ -71,8 +80,20 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}")
     print("| song | parse ms | LRC ms | PNG ms | stored result | PNG size |")
     print("|---|---|---|---|---|---|")
-    for label, words, points in (("typical", 300, 10_000), ("large", 3_000, 400_000)):
-        print(measure(label, words, points, args.repeat))
+    rows = [
+        measure(label, words, points, args.repeat)
+        for label, words, points in (("typical", 300, 10_000), ("large", 3_000, 400_000))
+    ]
+    for row in rows:
+        print(
+            f"| {row['song']} ({row['words']} words, {row['points']:,} points) "
+            f"| {row['parse_ms']:.1f} | {row['lrc_ms']:.1f} | {row['png_ms']:.1f} "
+            f"| {row['stored_bytes'] / 1024:.0f} KB | {row['png_bytes'] / 1024:.1f} KB |"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lyrics.json").write_text(
+        json.dumps({"python": platform.python_version(), "rows": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":
