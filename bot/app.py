@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot.admin import AdminRoutes, AdminServer
 from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
+from bot.lyrics import LYRICS, LyricsKind
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.midi import MIDI, MidiKind
 from bot.progress import ProgressTracker
@@ -31,11 +32,12 @@ from bot.vidgo.client import VidgoClient
 from bot.webhook import CallbackServer
 from cogs.buttons import DYNAMIC_ITEMS, MidiButton, RefreshLimiter
 from cogs.delivery import DiscordDelivery, ResultItem
+from cogs.lyrics import LyricsButton
 from storage.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.separate", "cogs.separate_message", "cogs.karaoke", "cogs.jobs")
+EXTENSIONS = ("cogs.separate", "cogs.separate_message", "cogs.karaoke", "cogs.jobs", "cogs.lyrics")
 
 
 def apply_discord_urls(settings: Settings) -> None:
@@ -182,7 +184,8 @@ async def run_app(
             )
             metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
             bot = StemcordBot(settings)
-            result_items: list[ResultItem] = []
+            # Lyrics for every separation of a Vidgo song; MIDI only when switched on.
+            result_items: list[ResultItem] = [LyricsButton.offer]
             if settings.ENABLE_MIDI:
                 result_items.append(MidiButton.offer)
             delivery = DiscordDelivery(
@@ -195,7 +198,7 @@ async def run_app(
                 vidgo,
                 delivery,
                 engine_config(settings),
-                kinds={MIDI: MidiKind(vidgo)},
+                kinds={MIDI: MidiKind(vidgo), LYRICS: LyricsKind(vidgo)},
                 observer=metrics,
             )
             bot.engine = engine

@@ -472,7 +472,12 @@ class JobEngine:
             return await self.store.get(job.id) or job
         set_vidgo_task_id(receipt.task_id)
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
-        immediate = self._kind(job).result_at_submit(job, receipt)
+        try:
+            immediate = self._kind(job).result_at_submit(job, receipt)
+        except UnusableResult as exc:
+            return await self._finish(
+                job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
+            )
         if immediate is not None:
             # The model answered at once: no task to wait for; deliver through the dispatcher.
             await self._store_result(job, receipt.task_id, immediate, deliver_now=False)

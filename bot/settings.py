@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     DELIVERY_MAX_ATTEMPTS: int = Field(default=6, ge=1, le=100)
     MAX_UPLOAD_MB: float = Field(default=100.0, gt=0)
     CALLBACK_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Lyrics files also carry a <mm:ss.xx> timestamp per word (enhanced LRC).
+    LYRICS_ENHANCED_LRC: bool = False
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Vidgo's generate-midi is undocumented (contract §3.4): off unless the operator opts in.
     ENABLE_MIDI: bool = False

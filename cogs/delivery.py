@@ -99,12 +99,17 @@ class DiscordDelivery:
         self._admissions.pop(job_id, None)
         self._last_progress.pop(job_id, None)
 
-    async def deliver(self, job: JobRecord) -> int | None:
-        """Post the outcome once; DM the requester when the channel is unusable."""
+    def render(self, job: JobRecord) -> Outcome:
+        """The job's outcome message with the buttons this bot offers on it (Lyrics, MIDI)."""
         outcome = render_outcome(job)
         extra = [item for offer in self.result_items if (item := offer(job)) is not None]
         if extra:
             outcome = dataclasses.replace(outcome, items=[*outcome.items, *extra])
+        return outcome
+
+    async def deliver(self, job: JobRecord) -> int | None:
+        """Post the outcome once; DM the requester when the channel is unusable."""
+        outcome = self.render(job)
         allowed = discord.AllowedMentions(
             everyone=False,
             roles=False,

@@ -269,7 +269,17 @@ class Outcome:
                     row=index // BUTTONS_PER_ROW,
                 )
             )
+        # Interactive items get rows of their own below the links while rows are left, then
+        # fill the last rows' gaps; explicit rows keep the layout the same on every send.
+        used = [0] * (BUTTONS_MAX // BUTTONS_PER_ROW)
+        for index in range(len(links)):
+            used[index // BUTTONS_PER_ROW] += 1
+        first_free = -(-len(links) // BUTTONS_PER_ROW)
         for item in self.items[:BUTTONS_MAX]:
+            candidates = [*range(first_free, len(used)), *range(first_free)]
+            row = next(r for r in candidates if used[r] < BUTTONS_PER_ROW)
+            used[row] += 1
+            item.row = row
             view.add_item(item)
         return view
 

@@ -56,6 +56,7 @@ from bot.vidgo.results import (
     TrackInfo,
     parse_balance,
     parse_detail,
+    parse_lyrics_submit,
     parse_submit,
 )
 
@@ -214,6 +215,31 @@ class VidgoClient:
         if callback_url is not None:
             body["callback_url"] = callback_url
         return await self._submit(body)
+
+    async def submit_lyrics(
+        self, *, task_id: str, audio_id: str, callback_url: str | None
+    ) -> SubmitReceipt:
+        """Submit ``get-timestamped-lyrics`` for one track of a Vidgo generation (§16).
+
+        The reply may already carry the result (:attr:`SubmitReceipt.data`); retried like the
+        other submits. :class:`VidgoNotFound` when Vidgo does not know the track.
+        """
+        if not task_id or not audio_id:
+            raise ValueError("task_id and audio_id must not be empty")
+        body: dict[str, Any] = {
+            "model": Model.TIMESTAMPED_LYRICS.value,
+            "input": {"task_id": task_id, "audio_id": audio_id},
+        }
+        if callback_url is not None:
+            body["callback_url"] = callback_url
+        return await self._call(
+            "submit",
+            "POST",
+            SUBMIT_PATH,
+            body=body,
+            parse=parse_lyrics_submit,
+            retryable=_retry_submit,
+        )
 
     async def get_task(self, task_id: str) -> TaskDetail:
         """Read a task through Query Music Detail (``GET ...?task_id=``)."""

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,7 +40,9 @@ MAX_TITLE_CHARS = 256
 # The result fields of the separation models, in the order they are looked for (§4, §13.6).
 RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
 # Results of models that are not stems; their job kinds read them from ``TaskDetail.files``.
-OTHER_RESULT_FIELDS = frozenset({"midi_data"})
+NON_STEM_FIELDS = frozenset(
+    {"midi_data", "timestampe_lyrics", "timestamped_lyrics", "aligned_words"}
+)
 # The original track in the sibling API's stem list; it is not a stem of the song.
 NOT_STEMS = frozenset({"origin"})
 # Shown first so every caller lists the two karaoke stems the same way.
@@ -58,6 +61,7 @@ class Model(StrEnum):
     UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
     # Notes of a finished separation (contract §3.4, unverified; behind ENABLE_MIDI).
     GENERATE_MIDI = "generate-midi"
+    TIMESTAMPED_LYRICS = "get-timestamped-lyrics"
 
 
 class TaskStatus(StrEnum):
@@ -124,6 +128,28 @@ def parse_submit(payload: object) -> SubmitReceipt:
         created_time=_created_time(body.get("created_time")),
         data=body,
     )
+
+
+def parse_lyrics_submit(payload: object) -> SubmitReceipt:
+    """Parse a ``get-timestamped-lyrics`` submit reply, which may carry the result itself.
+
+    §16's example shows the result fields (``aligned_words`` …) directly in ``data``. A reply
+    like that without ``task_id``/``status`` is taken as a finished task under a made-up id
+    (``inline-…``), since there is nothing to poll; anything else parses as a normal submit.
+    """
+    body = _unwrap(payload)
+    if isinstance(body.get("aligned_words"), list) and (
+        not isinstance(body.get("task_id"), str) or not body["task_id"].strip()
+    ):
+        return SubmitReceipt(
+            task_id=f"inline-{secrets.token_hex(8)}",
+            status=TaskStatus.FINISHED,
+            created_time=_created_time(body.get("created_time")),
+            data=body,
+        )
+    if isinstance(body.get("aligned_words"), list) and not isinstance(body.get("status"), str):
+        body = {**body, "status": TaskStatus.FINISHED.value}
+    return parse_submit(body)
 
 
 def parse_detail(payload: object) -> TaskDetail:
@@ -296,7 +322,7 @@ def _result_of(entry: dict[str, Any], task_id: str) -> object:
         value = entry.get(name)
         if value is not None and value != "":
             return value
-    if "audio_id" not in entry and not OTHER_RESULT_FIELDS.intersection(entry):
+    if "audio_id" not in entry and not NON_STEM_FIELDS.intersection(entry):
         log.warning("Vidgo task %.80r finished but a files entry has no separation result", task_id)
     return None
 

@@ -744,3 +744,47 @@ async def test_submit_midi_is_retried_like_every_submit(
     # Vidgo knows no finished separation with this id.
     with pytest.raises(VidgoNotFound):
         await client.submit_midi("task-unknown", callback_url=None)
+
+
+# -- lyrics ------------------------------------------------------------------------------------
+
+
+async def test_submit_lyrics_sends_the_documented_body(
+    client: VidgoClient, vidgo: FakeVidgo
+) -> None:
+    receipt = await client.submit_lyrics(
+        task_id=GENERATION_TASK_ID, audio_id=AUDIO_ID, callback_url="https://hooks.example.org/x"
+    )
+    task = vidgo.tasks[receipt.task_id]
+    assert task.model == "get-timestamped-lyrics"
+    assert task.input == {"task_id": GENERATION_TASK_ID, "audio_id": AUDIO_ID}
+    assert task.callback_url == "https://hooks.example.org/x"
+    assert receipt.status is TaskStatus.NOT_STARTED
+
+
+async def test_submit_lyrics_keeps_a_result_in_the_reply(
+    client: VidgoClient, vidgo: FakeVidgo
+) -> None:
+    vidgo.lyrics_shape = "submit"
+    receipt = await client.submit_lyrics(
+        task_id=GENERATION_TASK_ID, audio_id=AUDIO_ID, callback_url=None
+    )
+    assert receipt.status is TaskStatus.FINISHED
+    assert receipt.data["aligned_words"]
+
+
+async def test_submit_lyrics_is_retried_like_other_submits(
+    client: VidgoClient, vidgo: FakeVidgo
+) -> None:
+    record_waits(client)
+    vidgo.fail_next(2, 503, path_prefix="/api/generate/submit")
+    receipt = await client.submit_lyrics(
+        task_id=GENERATION_TASK_ID, audio_id=AUDIO_ID, callback_url=None
+    )
+    assert receipt.task_id in vidgo.tasks
+    assert client.calls[("submit", "transient")] == 2
+    vidgo.fail_next(1, 500, path_prefix="/api/generate/submit")
+    with pytest.raises(VidgoTransientError):
+        await client.submit_lyrics(task_id=GENERATION_TASK_ID, audio_id=AUDIO_ID, callback_url=None)
+    with pytest.raises(ValueError, match="must not be empty"):
+        await client.submit_lyrics(task_id="", audio_id=AUDIO_ID, callback_url=None)

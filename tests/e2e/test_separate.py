@@ -245,7 +245,7 @@ async def test_explicit_global_sync(world: World) -> None:
     count = await sync_commands(settings, None)
     commands = {c["name"]: c for c in world.discord.synced_commands[None]}
     assert count == len(commands)
-    assert {"separate", "Separate vocals"} <= set(commands)
+    assert {"separate", "lyrics", "Separate vocals"} <= set(commands)
     # The message menu is a message command (type 3) without options.
     assert commands["Separate vocals"]["type"] == 3
     names = {o["name"] for o in commands["separate"]["options"]}

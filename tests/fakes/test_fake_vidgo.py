@@ -21,11 +21,14 @@ from tests.fakes.vidgo import (
     DEFAULT_CREDITS,
     GENERATION_AUDIO_IDS,
     GENERATION_TASK_ID,
+    INSTRUMENTAL_AUDIO_ID,
+    INSTRUMENTAL_TASK_ID,
     MIDI_INSTRUMENTS,
     STEM_SPLIT_KEYS,
     TAMPERED_STEMS,
     UNREACHABLE_MESSAGE,
     FakeVidgo,
+    fake_lyrics,
 )
 
 KEY = "test-vidgo-key"
@@ -672,3 +675,85 @@ async def test_runs_standalone_from_the_command_line(http: aiohttp.ClientSession
             _, stderr = await proc.communicate()
     assert proc.returncode == 0, stderr.decode()
     assert "fake Vidgo listening on" in stderr.decode()
+
+
+# -- get-timestamped-lyrics ------------------------------------------------------------------------
+
+
+def lyrics_request(
+    audio_id: str = GENERATION_AUDIO_IDS[0], task_id: str = GENERATION_TASK_ID
+) -> dict[str, Any]:
+    return {"model": "get-timestamped-lyrics", "input": {"task_id": task_id, "audio_id": audio_id}}
+
+
+@pytest.mark.parametrize(
+    ("shape", "field", "as_string"),
+    [
+        ("detail_string", "timestampe_lyrics", True),
+        ("detail_string_alt", "timestamped_lyrics", True),
+        ("detail_object", "timestampe_lyrics", False),
+    ],
+)
+async def test_lyrics_arrive_in_the_configured_detail_shape(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo, shape: str, field: str, as_string: bool
+) -> None:
+    vidgo.lyrics_shape = shape
+    status, body = await submit(http, vidgo, lyrics_request())
+    assert status == 200 and body["data"]["status"] == "not_started"
+    task_id = body["data"]["task_id"]
+    _, before = await detail(http, vidgo, task_id)
+    assert before["data"]["files"] == []
+    await vidgo.finish(task_id)
+    _, after = await detail(http, vidgo, task_id)
+    [entry] = after["data"]["files"]
+    value = entry[field]
+    assert isinstance(value, str) is as_string
+    lyrics = json.loads(value) if as_string else value
+    assert lyrics == fake_lyrics()
+    assert any(w["success"] is False for w in lyrics["aligned_words"])
+    assert lyrics["waveform_data"]
+
+
+async def test_lyrics_in_the_submit_reply(http: aiohttp.ClientSession, vidgo: FakeVidgo) -> None:
+    vidgo.lyrics_shape = "submit"
+    status, body = await submit(http, vidgo, lyrics_request())
+    assert status == 200
+    data = body["data"]
+    assert data["status"] == "finished" and data["aligned_words"] == fake_lyrics()["aligned_words"]
+    # Polling the task still works, with the result under the documented field.
+    _, polled = await detail(http, vidgo, data["task_id"])
+    assert json.loads(polled["data"]["files"][0]["timestampe_lyrics"]) == fake_lyrics()
+
+
+async def test_an_instrumental_finishes_with_no_words(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo
+) -> None:
+    _, body = await submit(http, vidgo, lyrics_request(INSTRUMENTAL_AUDIO_ID, INSTRUMENTAL_TASK_ID))
+    task_id = body["data"]["task_id"]
+    await vidgo.finish(task_id)
+    _, after = await detail(http, vidgo, task_id)
+    lyrics = json.loads(after["data"]["files"][0]["timestampe_lyrics"])
+    assert lyrics["aligned_words"] == [] and lyrics["waveform_data"]
+
+
+async def test_lyrics_can_be_read_many_times_and_need_a_known_track(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo
+) -> None:
+    for _ in range(2):
+        status, _ = await submit(http, vidgo, lyrics_request())
+        assert status == 200
+    status, _ = await submit(http, vidgo, lyrics_request("00000000-0000-0000-0000-000000000000"))
+    assert status == 404
+    vidgo.lyrics_shape = "nonsense"
+    status, _ = await submit(http, vidgo, lyrics_request())
+    assert status == 500
+
+
+async def test_lyrics_shape_is_a_control_switch(
+    http: aiohttp.ClientSession, vidgo: FakeVidgo
+) -> None:
+    async with http.post(f"{vidgo.base_url}/_control/faults", json={"lyrics_shape": "submit"}) as r:
+        assert r.status == 200
+    assert vidgo.lyrics_shape == "submit"
+    async with http.post(f"{vidgo.base_url}/_control/faults", json={"lyrics_shape": 3}) as r:
+        assert r.status == 400

@@ -1,11 +1,11 @@
 """A fake Vidgo music API: a real aiohttp server on 127.0.0.1 that follows the contract.
 
-It implements what Stemcord uses (contract §3, §4, §5, §12): submit for the three separation
-models and ``generate-midi`` (§3.4, as the draft describes it), Query Music Detail, the
-balance, the stem files themselves, and callbacks with Vidgo's retry schedule. Tests drive
-task progress (:meth:`FakeVidgo.finish`, :meth:`FakeVidgo.fail`) and faults (the switches
-below and ``*_next`` methods) in process, or over HTTP through ``/_control/...`` when the bot
-runs as another process.
+It implements what Stemcord uses (contract §3, §4, §5, §12, §16): submit for the three
+separation models, ``generate-midi`` (§3.4, as the draft describes it) and
+``get-timestamped-lyrics``, Query Music Detail, the balance, the stem files themselves, and
+callbacks with Vidgo's retry schedule. Tests drive task progress (:meth:`FakeVidgo.finish`,
+:meth:`FakeVidgo.fail`) and faults (the switches below and ``*_next`` methods) in process, or
+over HTTP through ``/_control/...`` when the bot runs as another process.
 
 Choices where the contract is silent (documented in docs/vidgo-decisions.md):
 
@@ -17,6 +17,9 @@ Choices where the contract is silent (documented in docs/vidgo-decisions.md):
 * ``generate-midi`` needs ``input.task_id`` of a finished separation task (404 otherwise); its
   result is ``files[0].midi_data``, a JSON string of :data:`MIDI_INSTRUMENTS` (or of no
   instruments with the ``empty_midi`` switch).
+* ``get-timestamped-lyrics`` answers with the result where :attr:`FakeVidgo.lyrics_shape` says
+  (:data:`LYRICS_SHAPES`); a track's words come from :attr:`FakeVidgo.lyrics` (an instrumental
+  finishes with no words), and it has no once-per-track rule.
 
 Run it alone with ``python -m tests.fakes.vidgo --port 8900 --api-key KEY --auto-finish 3``.
 """
@@ -29,6 +32,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import signal
 import string
@@ -49,8 +53,12 @@ SEPARATE_VOCALS = "separate-vocals"
 STEM_SPLIT = "stem-split"
 UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
 GENERATE_MIDI = "generate-midi"
+TIMESTAMPED_LYRICS = "get-timestamped-lyrics"
 SEPARATION_MODELS = (SEPARATE_VOCALS, STEM_SPLIT, UPLOAD_AND_SEPARATE)
-MODELS = (*SEPARATION_MODELS, GENERATE_MIDI)
+MODELS = (*SEPARATION_MODELS, GENERATE_MIDI, TIMESTAMPED_LYRICS)
+# Where a lyrics result is put (§16): a JSON string under Vidgo's field name or the corrected
+# one, an object, or the fields directly in the submit reply (the task is then finished at once).
+LYRICS_SHAPES = ("detail_string", "detail_string_alt", "detail_object", "submit")
 
 # The fixture generation every fake starts with (ids from the published examples, §3.1).
 GENERATION_TASK_ID = "8FDN1I7M7Q68DDG8"
@@ -62,6 +70,10 @@ GENERATION_TITLES = ("Harbour Lights", "Harbour Lights (Reprise)")
 GENERATION_DURATIONS = (184.32, 201.6)
 # File names follow the storage.vidgo.ai shape of §15, so link parsing can be tested on them.
 GENERATION_FILE_STEM = "1764061200_k3v9qz1a_tmp7f2c"
+# A second generation whose only track is an instrumental (no words to time).
+INSTRUMENTAL_TASK_ID = "INSTR7M7Q68DDG80"
+INSTRUMENTAL_AUDIO_ID = "0b7f0c1e-5d2a-4f8e-9a61-3c2d8e4f5a10"
+INSTRUMENTAL_TITLE = "Harbour Lights (Instrumental)"
 
 # The keys inside each model's JSON-string result (§4), in Vidgo's order.
 SEPARATE_VOCALS_KEYS = ("vocal_url", "instrumental_url")
@@ -114,7 +126,13 @@ MIDI_INSTRUMENTS: tuple[dict[str, Any], ...] = (
 )
 UPLOAD_MODEL_NAMES = frozenset({"base", "enhanced", "instrumental"})
 UPLOAD_OUTPUT_TYPES = frozenset({"general", *UPLOAD_KEYS})
-CREDIT_COST = {SEPARATE_VOCALS: 10, STEM_SPLIT: 50, UPLOAD_AND_SEPARATE: 10, GENERATE_MIDI: 5}
+CREDIT_COST = {
+    SEPARATE_VOCALS: 10,
+    STEM_SPLIT: 50,
+    UPLOAD_AND_SEPARATE: 10,
+    GENERATE_MIDI: 5,
+    TIMESTAMPED_LYRICS: 2,
+}
 DEFAULT_CREDITS = 17276
 MAX_CALLBACK_URL_CHARS = 2048
 UNREACHABLE_MESSAGE = "could not download source audio"
@@ -127,6 +145,7 @@ SWITCHES: dict[str, type] = {
     "send_callbacks": bool,
     "tamper_callbacks": bool,
     "empty_midi": bool,
+    "lyrics_shape": str,
 }
 TAMPERED_STEMS = {
     "vocal_url": "javascript:alert(1)",
@@ -155,6 +174,52 @@ def fake_cover(label: str) -> bytes:
     return b"\xff\xd8\xff\xe0" + label.encode()[:200] + b"\xff\xd9"
 
 
+# The sung words of the fixture song: (text as Vidgo sends it, start, end, aligned).
+# Section markers and newlines ride inside words as in Vidgo's examples; two are unaligned.
+LYRICS_WORDS: tuple[tuple[str, float, float, bool], ...] = (
+    ("[Verse]\nLights ", 12.4, 12.9, True),
+    ("on ", 12.9, 13.1, True),
+    ("the ", 0.0, 0.0, False),
+    ("water\n", 13.6, 14.5, True),
+    ("Shine ", 15.0, 15.5, True),
+    ("on ", 15.5, 15.8, True),
+    ("me\n", 15.8, 16.9, True),
+    ("[Chorus]\nHarbour ", 24.0, 24.6, True),
+    ("lights, ", 24.6, 25.3, True),
+    ("(ooh) ", 0.0, 0.0, False),
+    ("guide ", 26.2, 26.6, True),
+    ("me ", 26.6, 26.9, True),
+    ("home\n", 26.9, 28.2, True),
+)
+
+
+def fake_waveform(points: int = 1200) -> list[float]:
+    """A deterministic waveform: a swelling sine, louder in the chorus."""
+    return [
+        round(math.sin(i / 7.0) * (0.3 + 0.7 * (i / points)) * (1.5 if i > points // 2 else 1), 4)
+        for i in range(points)
+    ]
+
+
+def fake_lyrics(words: tuple[tuple[str, float, float, bool], ...] = LYRICS_WORDS) -> dict[str, Any]:
+    """A get-timestamped-lyrics result object (§16) with these words."""
+    return {
+        "aligned_words": [
+            {
+                "word": text,
+                "start_s": start,
+                "end_s": end,
+                "success": aligned,
+                "palign": 0.93 if aligned else 0.0,
+            }
+            for text, start, end, aligned in words
+        ],
+        "waveform_data": fake_waveform(),
+        "hoot_cer": 0.087,
+        "is_streamed": False,
+    }
+
+
 def stem_file_name(key: str) -> str:
     """The stem name a result key's file is stored under (``vocal_url`` -> ``vocals``)."""
     name = key.strip().removesuffix("_url")
@@ -177,6 +242,8 @@ class FakeTask:
     result: dict[str, str] = field(default_factory=dict)
     # A finished generate-midi task's notes (sent as the JSON string ``midi_data``).
     midi: dict[str, Any] | None = None
+    # A get-timestamped-lyrics result object, set when the task finishes.
+    lyrics: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -195,6 +262,7 @@ class FakeTask:
             "created_time": _vidgo_time(self.created_time),
             "detail_calls": self.detail_calls,
             "result": self.result,
+            "lyrics": self.lyrics,
         }
 
 
@@ -249,6 +317,17 @@ class FakeVidgo:
         self.send_callbacks = True
         self.tamper_callbacks = False
         self.empty_midi = False
+        self.lyrics_shape = "detail_string"
+        # audio_id -> the lyrics result of that track (tests may replace or add entries).
+        self.lyrics: dict[str, dict[str, Any]] = {
+            audio_id: fake_lyrics() for audio_id in GENERATION_AUDIO_IDS
+        }
+        self.lyrics[INSTRUMENTAL_AUDIO_ID] = {
+            "aligned_words": [],
+            "waveform_data": fake_waveform(),
+            "hoot_cer": 0.0,
+            "is_streamed": False,
+        }
         self._faults: dict[str, _Fault] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._task_added = asyncio.Event()
@@ -259,6 +338,7 @@ class FakeVidgo:
         self._port: int | None = None
         self._host = "127.0.0.1"
         self.add_generation(GENERATION_TASK_ID, _default_tracks())
+        self.add_generation(INSTRUMENTAL_TASK_ID, _instrumental_tracks())
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -363,6 +443,8 @@ class FakeVidgo:
         if task.model == GENERATE_MIDI:
             instruments = [] if self.empty_midi else [dict(i) for i in MIDI_INSTRUMENTS]
             task.midi = {"state": "complete", "instruments": instruments}
+        elif task.model == TIMESTAMPED_LYRICS:
+            task.lyrics = json.loads(json.dumps(self.lyrics.get(task.input["audio_id"], {})))
         else:
             task.result = {key: self._stem_url(task_id, key) for key in _result_keys(task)}
         self.credits -= CREDIT_COST.get(task.model, 0)
@@ -505,7 +587,9 @@ class FakeVidgo:
             problem = self._callback_problem(callback_url)
             if problem:
                 return _error(400, problem)
-        if model in (SEPARATE_VOCALS, STEM_SPLIT):
+        if model == TIMESTAMPED_LYRICS and self.lyrics_shape not in LYRICS_SHAPES:
+            return _error(500, f"fake misconfigured: lyrics_shape {self.lyrics_shape!r}")
+        if model in (SEPARATE_VOCALS, STEM_SPLIT, TIMESTAMPED_LYRICS):
             refusal = self._check_existing_track(model, inp)
         elif model == GENERATE_MIDI:
             refusal = self._check_separation_task(inp)
@@ -521,6 +605,18 @@ class FakeVidgo:
         )
         self.tasks[task.task_id] = task
         self._task_added.set()
+        if model == TIMESTAMPED_LYRICS and self.lyrics_shape == "submit":
+            # The result in the submit reply itself (§16's example): no task to wait for.
+            await self.finish(task.task_id, callback=False)
+            assert task.lyrics is not None
+            return _ok(
+                {
+                    "task_id": task.task_id,
+                    "status": "finished",
+                    "created_time": _vidgo_time(task.created_time),
+                    **task.lyrics,
+                }
+            )
         if self.auto_finish_after is not None:
             task.status = "running"
             self._spawn(self._auto_finish(task.task_id, self.auto_finish_after))
@@ -541,6 +637,8 @@ class FakeVidgo:
         tracks = self.generations.get(task_id)
         if tracks is None or all(t.get("audio_id") != audio_id for t in tracks):
             return _error(404, "no finished generation has this task_id and audio_id")
+        if model == TIMESTAMPED_LYRICS:
+            return None  # reading lyrics is not a once-per-track operation
         for other in self.tasks.values():
             if (
                 other.model == model
@@ -680,6 +778,8 @@ class FakeVidgo:
         files: list[dict[str, Any]] = []
         if task.status == "finished" and task.model == GENERATE_MIDI:
             files = [{"midi_data": json.dumps(task.midi)}]
+        elif task.status == "finished" and task.model == TIMESTAMPED_LYRICS:
+            files = [self._lyrics_entry(task.lyrics or {})]
         elif task.status == "finished":
             field_name = RESULT_FIELD[task.model]
             if self.vocal_removal_variant:
@@ -698,6 +798,14 @@ class FakeVidgo:
             "created_time": _vidgo_time(task.created_time),
             "error_message": task.error_message,
         }
+
+    def _lyrics_entry(self, lyrics: dict[str, Any]) -> dict[str, Any]:
+        if self.lyrics_shape == "detail_object":
+            return {"timestampe_lyrics": lyrics}
+        if self.lyrics_shape == "detail_string_alt":
+            return {"timestamped_lyrics": json.dumps(lyrics)}
+        # Vidgo's documented field (sic), as a JSON string; also what a "submit" task polls as.
+        return {"timestampe_lyrics": json.dumps(lyrics)}
 
     def _generation_data(self, task_id: str) -> dict[str, Any]:
         files = [
@@ -729,12 +837,11 @@ class FakeVidgo:
         if not self.send_callbacks or task.callback_url is None:
             return
         if self.tamper_callbacks:
+            forged_field = RESULT_FIELD.get(task.model, "vocal_removal")
             forged = {
                 "task_id": task.task_id,
                 "status": "finished",
-                "files": [
-                    {RESULT_FIELD.get(task.model, "vocal_removal"): json.dumps(TAMPERED_STEMS)}
-                ],
+                "files": [{forged_field: json.dumps(TAMPERED_STEMS)}],
                 "created_time": _vidgo_time(task.created_time),
                 "error_message": None,
             }
@@ -808,6 +915,21 @@ def _default_tracks() -> list[dict[str, object]]:
             }
         )
     return tracks
+
+
+def _instrumental_tracks() -> list[dict[str, object]]:
+    base = f"/audio/{INSTRUMENTAL_TASK_ID}/{GENERATION_FILE_STEM}"
+    return [
+        {
+            "audio_id": INSTRUMENTAL_AUDIO_ID,
+            "title": INSTRUMENTAL_TITLE,
+            "tags": "synthwave, instrumental",
+            "duration": 176.0,
+            "prompt": "",
+            "audio_url": f"{base}_audio_{INSTRUMENTAL_AUDIO_ID}.mp3",
+            "image_url": f"{base}_cover_{INSTRUMENTAL_AUDIO_ID}.jpeg",
+        }
+    ]
 
 
 def _result_keys(task: FakeTask) -> tuple[str, ...]:

@@ -1,0 +1,427 @@
+"""Karaoke lyrics: ``/lyrics``, the restart-proof Lyrics button, and the lyrics message.
+
+A Vidgo song's word-timed lyrics become one message with a synced ``.lrc`` file, a preview of
+the first lines and a waveform picture. Two ways in:
+
+* the **Lyrics** button on the result message of a separation whose source is a Vidgo
+  generation (uploads and links have no generation to read lyrics from). Anyone in the
+  channel may press it; the button's ``custom_id`` (``stemcord:lyrics:<job id>``) carries the
+  separation job, which is loaded from the store, so it works after a restart. The lyrics
+  reply to that result message;
+* ``/lyrics`` with ``task_id`` + ``audio_id`` or a ``storage.vidgo.ai`` song link.
+
+Both submit one lyrics job to the engine, keyed by the source track: a request identical to
+one in flight joins it, a later one is answered from the stored result, so presses never cost
+more than one Vidgo call per track. The member gets a private answer at once; the lyrics
+message itself is public.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Self, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.engine import ErrorKind, JobEngine, JobRequest, Submitted
+from bot.kinds import SEPARATION
+from bot.lyrics import (
+    LYRICS,
+    NO_LYRICS,
+    NO_TIMING,
+    NO_VOCALS,
+    Lyrics,
+    lrc_time,
+    lyrics_request,
+    to_lrc,
+)
+from bot.sources import Source, SourceError, source_from_ids, source_from_link
+from bot.waveform import draw_waveform
+from cogs.render import (
+    COLOR_DONE,
+    COLOR_FAILED,
+    DESCRIPTION_MAX,
+    FIELD_VALUE_MAX,
+    OUTCOME_RENDERERS,
+    TITLE_MAX,
+    Outcome,
+    escape_untrusted,
+    format_duration,
+)
+from storage.jobstate import JobState
+from storage.records import Admission, JobRecord, SourceKind
+
+if TYPE_CHECKING:
+    from bot.app import StemcordBot
+
+log = logging.getLogger(__name__)
+
+CUSTOM_ID_PREFIX = "stemcord:lyrics:"
+WAVEFORM_FILE = "waveform.png"
+# The embed previews this many lines (and at most PREVIEW_CHARS characters of them).
+PREVIEW_LINES = 8
+PREVIEW_CHARS = 1500
+PREVIEW_LINE_CHARS = 160
+_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
+
+
+# --- the lyrics message ------------------------------------------------------------------------
+
+
+def song_title(job: JobRecord) -> str:
+    """The song's title as Vidgo gave it (unescaped), or a description of the source."""
+    title = (job.track or {}).get("title")
+    if isinstance(title, str) and title.strip():
+        return title.strip()
+    return f"Vidgo song {job.source_audio_id}"
+
+
+def lrc_file_name(title: str) -> str:
+    """``Harbour Lights (Reprise)`` -> ``Harbour-Lights-Reprise.lrc`` (plain ASCII, short)."""
+    stem = _FILE_NAME_CHARS.sub("-", title).strip("-")[:60].strip("-")
+    return f"{stem or 'lyrics'}.lrc"
+
+
+def lyrics_failure_sentence(job: JobRecord) -> str:
+    """One sentence a member can act on, per failure kind of a lyrics job."""
+    kind = job.error_kind
+    if kind == NO_VOCALS:
+        return "This track has no vocals, so there are no lyrics to time."
+    if kind == NO_TIMING:
+        return (
+            "Vidgo could not line up any of the words with the music, "
+            "so no timed lyrics could be made."
+        )
+    if kind == NO_LYRICS:
+        return "Vidgo finished but sent no lyrics. Try again later."
+    if kind == ErrorKind.AUTH:
+        return "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner."
+    if kind == ErrorKind.VIDGO_FAILED:
+        reason = escape_untrusted(job.last_error or "no reason given", 900)
+        return f"Vidgo could not time the lyrics of this song: {reason}"
+    if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
+        return "Vidgo did not finish in time, so Stemcord stopped waiting. Try again later."
+    if kind == ErrorKind.NOT_FOUND:
+        return (
+            "Vidgo does not know that song. Check the `task_id` and `audio_id` "
+            "(or paste the song's storage.vidgo.ai link)."
+        )
+    if kind == ErrorKind.INVALID:
+        reason = escape_untrusted(job.last_error or "", 500)
+        return f"Vidgo refused this request: {reason}"
+    if kind == ErrorKind.DUPLICATE:
+        return "Vidgo refused to read these lyrics again and Stemcord has no copy. Try later."
+    if kind == ErrorKind.SUBMIT_GAVE_UP:
+        return "Vidgo could not be reached for a long time. Try again later."
+    return escape_untrusted(job.last_error or "The lyrics could not be made.", 900)
+
+
+def preview(lyrics: Lyrics) -> str:
+    """The first lines, each with its time, escaped and within the embed's limits."""
+    shown: list[str] = []
+    used = 0
+    for line in lyrics.lines[:PREVIEW_LINES]:
+        minutes_seconds = lrc_time(line.start)[:5]
+        text = escape_untrusted(line.text, PREVIEW_LINE_CHARS)
+        entry = f"`{minutes_seconds}` *{text}*" if line.section else f"`{minutes_seconds}` {text}"
+        if used + len(entry) + 1 > PREVIEW_CHARS:
+            break
+        shown.append(entry)
+        used += len(entry) + 1
+    rest = len(lyrics.lines) - len(shown)
+    if rest > 0:
+        shown.append(f"… {rest} more line{'s' if rest != 1 else ''} in the file")
+    return "\n".join(shown)[:DESCRIPTION_MAX]
+
+
+def render_lyrics(job: JobRecord) -> Outcome:
+    """A lyrics job's one message: the .lrc and the waveform, or why there are none."""
+    mention = f"<@{job.requester_id}>"
+    title = song_title(job)
+    shown_title = escape_untrusted(title, TITLE_MAX - 12)
+    if job.outcome is not JobState.SUCCEEDED or not job.result:
+        embed = discord.Embed(
+            title=("No lyrics" if job.outcome is JobState.FAILED else "Lyrics timed out"),
+            description=lyrics_failure_sentence(job)[:DESCRIPTION_MAX],
+            colour=COLOR_FAILED,
+        )
+        embed.add_field(name="Song", value=shown_title or "Vidgo song", inline=False)
+        embed.set_footer(text=f"Job {job.id}")
+        return Outcome(
+            f"{mention} no lyrics for this one.", embed, [], reply_to=job.reply_to_message_id
+        )
+
+    lyrics = Lyrics.from_stored(job.result)
+    duration = (job.track or {}).get("duration")
+    length = float(duration) if isinstance(duration, int | float) and duration > 0 else None
+    enhanced = job.options.get("enhanced_lrc") is True
+    lrc = to_lrc(lyrics, title=title, length=length, enhanced=enhanced)
+    span = length or lyrics.end or 1.0
+    png = draw_waveform(lyrics.waveform, marks=[line.start / span for line in lyrics.sung_lines])
+
+    embed = discord.Embed(
+        title=f"Lyrics — {shown_title}"[:TITLE_MAX],
+        description=preview(lyrics),
+        colour=COLOR_DONE,
+    )
+    words = len(lyrics.words)
+    embed.add_field(name="Lines", value=str(len(lyrics.sung_lines)), inline=True)
+    embed.add_field(name="Words", value=str(words), inline=True)
+    shown_duration = format_duration(length or lyrics.end)
+    if shown_duration:
+        embed.add_field(name="Duration", value=shown_duration, inline=True)
+    if lyrics.interpolated:
+        timing = (
+            f"{words - lyrics.interpolated} of {words} words aligned by Vidgo; "
+            f"{lyrics.interpolated} could not be aligned and were timed between their "
+            "neighbours."
+        )
+    else:
+        timing = f"All {words} words aligned by Vidgo."
+    embed.add_field(name="Timing", value=timing[:FIELD_VALUE_MAX], inline=False)
+    embed.set_image(url=f"attachment://{WAVEFORM_FILE}")
+    style = "enhanced LRC (word timestamps)" if enhanced else "line-synced LRC"
+    embed.set_footer(text=f"Job {job.id} · {style}")
+    return Outcome(
+        f"{mention} the lyrics are ready — load the .lrc file in your karaoke player.",
+        embed,
+        [],
+        files=[(lrc_file_name(title), lrc.encode("utf-8")), (WAVEFORM_FILE, png)],
+        reply_to=job.reply_to_message_id,
+    )
+
+
+# --- the button ------------------------------------------------------------------------------
+
+
+class LyricsButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"stemcord:lyrics:(?P<job_id>[0-9a-z]{1,32})",
+):
+    """The Lyrics button of one separation result; its custom_id names the separation job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Lyrics",
+                emoji="\N{MICROPHONE}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{CUSTOM_ID_PREFIX}{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        """Rebuild the button from a press (any time, also after a restart)."""
+        return cls(match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+        """Submit the lyrics of the separation's source track."""
+        await press_lyrics(cast("StemcordBot", interaction.client), interaction, self.job_id)
+
+    @classmethod
+    def offer(cls, job: JobRecord) -> LyricsButton | None:
+        """The button for a result message: separations of a Vidgo generation only."""
+        if (
+            job.kind != SEPARATION
+            or job.outcome is not JobState.SUCCEEDED
+            or job.source_kind is not SourceKind.IDS
+            or not job.source_task_id
+            or not job.source_audio_id
+        ):
+            return None
+        return cls(job.id)
+
+
+def press_problem(separation: JobRecord | None, guild_id: int | None, user_id: int) -> str | None:
+    """Why a press cannot give lyrics (``None`` when it can)."""
+    visible = separation is not None and (
+        separation.guild_id == guild_id
+        if guild_id is not None
+        else separation.requester_id == user_id  # a result that went to the requester's DMs
+    )
+    if separation is None or not visible:
+        return "Stemcord no longer knows this result, so it cannot find the song's lyrics."
+    if separation.kind != SEPARATION or separation.source_kind is not SourceKind.IDS:
+        return "Lyrics exist only for songs generated on Vidgo, not for uploads or links."
+    if separation.outcome is not JobState.SUCCEEDED:
+        return "This separation did not succeed, so there is no song to read lyrics from."
+    return None
+
+
+async def press_lyrics(
+    bot: StemcordBot, interaction: discord.Interaction[discord.Client], job_id: str
+) -> None:
+    """A press of a Lyrics button: answer privately, post the lyrics as a reply."""
+    engine = bot.engine
+    assert engine is not None  # noqa: S101 - set before login
+    # Loading the job and submitting may take longer than Discord's 3 seconds.
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    separation = await engine.get_job(job_id)
+    problem = press_problem(separation, interaction.guild_id, interaction.user.id)
+    if problem is not None or separation is None:
+        await interaction.edit_original_response(content=problem)
+        return
+    assert separation.source_task_id and separation.source_audio_id  # noqa: S101 - checked
+    result_message = separation.result_message_id or (
+        interaction.message.id if interaction.message is not None else None
+    )
+    request = lyrics_request(
+        task_id=separation.source_task_id,
+        audio_id=separation.source_audio_id,
+        requester_id=interaction.user.id,
+        channel_id=interaction.channel_id or separation.channel_id,
+        guild_id=interaction.guild_id,
+        track=separation.track,
+        reply_to_message_id=result_message,
+        enhanced_lrc=bot.settings.LYRICS_ENHANCED_LRC,
+    )
+    await submit_and_answer(engine, interaction, request, where="as a reply to this result")
+
+
+async def submit_and_answer(
+    engine: JobEngine,
+    interaction: discord.Interaction[discord.Client],
+    request: JobRequest,
+    *,
+    where: str,
+) -> Submitted | None:
+    """Submit a lyrics request and tell the member (privately) what happens next."""
+    try:
+        submitted = await engine.submit(request)
+    except Exception:
+        log.exception("could not record a lyrics request")
+        await interaction.edit_original_response(
+            content="Something went wrong while recording your request. "
+            "Nothing was sent to Vidgo; please try again in a minute."
+        )
+        return None
+    await interaction.edit_original_response(content=await answer_for(engine, submitted, where))
+    return submitted
+
+
+async def answer_for(engine: JobEngine, submitted: Submitted, where: str) -> str:
+    """The private answer to a lyrics request, by how the engine took it.
+
+    A request that joins an identical one bound for the same message (a second press, or a
+    second member pressing) is dropped, so the channel gets the lyrics once.
+    """
+    job = submitted.job
+    if submitted.admission is Admission.CACHED:
+        return f"Here they are — these lyrics were read before, so they are posted {where} now."
+    if submitted.admission is Admission.JOINED:
+        leader = await engine.get_job(job.leader_id) if job.leader_id else None
+        if (
+            leader is not None
+            and leader.channel_id == job.channel_id
+            and leader.reply_to_message_id == job.reply_to_message_id
+        ):
+            await engine.cancel(job.id)
+            return f"The lyrics are already on their way — they will be posted {where} once."
+        return "Someone asked for these lyrics a moment ago; they are on their way to you too."
+    if job.outcome is JobState.SUCCEEDED:
+        return f"Done — the lyrics are posted {where}."  # Vidgo answered with the result
+    if job.outcome is not None:
+        return f"That did not work — the reason is posted {where}."
+    return f"Working on the lyrics (job `{job.id}`) — they will be posted {where} when ready."
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def lyrics_source(*, task_id: str | None, audio_id: str | None, link: str | None) -> Source:
+    """A Vidgo song by its ids or its song link; :class:`SourceError` says how to fix the rest."""
+    has_ids = bool(task_id and task_id.strip()) or bool(audio_id and audio_id.strip())
+    has_link = bool(link and link.strip())
+    if not has_ids and not has_link:
+        raise SourceError(
+            "Tell me which Vidgo song: give `task_id` and `audio_id`, "
+            "or paste the song's storage.vidgo.ai `link`."
+        )
+    if has_ids and has_link:
+        raise SourceError("Give only one source: either `task_id` + `audio_id`, or `link`.")
+    if has_ids:
+        if not (task_id and task_id.strip()) or not (audio_id and audio_id.strip()):
+            missing = "audio_id" if task_id and task_id.strip() else "task_id"
+            raise SourceError(
+                f"`{missing}` is missing: a Vidgo song needs both `task_id` and `audio_id` "
+                "(or paste its storage.vidgo.ai link as `link`)."
+            )
+        return source_from_ids(task_id or "", audio_id or "")
+    source = source_from_link(link or "")
+    if source.kind is not SourceKind.IDS:
+        raise SourceError(
+            "Lyrics need a song generated on Vidgo, and that is not a Vidgo song link "
+            "(`https://storage.vidgo.ai/audio/<task_id>/…_audio_<audio_id>.mp3`). "
+            "Other audio has no lyrics to read; `/separate` still splits it."
+        )
+    return source
+
+
+class LyricsCog(commands.Cog):
+    """The ``/lyrics`` command; the Lyrics button is registered with the bot in :func:`setup`."""
+
+    def __init__(self, bot: StemcordBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="lyrics", description="Word-timed lyrics of a Vidgo song (.lrc)")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        task_id="Vidgo song: the generation task id (use with audio_id)",
+        audio_id="Vidgo song: the track's audio id (use with task_id)",
+        link="The song's storage.vidgo.ai link",
+    )
+    async def lyrics(
+        self,
+        interaction: discord.Interaction[discord.Client],
+        task_id: str | None = None,
+        audio_id: str | None = None,
+        link: str | None = None,
+    ) -> None:
+        """Validate, acknowledge privately, and submit one lyrics request."""
+        try:
+            source = lyrics_source(task_id=task_id, audio_id=audio_id, link=link)
+        except SourceError as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        engine = self.bot.engine
+        assert engine is not None  # noqa: S101 - set before login
+        assert source.task_id and source.audio_id  # noqa: S101 - a Vidgo song has both ids
+        request = lyrics_request(
+            task_id=source.task_id,
+            audio_id=source.audio_id,
+            requester_id=interaction.user.id,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            enhanced_lrc=self.bot.settings.LYRICS_ENHANCED_LRC,
+        )
+        await submit_and_answer(engine, interaction, request, where="in this channel")
+
+
+# Lyrics jobs render their own message (registered on import; the app offers the button on
+# separation results through the delivery's result items).
+OUTCOME_RENDERERS[LYRICS] = render_lyrics
+
+
+async def setup(bot: StemcordBot) -> None:
+    """discord.py extension entry point: the command and the restart-proof button."""
+    OUTCOME_RENDERERS[LYRICS] = render_lyrics
+    bot.add_dynamic_items(LyricsButton)
+    await bot.add_cog(LyricsCog(bot))
+
+
+async def teardown(bot: StemcordBot) -> None:
+    """discord.py extension exit point: forget the button and the renderer."""
+    bot.remove_dynamic_items(LyricsButton)
+    OUTCOME_RENDERERS.pop(LYRICS, None)

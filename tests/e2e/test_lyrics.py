@@ -1,0 +1,275 @@
+"""Karaoke lyrics end to end: the real app, fake Discord and fake Vidgo over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import aiohttp
+import pytest
+from lrcparser import LrcParser
+from PIL import Image
+
+from bot.waveform import HEIGHT, WIDTH
+from storage.jobstate import JobState
+from storage.records import JobRecord
+from tests.e2e.conftest import World
+from tests.fakes.discord_models import FakeInteraction, FakeMessage
+from tests.fakes.vidgo import (
+    GENERATION_AUDIO_IDS,
+    GENERATION_TASK_ID,
+    GENERATION_TITLES,
+    INSTRUMENTAL_AUDIO_ID,
+    INSTRUMENTAL_TASK_ID,
+)
+
+SUNG = ["Lights", "on", "the", "water", "Shine", "on", "me"]
+SUNG += ["Harbour", "lights,", "(ooh)", "guide", "me", "home"]
+
+
+def lyrics_button(message: FakeMessage) -> str | None:
+    for row in message.components:
+        for component in row.get("components", []):
+            if str(component.get("custom_id", "")).startswith("stemcord:lyrics:"):
+                return str(component["custom_id"])
+    return None
+
+
+async def separated(
+    world: World, task_id: str = GENERATION_TASK_ID, audio_id: str = GENERATION_AUDIO_IDS[0]
+) -> tuple[JobRecord, FakeMessage]:
+    """Run /separate on a Vidgo song and wait for its result message."""
+    await world.separate(task_id=task_id, audio_id=audio_id)
+    job = await world.job_for_task_wait()
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    done = await world.wait_job(job.id, JobState.DELIVERED)
+    [message] = world.outcome_messages(job.id)
+    return done, message
+
+
+async def press(world: World, message: FakeMessage, user_id: int | None = None) -> FakeInteraction:
+    custom_id = lyrics_button(message)
+    assert custom_id is not None
+    return await world.discord.invoke_component(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=user_id or world.member.id,
+        message_id=message.id,
+        custom_id=custom_id,
+    )
+
+
+async def answered(world: World, interaction: FakeInteraction) -> str:
+    """The private answer to a press or command, once it is there."""
+
+    def done() -> bool:
+        original = interaction.original_message
+        return original is not None and not original.loading and bool(original.content)
+
+    await world.discord.wait_until(done)
+    assert interaction.ephemeral
+    assert interaction.original_message is not None
+    return interaction.original_message.content
+
+
+def lyrics_replies(world: World, to: FakeMessage) -> list[FakeMessage]:
+    return [
+        m
+        for m in world.discord.channel_messages(to.channel_id)
+        if m.reference_id == to.id and not m.deleted and (m.nonce or "").startswith("stemcord-")
+    ]
+
+
+def lyrics_tasks(world: World) -> list[str]:
+    return [t.task_id for t in world.vidgo.tasks.values() if t.model == "get-timestamped-lyrics"]
+
+
+async def download(url: str) -> bytes:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200
+        return await response.read()
+
+
+def sung_words(lrc: str) -> list[str]:
+    parsed = LrcParser.parse(lrc)
+    words: list[str] = []
+    for line in parsed["lrc_lines"]:
+        text = "".join(segment.text for segment in line.text).strip()
+        if text in ("", "(Verse)", "(Chorus)"):
+            continue
+        words.extend(text.split())
+    return words
+
+
+async def test_pressing_lyrics_replies_with_the_lrc_and_the_waveform(world: World) -> None:
+    await world.start()
+    separation, result = await separated(world)
+    assert lyrics_button(result) == f"stemcord:lyrics:{separation.id}"
+    interaction = await press(world, result)
+    text = await answered(world, interaction)
+    assert "Working on the lyrics" in text
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    [task_id] = lyrics_tasks(world)
+    await world.vidgo.finish(task_id)
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
+    [reply] = lyrics_replies(world, result)
+    assert f"<@{world.member.id}>" in reply.content
+    assert [a.filename for a in reply.attachments] == ["Harbour-Lights.lrc", "waveform.png"]
+    lrc_attachment, png_attachment = reply.attachments
+    # The bytes as anyone would download them from the CDN.
+    lrc = (await download(lrc_attachment.url)).decode("utf-8")
+    assert lrc.encode() == lrc_attachment.data
+    parsed = LrcParser.parse(lrc)
+    assert parsed["attributes"]["ti"] == GENERATION_TITLES[0]
+    assert parsed["attributes"]["length"] == "03:04"
+    times = [line.start_time.to_str() for line in parsed["lrc_lines"]]
+    assert times == sorted(times)
+    assert sung_words(lrc) == SUNG
+    image = Image.open(io.BytesIO(await download(png_attachment.url)))
+    assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
+    [embed] = reply.embeds
+    assert embed["image"]["url"] == "attachment://waveform.png"
+    assert "Lights on the water" in embed["description"]
+    assert "2 could not be aligned" in str(embed["fields"])
+    # Only the presser is pinged; the reply does not ping the result's author.
+    assert reply.pinged.get("users") == [world.member.id]
+    assert world.discord.rule_violations == []
+
+
+async def test_the_button_works_after_a_restart(world: World) -> None:
+    await world.start()
+    separation, result = await separated(world)
+    await world.stop()
+    await world.start()
+    interaction = await press(world, result)
+    await answered(world, interaction)
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    await world.vidgo.finish(lyrics_tasks(world)[0])
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
+    [reply] = lyrics_replies(world, result)
+    assert reply.attachments[0].filename.endswith(".lrc")
+    assert separation.result_message_id == result.id
+
+
+async def test_a_lyrics_job_in_flight_survives_a_restart(world: World) -> None:
+    world.overrides["POLL_INTERVAL_SECONDS"] = 1.0
+    await world.start()
+    _, result = await separated(world)
+    await answered(world, await press(world, result))
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    await world.stop()
+    await world.vidgo.finish(lyrics_tasks(world)[0])  # the callback finds nobody
+    await world.start()
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1, timeout=15)
+    await asyncio.sleep(0.3)
+    assert len(lyrics_replies(world, result)) == 1
+
+
+async def test_duplicate_presses_cost_one_vidgo_call_and_post_once(world: World) -> None:
+    await world.start()
+    _, result = await separated(world)
+    other = world.discord.add_user(name="duet")
+    first, second = await press(world, result), await press(world, result, other.id)
+    texts = [await answered(world, first), await answered(world, second)]
+    assert any("already on their way" in t for t in texts)
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    await world.vidgo.finish(lyrics_tasks(world)[0])
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
+    await asyncio.sleep(0.3)
+    assert len(lyrics_replies(world, result)) == 1
+    # A later press is answered from the stored result at once: no Vidgo call.
+    submits = world.vidgo.submit_count
+    later = await press(world, result, other.id)
+    assert "read before" in await answered(world, later)
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 2)
+    assert world.vidgo.submit_count == submits
+    assert len(lyrics_tasks(world)) == 1
+    assert world.discord.rule_violations == []
+
+
+async def test_an_instrumental_says_no_vocals_and_attaches_nothing(world: World) -> None:
+    await world.start()
+    _, result = await separated(world, INSTRUMENTAL_TASK_ID, INSTRUMENTAL_AUDIO_ID)
+    await answered(world, await press(world, result))
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    await world.vidgo.finish(lyrics_tasks(world)[0])
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
+    [reply] = lyrics_replies(world, result)
+    assert reply.attachments == []
+    assert "no vocals" in str(reply.embeds)
+    assert world.discord.rule_violations == []
+
+
+@pytest.mark.parametrize("shape", ["submit", "detail_object", "detail_string_alt"])
+async def test_every_result_shape_reaches_the_channel(world: World, shape: str) -> None:
+    world.vidgo.lyrics_shape = shape
+    world.overrides["LYRICS_ENHANCED_LRC"] = True
+    await world.start()
+    _, result = await separated(world)
+    await answered(world, await press(world, result))
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    if shape != "submit":
+        await world.vidgo.finish(lyrics_tasks(world)[0])
+    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
+    [reply] = lyrics_replies(world, result)
+    lrc = reply.attachments[0].data.decode()
+    assert "<00:12.40>Lights <00:12.90>on" in lrc  # enhanced, as configured
+
+
+async def test_results_of_uploads_have_no_lyrics_button(world: World) -> None:
+    await world.start()
+    await world.separate(link="https://cdn.example.org/songs/demo.mp3")
+    job = await world.job_for_task_wait()
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    await world.wait_job(job.id, JobState.DELIVERED)
+    [message] = world.outcome_messages(job.id)
+    assert lyrics_button(message) is None
+    assert message.link_urls
+
+
+async def test_the_lyrics_command_by_song_link(world: World) -> None:
+    await world.start()
+    audio_url = str(world.vidgo.generations[GENERATION_TASK_ID][1]["audio_url"])
+    link = "https://storage.vidgo.ai" + audio_url
+    interaction = await world.discord.invoke_slash(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="lyrics",
+        options=[{"name": "link", "value": link}],
+    )
+    assert "in this channel" in await answered(world, interaction)
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    [task_id] = lyrics_tasks(world)
+    assert world.vidgo.tasks[task_id].input["audio_id"] == GENERATION_AUDIO_IDS[1]
+    await world.vidgo.finish(task_id)
+    assert world.app is not None
+    store = world.app.store
+
+    async def delivered() -> JobRecord:
+        while True:
+            for job in await store.list_jobs(limit=5):
+                if job.kind == "lyrics" and job.state is JobState.DELIVERED:
+                    return job
+            await asyncio.sleep(0.02)
+
+    job = await asyncio.wait_for(delivered(), 10)
+    [message] = world.outcome_messages(job.id)
+    assert message.reference_id is None
+    assert message.attachments[0].filename == "Harbour-Lights-Reprise.lrc"
+    assert message.embeds[0]["title"] == "Lyrics — Harbour Lights \\(Reprise\\)"
+
+
+async def test_the_lyrics_command_refuses_plain_links_privately(world: World) -> None:
+    await world.start()
+    interaction = await world.discord.invoke_slash(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="lyrics",
+        options=[{"name": "link", "value": "https://cdn.example.org/songs/demo.mp3"}],
+    )
+    await world.discord.wait_until(lambda: bool(interaction.responses))
+    assert interaction.ephemeral
+    assert "not a Vidgo song link" in str(interaction.responses[0])
+    assert world.vidgo.tasks == {}
