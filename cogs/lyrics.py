@@ -38,8 +38,10 @@ from bot.lyrics import (
     lyrics_request,
     to_lrc,
 )
+from bot.policy import GuildPolicy, load_policy
 from bot.sources import Source, SourceError, source_from_ids, source_from_link
 from bot.waveform import draw_waveform
+from cogs.gate import admission_gate, limit_sentence
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -52,7 +54,7 @@ from cogs.render import (
     format_duration,
 )
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord, SourceKind
+from storage.records import Admission, JobRecord, LimitReached, SourceKind
 
 if TYPE_CHECKING:
     from bot.app import StemcordBot
@@ -286,7 +288,11 @@ async def press_lyrics(
         reply_to_message_id=result_message,
         enhanced_lrc=bot.settings.LYRICS_ENHANCED_LRC,
     )
-    await submit_and_answer(engine, interaction, request, where="as a reply to this result")
+    # Anyone in the channel may press (the result is already there), within the member limits.
+    policy = await load_policy(engine.store, interaction.guild_id)
+    await submit_and_answer(
+        engine, interaction, request, where="as a reply to this result", policy=policy
+    )
 
 
 async def submit_and_answer(
@@ -295,10 +301,17 @@ async def submit_and_answer(
     request: JobRequest,
     *,
     where: str,
+    policy: GuildPolicy | None = None,
 ) -> Submitted | None:
-    """Submit a lyrics request and tell the member (privately) what happens next."""
+    """Submit a lyrics request and tell the member (privately) what happens next.
+
+    ``policy`` is the server's: its per-member limits are checked as the job is recorded.
+    """
     try:
-        submitted = await engine.submit(request)
+        submitted = await engine.submit(request, policy=policy)
+    except LimitReached as refused:
+        await interaction.edit_original_response(content=limit_sentence(refused))
+        return None
     except Exception:
         log.exception("could not record a lyrics request")
         await interaction.edit_original_response(
@@ -394,6 +407,11 @@ class LyricsCog(commands.Cog):
         except SourceError as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
+        # Lyrics cost credits like a separation: the server's channel, role and limits apply.
+        gate = await admission_gate(self.bot, interaction)
+        if gate.refusal is not None:
+            await interaction.response.send_message(gate.refusal, ephemeral=True)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         engine = self.bot.engine
         assert engine is not None  # noqa: S101 - set before login
@@ -406,7 +424,9 @@ class LyricsCog(commands.Cog):
             guild_id=interaction.guild_id,
             enhanced_lrc=self.bot.settings.LYRICS_ENHANCED_LRC,
         )
-        await submit_and_answer(engine, interaction, request, where="in this channel")
+        await submit_and_answer(
+            engine, interaction, request, where="in this channel", policy=gate.policy
+        )
 
 
 # Lyrics jobs render their own message (registered on import; the app offers the button on

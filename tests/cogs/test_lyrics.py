@@ -222,6 +222,9 @@ def make_bot(submitted: Submitted, separation: JobRecord | None) -> mock.Mock:
     bot.engine = mock.AsyncMock()
     bot.engine.get_job.return_value = separation
     bot.engine.submit.return_value = submitted
+    # A server that never changed its settings: the defaults, no limit reached yet.
+    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={})
+    bot.engine.store.limit_reached = mock.AsyncMock(return_value=None)
     return bot
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from bot.policy import GuildPolicy, save_policy
+from storage.sqlite import SqliteJobStore
 from tests.e2e.conftest import World
 from tests.fakes.discord_models import (
     MANAGE_GUILD,
@@ -59,3 +62,13 @@ async def answer(world: World, interaction: FakeInteraction) -> FakeMessage:
 def text(message: FakeMessage) -> str:
     """Content and embeds of a message as one string (for assertions)."""
     return f"{message.content} {message.embeds}"
+
+
+async def set_policy(world: World, policy: GuildPolicy) -> None:
+    """Store the guild's policy directly (before the app starts), as /karaoke would."""
+    store = SqliteJobStore(world.db_path)
+    await store.open()
+    try:
+        await save_policy(store, world.guild.id, policy, time.time())
+    finally:
+        await store.close()

@@ -9,10 +9,11 @@ from typing import Any
 
 import mido
 
-from bot.policy import GuildPolicy, save_policy
+from bot.policy import GuildPolicy
 from storage.jobstate import JobState
 from storage.records import JobRecord, NewJob, SourceKind
 from storage.sqlite import SqliteJobStore
+from tests.e2e.commands import set_policy
 from tests.e2e.conftest import World
 from tests.fakes.discord_models import FakeInteraction, FakeMessage
 from tests.fakes.vidgo import GENERATION_TITLES, MIDI_INSTRUMENTS
@@ -124,12 +125,7 @@ async def make_moderator_role(world: World) -> None:
     """A role without permissions, configured as the server's moderator role."""
     role_id = world.discord.add_role(world.guild.id, "karaoke mods")
     world.discord.give_role(world.guild.id, MODERATOR, role_id)
-    store = SqliteJobStore(world.db_path)
-    await store.open()
-    try:
-        await save_policy(store, world.guild.id, GuildPolicy(moderator_role_id=role_id), 0.0)
-    finally:
-        await store.close()
+    await set_policy(world, GuildPolicy(moderator_role_id=role_id))
 
 
 async def test_moderator_cancels_and_the_late_result_is_not_posted(world: World) -> None:

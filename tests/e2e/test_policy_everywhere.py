@@ -1,0 +1,65 @@
+"""The server's rules apply to every way of starting a job, not only /separate."""
+
+from __future__ import annotations
+
+from bot.policy import GuildPolicy
+from storage.jobstate import JobState
+from tests.e2e.commands import answer, set_policy, slash
+from tests.e2e.conftest import World
+from tests.e2e.test_lyrics import lyrics_tasks, press, separated
+from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID
+
+OTHER_MEMBER = 990_000_000_000_000_003
+
+
+async def test_the_message_menu_obeys_the_allowed_channels(world: World) -> None:
+    elsewhere = world.discord.add_channel(world.guild.id, name="karaoke-only")
+    await set_policy(world, GuildPolicy(allowed_channel_ids=(elsewhere,)))
+    await world.start()
+    posted = world.discord.add_message(
+        world.guild.channel_id,
+        author_id=OTHER_MEMBER,
+        content="try this one https://cdn.example.org/songs/demo.mp3",
+    )
+    interaction = await world.discord.invoke_message_context(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="Separate vocals",
+        message_id=posted.id,
+    )
+    refused = await answer(world, interaction)
+    assert refused.ephemeral and f"<#{elsewhere}>" in refused.content
+    assert world.vidgo.tasks == {}
+    assert world.discord.rule_violations == []
+
+
+async def test_the_lyrics_command_obeys_the_required_role(world: World) -> None:
+    singers = world.discord.add_role(world.guild.id, "singers")
+    await set_policy(world, GuildPolicy(required_role_id=singers))
+    await world.start()
+    options = {"task_id": GENERATION_TASK_ID, "audio_id": GENERATION_AUDIO_IDS[0]}
+    refused = await answer(world, await slash(world, "lyrics", **options))
+    assert refused.ephemeral and f"<@&{singers}>" in refused.content
+    assert not refused.pinged.get("roles")
+    assert lyrics_tasks(world) == []
+    world.discord.give_role(world.guild.id, world.member.id, singers)
+    accepted = await answer(world, await slash(world, "lyrics", **options))
+    assert accepted.ephemeral and "Working on the lyrics" in accepted.content
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+
+
+async def test_a_lyrics_press_counts_against_the_members_daily_quota(world: World) -> None:
+    await set_policy(world, GuildPolicy(daily_quota=1))
+    await world.start()
+    job, result = await separated(world)
+    assert job.state is JobState.DELIVERED
+    # The separation used the requester's one job of the day; the press would be a second.
+    refused = await answer(world, await press(world, result))
+    assert refused.ephemeral and "Daily quota of 1 reached" in refused.content
+    assert lyrics_tasks(world) == []
+    # Anyone else in the channel still may.
+    other = await answer(world, await press(world, result, OTHER_MEMBER))
+    assert other.ephemeral and "reply to this result" in other.content
+    await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
+    assert world.discord.rule_violations == []
