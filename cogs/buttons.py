@@ -60,6 +60,37 @@ REFRESH_INTERVAL = 10.0
 Button = discord.ui.Button[discord.ui.View]
 
 
+class JobButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:[a-z]+:{_JOB_ID}$"):
+    """A button about one job; its ``custom_id`` is ``stemcord:<ACTION>:<job id>``.
+
+    Subclasses set ``ACTION``, ``LABEL`` and ``STYLE`` and their own template (the one
+    discord.py matches presses against); this base class is never registered itself.
+    """
+
+    ACTION = ""
+    LABEL = ""
+    STYLE = discord.ButtonStyle.secondary
+    EMOJI: str | None = None
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=self.LABEL,
+                emoji=self.EMOJI,
+                style=self.STYLE,
+                custom_id=f"stemcord:{self.ACTION}:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from the pressed ``custom_id`` (also after a restart)."""
+        return cls(match["job_id"])
+
+
 class RefreshLimiter:
     """At most one refresh of a job every ``interval`` seconds (in memory; a restart resets)."""
 
@@ -115,25 +146,11 @@ async def _controlled_job(
     return job
 
 
-class RefreshButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:refresh:{_JOB_ID}$"):
+class RefreshButton(JobButton, template=rf"^stemcord:refresh:{_JOB_ID}$"):
     """Re-read a job (asking Vidgo) and update its status message."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Refresh",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"stemcord:refresh:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from the pressed ``custom_id``."""
-        return cls(match["job_id"])
+    ACTION = "refresh"
+    LABEL = "Refresh"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Check, rate-limit, ask Vidgo, and show where the job is now."""
@@ -155,25 +172,12 @@ class RefreshButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:refres
         await interaction.response.edit_message(embed=embed, view=view)
 
 
-class CancelButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:cancel:{_JOB_ID}$"):
+class CancelButton(JobButton, template=rf"^stemcord:cancel:{_JOB_ID}$"):
     """Stop tracking a job; its result, if Vidgo still finishes it, is not posted."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"stemcord:cancel:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from the pressed ``custom_id``."""
-        return cls(match["job_id"])
+    ACTION = "cancel"
+    LABEL = "Cancel"
+    STYLE = discord.ButtonStyle.danger
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Cancel if the job is still waiting on Vidgo, then show its state."""
@@ -196,25 +200,11 @@ class CancelButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:cancel:
         await interaction.followup.send(note, ephemeral=True)
 
 
-class MidiButton(discord.ui.DynamicItem[Button], template=rf"^stemcord:midi:{_JOB_ID}$"):
+class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
     """Make a ``.mid`` file from a separation's notes (Vidgo ``generate-midi``)."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="MIDI",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"stemcord:midi:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from the pressed ``custom_id``."""
-        return cls(match["job_id"])
+    ACTION = "midi"
+    LABEL = "MIDI"
 
     @classmethod
     def offer(cls, job: JobRecord) -> MidiButton | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
@@ -41,6 +41,7 @@ from bot.lyrics import (
 from bot.policy import GuildPolicy, load_policy
 from bot.sources import Source, SourceError, source_from_ids, source_from_link
 from bot.waveform import draw_waveform
+from cogs.buttons import JobButton
 from cogs.gate import admission_gate, limit_sentence
 from cogs.render import (
     COLOR_DONE,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CUSTOM_ID_PREFIX = "stemcord:lyrics:"
 WAVEFORM_FILE = "waveform.png"
 # The embed previews this many lines (and at most PREVIEW_CHARS characters of them).
 PREVIEW_LINES = 8
@@ -199,33 +199,12 @@ def render_lyrics(job: JobRecord) -> Outcome:
 # --- the button ------------------------------------------------------------------------------
 
 
-class LyricsButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"stemcord:lyrics:(?P<job_id>[0-9a-z]{1,32})",
-):
+class LyricsButton(JobButton, template=r"^stemcord:lyrics:(?P<job_id>[0-9a-z]{1,32})$"):
     """The Lyrics button of one separation result; its custom_id names the separation job."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Lyrics",
-                emoji="\N{MICROPHONE}",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"{CUSTOM_ID_PREFIX}{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[discord.Client],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        """Rebuild the button from a press (any time, also after a restart)."""
-        return cls(match["job_id"])
+    ACTION = "lyrics"
+    LABEL = "Lyrics"
+    EMOJI = "\N{MICROPHONE}"
 
     async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
         """Submit the lyrics of the separation's source track."""
