@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
-from bot.kinds import SEPARATION, JobKind, SeparationKind, UnusableResult
+from bot.kinds import SEPARATION, JobKind, SeparationApi, SeparationKind, UnusableResult
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
 from bot.policy import GuildPolicy
@@ -46,7 +46,7 @@ from bot.vidgo.errors import (
     VidgoRateLimited,
     VidgoTransientError,
 )
-from bot.vidgo.results import Model, SubmitReceipt, TaskDetail, TaskStatus, TrackInfo
+from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus, TrackInfo
 from storage.base import JobStore
 from storage.jobstate import InvalidTransition, JobState
 from storage.records import Admission, CachedResult, JobRecord, NewJob, SourceKind
@@ -71,22 +71,11 @@ class ErrorKind(StrEnum):
     SUBMIT_GAVE_UP = "submit_gave_up"  # Vidgo stayed unreachable for every submit attempt
 
 
-class VidgoApi(Protocol):
-    """The part of :class:`bot.vidgo.client.VidgoClient` the engine uses."""
+class VidgoApi(SeparationApi, Protocol):
+    """The part of :class:`bot.vidgo.client.VidgoClient` the engine uses.
 
-    async def submit_separation(
-        self, model: Model, *, task_id: str, audio_id: str, callback_url: str | None
-    ) -> SubmitReceipt: ...
-
-    async def submit_upload_separation(
-        self,
-        *,
-        audio_url: str,
-        title: str | None = None,
-        model_name: str | None = None,
-        output_type: str | None = None,
-        callback_url: str | None = None,
-    ) -> SubmitReceipt: ...
+    Task reads, plus the separation submits: separations are always enabled.
+    """
 
     async def get_task(self, task_id: str) -> TaskDetail: ...
 
