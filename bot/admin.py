@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from bot.listener import Listener
+
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -95,46 +97,11 @@ class AdminRoutes:
         return web.Response(body=body, headers={"Content-Type": self._metrics_content_type})
 
 
-class AdminServer:
+class AdminServer(Listener):
     """An aiohttp server with only the admin routes."""
 
     def __init__(self, routes: AdminRoutes, *, host: str, port: int) -> None:
-        self._host = host
-        self._port = port
-        self.app = web.Application()
+        super().__init__(
+            web.Application(), host=host, port=port, name="admin listener (health, metrics)"
+        )
         routes.install(self.app)
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
-        if self._bound_port is None:
-            raise RuntimeError("server not started")
-        return self._bound_port
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of the running listener (for local probes and tests)."""
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host  # noqa: S104
-        return f"http://{host}:{self.port}"
-
-    async def start(self) -> None:
-        """Bind and serve."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._bound_port = int(runner.addresses[0][1])
-        log.info("admin listener (health, metrics) on %s:%s", self._host, self._bound_port)
-
-    async def stop(self) -> None:
-        """Stop accepting and close."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()

@@ -19,6 +19,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
+from bot.listener import Listener
 from bot.observe import CallbackObserver
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ def _reply(status: int, message: str) -> web.Response:
     )
 
 
-class CallbackServer:
-    """An aiohttp server for Vidgo callbacks (and, later, health endpoints)."""
+class CallbackServer(Listener):
+    """An aiohttp server for Vidgo callbacks (and, if configured, the health endpoints)."""
 
     def __init__(
         self,
@@ -53,42 +54,16 @@ class CallbackServer:
         max_body: int = 64 * 1024,
         observer: CallbackObserver | None = None,
     ) -> None:
+        super().__init__(
+            web.Application(client_max_size=max_body),
+            host=host,
+            port=port,
+            name="callback listener",
+        )
         self._sink = sink
         self._observer = observer
-        self._host = host
-        self._port = port
         self._max_body = max_body
-        self.app = web.Application(client_max_size=max_body)
         self.app.router.add_post(CALLBACK_PATH + "{token}", self._handle)
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
-        if self._bound_port is None:
-            raise RuntimeError("server not started")
-        return self._bound_port
-
-    async def start(self) -> None:
-        """Bind and serve."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()  # e.g. the port is taken: leave nothing half-open
-            raise
-        self._runner = runner
-        self._bound_port = int(runner.addresses[0][1])
-        log.info("callback listener on %s:%s", self._host, self._bound_port)
-
-    async def stop(self) -> None:
-        """Stop accepting and close."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
         outcome, response = await self._answer(request)
