@@ -25,7 +25,32 @@ def _http_url(value: str, *, name: str) -> str:
     return value.rstrip("/")
 
 
-class Settings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """Only ``DATABASE_URL``: what the offline commands (``migrate``, ``jobs``) need.
+
+    They read the database without the bot's secrets, so an operator can inspect jobs on a
+    machine that holds only the data volume. :class:`Settings` extends it.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    DATABASE_URL: str = "sqlite:///data/stemcord.sqlite3"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        database_path(value)
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by DATABASE_URL."""
+        return database_path(self.DATABASE_URL)
+
+
+class Settings(DatabaseSettings):
     """All of Stemcord's configuration; names are the environment variables."""
 
     model_config = SettingsConfigDict(
@@ -41,7 +66,6 @@ class Settings(BaseSettings):
     DISCORD_GATEWAY_URL: str = DISCORD_GATEWAY_DEFAULT
     VIDGO_API_KEY: SecretStr = Field(description="Vidgo API key")
     VIDGO_BASE_URL: str = "https://api.vidgo.ai"
-    DATABASE_URL: str = "sqlite:///data/stemcord.sqlite3"
     PUBLIC_URL: str | None = None
     WEBHOOK_HOST: str = "0.0.0.0"  # noqa: S104 - the callback listener must be reachable
     WEBHOOK_PORT: int = Field(default=8080, ge=0, le=65535)
@@ -112,17 +136,6 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("DATABASE_URL")
-    @classmethod
-    def _check_db(cls, value: str) -> str:
-        database_path(value)
-        return value
-
-    @property
-    def database_path(self) -> Path:
-        """The SQLite file named by DATABASE_URL."""
-        return database_path(self.DATABASE_URL)
-
     @property
     def callbacks_enabled(self) -> bool:
         """Vidgo callbacks are requested only when a public URL is configured."""
@@ -135,31 +148,6 @@ def database_path(url: str) -> Path:
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ValueError("must look like sqlite:///data/stemcord.sqlite3")
     return Path(url[len(prefix) :])
-
-
-class DatabaseSettings(BaseSettings):
-    """Only ``DATABASE_URL``: what the offline commands (``migrate``, ``jobs``) need.
-
-    They read the database without the bot's secrets, so an operator can inspect jobs on a
-    machine that holds only the data volume.
-    """
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
-    )
-
-    DATABASE_URL: str = Settings.model_fields["DATABASE_URL"].default
-
-    @field_validator("DATABASE_URL")
-    @classmethod
-    def _check_db(cls, value: str) -> str:
-        database_path(value)
-        return value
-
-    @property
-    def database_path(self) -> Path:
-        """The SQLite file named by DATABASE_URL."""
-        return database_path(self.DATABASE_URL)
 
 
 class SettingsError(Exception):
