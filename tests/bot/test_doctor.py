@@ -101,7 +101,7 @@ async def test_a_wrong_vidgo_key_fails_with_a_fix(env: Env) -> None:
 
 
 async def test_a_wrong_discord_token_fails_with_a_fix(env: Env) -> None:
-    results = await run_checks(env.settings(DISCORD_TOKEN="not-the-bot-token-xyz"))
+    results = await run_checks(env.settings(DISCORD_TOKEN="wrong-bot-token"))
     discord = by_name(results)["discord"]
     assert discord.status is Status.FAIL
     assert discord.detail == "Discord rejected DISCORD_TOKEN (HTTP 401)"

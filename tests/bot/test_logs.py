@@ -29,7 +29,8 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 
 VIDGO_KEY = "vk-3f9a7c1e2b8d4f60a1c3e5b7d9f1a2c4"
-DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.mNoPqRsTuVwXyZ0123456789abcdefghij"
+# Shaped like a bot token (id.timestamp.hmac) so redaction is tested on a realistic value; fake.
+FAKE_BOT_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.mNoPqRsTuVwXyZ0123456789abcdefghij"
 log = logging.getLogger("tests.logs")
 
 
@@ -54,7 +55,7 @@ def capture(request: pytest.FixtureRequest) -> Iterator[Captured]:
     """Route every log record (DEBUG and up) through the product's handler."""
     fmt = getattr(request, "param", "json")
     stream = io.StringIO()
-    handler = make_handler(fmt, [VIDGO_KEY, DISCORD_TOKEN], stream=stream)
+    handler = make_handler(fmt, [VIDGO_KEY, FAKE_BOT_TOKEN], stream=stream)
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
@@ -117,17 +118,17 @@ def test_json_lines_have_the_documented_fields() -> None:
 @pytest.mark.parametrize("capture", ["human", "json"], indirect=True)
 def test_secrets_in_message_args_and_tracebacks_are_redacted(capture: Captured) -> None:
     log.info("key is %s", VIDGO_KEY)
-    log.info(f"header Authorization: Bot {DISCORD_TOKEN}")
+    log.info(f"header Authorization: Bot {FAKE_BOT_TOKEN}")
     try:
         try:
             raise ConnectionError(f"refused for Bearer {VIDGO_KEY}")
         except ConnectionError as exc:
-            raise RuntimeError(f"login with {DISCORD_TOKEN!r} failed") from exc
+            raise RuntimeError(f"login with {FAKE_BOT_TOKEN!r} failed") from exc
     except RuntimeError:
         log.exception("call failed")
     log.info("stack of %s", VIDGO_KEY, stack_info=True)
     text = capture.text
-    assert VIDGO_KEY not in text and DISCORD_TOKEN not in text
+    assert VIDGO_KEY not in text and FAKE_BOT_TOKEN not in text
     assert text.count(REDACTED) >= 4
     assert "ConnectionError" in text and "RuntimeError" in text
 
@@ -191,7 +192,7 @@ async def test_failing_vidgo_calls_never_write_the_key(capture: Captured) -> Non
     assert "Vidgo call failed" in text and "Vidgo unreachable" in text
     assert "Traceback" in text and "ClientConnectorError" in text
     assert "retrying" in text  # the client's own retry warnings went through the handler
-    assert VIDGO_KEY not in text and DISCORD_TOKEN not in text
+    assert VIDGO_KEY not in text and FAKE_BOT_TOKEN not in text
 
 
 @pytest.mark.parametrize("capture", ["human", "json"], indirect=True)
@@ -203,7 +204,7 @@ async def test_failing_discord_login_never_writes_the_token(
     async with FakeDiscord() as fake:
         settings = load_settings(
             _env_file=None,
-            DISCORD_TOKEN=DISCORD_TOKEN,
+            DISCORD_TOKEN=FAKE_BOT_TOKEN,
             VIDGO_API_KEY=VIDGO_KEY,
             DISCORD_API_BASE=fake.api_base,
             DISCORD_GATEWAY_URL=fake.gateway_url,
@@ -219,7 +220,7 @@ async def test_failing_discord_login_never_writes_the_token(
     text = capture.text
     assert "Discord login failed" in text and "LoginFailure" in text
     assert "401" in text  # discord.py's own debug lines about the request were captured
-    assert DISCORD_TOKEN not in text and VIDGO_KEY not in text
+    assert FAKE_BOT_TOKEN not in text and VIDGO_KEY not in text
 
 
 async def test_engine_log_lines_carry_the_job_and_task_ids(
