@@ -340,15 +340,21 @@ class JobEngine:
         return await self.store.get(job_id)
 
     async def poll_now(self, job_id: str) -> JobRecord | None:
-        """Make an unfinished job (or a failed delivery) due now."""
+        """Ask Vidgo about a job now (Refresh, ``/jobs retry``), or deliver a failed delivery.
+
+        A job a worker holds right now is left to that worker, and a job still waiting to be
+        submitted keeps its retry backoff (which may be Vidgo's own ``Retry-After``).
+        """
         job = await self.store.get(job_id)
         if job is None:
             return None
         now = self._clock()
         if job.state is JobState.UNDELIVERABLE:
-            job = await self.store.update(job.id, now, due_at=now, delivery_attempts=0)
-        elif job.state.is_active or job.state.awaits_delivery:
-            job = await self.store.update(job.id, now, due_at=now)
+            job = await self.store.expedite(job.id, now, delivery_attempts=0)
+        elif job.state in (JobState.SUBMITTED, JobState.RUNNING) or job.state.awaits_delivery:
+            job = await self.store.expedite(job.id, now)
+        else:
+            return job
         self._scheduler.notify_due(job.due_at)
         return job
 

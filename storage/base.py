@@ -143,6 +143,15 @@ class JobStore(ABC):
         """Change non-state columns. Setting ``due_at`` releases the job's lease."""
 
     @abstractmethod
+    async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
+        """Make a job due now (a member asked), with ``changes``, unless it is leased.
+
+        A leased job is being worked on right now: it is returned unchanged, so a second
+        worker can never claim it meanwhile (its worker reschedules it when done).
+        Raises :class:`JobNotFound` when there is no such job.
+        """
+
+    @abstractmethod
     async def reschedule(
         self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
     ) -> JobRecord:

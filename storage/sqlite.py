@@ -506,6 +506,22 @@ class SqliteJobStore(JobStore):
             raise JobNotFound(job_id)
         return job
 
+    async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
+        """See :meth:`JobStore.expedite`: one statement, guarded by ``leased = 0``."""
+        changes["due_at"] = now
+        parts, params = _assignments(changes)
+        async with self._lock:
+            conn = self.conn
+            set_sql = ", ".join(["updated_at = ?", *parts])
+            await conn.execute(
+                f"UPDATE jobs SET {set_sql} WHERE id = ? AND leased = 0",  # noqa: S608
+                (now, *params, job_id),
+            )
+            job = await self._fetch_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
     async def reschedule(
         self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
     ) -> JobRecord:

@@ -362,3 +362,29 @@ async def test_cancelling_the_first_requester_still_serves_the_others(
     assert done.outcome is JobState.SUCCEEDED
     assert [j.requester_id for j in h.delivery.delivered] == [2]
     assert (await h.job(first.id)).state is JobState.CANCELLED
+
+
+async def test_poll_now_leaves_a_job_a_worker_holds_to_that_worker(polling: Harness) -> None:
+    assert polling.engine is not None and polling.store is not None
+    job = (await polling.separate_ids()).job
+    assert job.state is JobState.SUBMITTED
+    # A worker holds the job (claimed as the dispatcher would, at a time it will not reach
+    # during the test, so the real dispatcher stays out of it).
+    later = job.updated_at + 50
+    await polling.store.update(job.id, later, due_at=later)
+    [held] = await polling.store.claim_due(later, later + 500, limit=1)
+    refreshed = await polling.engine.poll_now(held.id)
+    assert refreshed is not None and refreshed.due_at == later + 500
+    assert await polling.store.claim_due(later + 1, later + 600, limit=5) == []
+
+
+async def test_poll_now_keeps_the_backoff_of_a_submit_retry(
+    polling: Harness, vidgo: FakeVidgo
+) -> None:
+    assert polling.engine is not None
+    vidgo.fail_next(1, 429, retry_after=30, path_prefix="/api/generate/submit")
+    job = (await polling.separate_ids()).job
+    assert job.state is JobState.ACCEPTED and job.due_at is not None
+    refreshed = await polling.engine.poll_now(job.id)
+    # Vidgo asked for 30 s: a member's Refresh does not make Stemcord ask again sooner.
+    assert refreshed is not None and refreshed.due_at == job.due_at

@@ -365,3 +365,23 @@ async def test_cancel_after_the_outcome_is_refused(store: JobStore) -> None:
     await store.record_outcome("j", JobState.FAILED, NOW, last_error="x", error_kind="x")
     with pytest.raises(InvalidTransition):
         await store.cancel("j", NOW + 1)
+
+
+async def test_expedite_makes_a_waiting_job_due_now(store: JobStore) -> None:
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
+    await store.update("j", NOW, due_at=NOW + 300, delivery_attempts=3)
+    job = await store.expedite("j", NOW + 1, delivery_attempts=0)
+    assert job.due_at == NOW + 1 and job.delivery_attempts == 0
+    assert [j.id for j in await store.claim_due(NOW + 1, NOW + 100, limit=5)] == ["j"]
+
+
+async def test_expedite_leaves_a_job_a_worker_holds_alone(store: JobStore) -> None:
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
+    await store.update("j", NOW, due_at=NOW)
+    assert len(await store.claim_due(NOW, NOW + 100, limit=5)) == 1
+    job = await store.expedite("j", NOW + 1, delivery_attempts=0)
+    assert job.due_at == NOW + 100  # still the lease's end
+    # Still leased: no second worker can claim it while the first one works.
+    assert await store.claim_due(NOW + 2, NOW + 200, limit=5) == []
+    with pytest.raises(JobNotFound):
+        await store.expedite("nope", NOW)
