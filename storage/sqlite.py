@@ -780,22 +780,18 @@ class SqliteJobStore(JobStore):
     async def prune_finished(self, before: float, *, batch: int = 1000) -> int:
         """See :meth:`JobStore.prune_finished`.
 
-        ``keep`` is every job some non-prunable job depends on, followed up the leader
-        chain: such a job stays even if it is old and final itself, so ``leader_id`` never
-        points at a deleted row (the foreign key would refuse it anyway).
+        A job is deleted only once no row names it as its leader: followers go first and
+        their leader in a later pass, so ``leader_id`` never points at a deleted row (the
+        foreign key would refuse it), however a batch cuts a group of jobs that ended
+        together. A leader whose follower is not prunable stays with it.
         """
-        prunable = f"state IN {_FINAL_SQL} AND finished_at IS NOT NULL AND finished_at < :before"
         sql = f"""
             DELETE FROM jobs WHERE id IN (
-                WITH RECURSIVE keep(id) AS (
-                    SELECT leader_id FROM jobs
-                    WHERE leader_id IS NOT NULL AND NOT ({prunable})
-                    UNION
-                    SELECT j.leader_id FROM jobs j JOIN keep k ON j.id = k.id
-                    WHERE j.leader_id IS NOT NULL
-                )
-                SELECT id FROM jobs WHERE {prunable} AND id NOT IN (SELECT id FROM keep)
-                ORDER BY finished_at LIMIT :batch
+                SELECT p.id FROM jobs AS p
+                WHERE p.state IN {_FINAL_SQL}
+                  AND p.finished_at IS NOT NULL AND p.finished_at < :before
+                  AND NOT EXISTS (SELECT 1 FROM jobs AS f WHERE f.leader_id = p.id)
+                ORDER BY p.finished_at LIMIT :batch
             )
         """  # noqa: S608 - fixed SQL, values are parameters
         total = 0
@@ -805,7 +801,7 @@ class SqliteJobStore(JobStore):
                 deleted = cur.rowcount
                 await cur.close()
             total += deleted
-            if deleted < batch:
+            if deleted == 0:
                 return total
 
     async def prune_cache(self, before: float) -> int:

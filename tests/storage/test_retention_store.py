@@ -176,3 +176,19 @@ async def test_retention_queries_use_the_v4_indexes(tmp_path: Path) -> None:
         assert "results_cache_created" in plan
     finally:
         conn.close()
+
+
+async def test_a_batch_that_cuts_a_group_of_followers_never_orphans_one(
+    store: SqliteJobStore,
+) -> None:
+    old = NOW - 40 * DAY
+    await store.admit(new_job("lead"), old, submit_lease_until=old)
+    for i in range(3):
+        await store.admit(new_job(f"f{i}", requester=10 + i), old, submit_lease_until=old)
+    # One outcome for the leader and its followers: they all end at the same moment.
+    await store.record_outcome("lead", JobState.SUCCEEDED, old, result={"stems": {}})
+    for job_id in ("lead", "f0", "f1", "f2"):
+        await store.transition(job_id, JobState.DELIVERED, old, due_at=None)
+    assert await store.prune_finished(NOW - 30 * DAY, batch=2) == 4
+    assert await ids(store) == set()
+    assert integrity_ok(store.path)
