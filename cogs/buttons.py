@@ -30,8 +30,9 @@ import discord
 
 from bot.engine import ErrorKind
 from bot.midi import MIDI, NO_NOTES, midi_bytes, midi_request, separation_task_of
-from bot.policy import load_policy
+from bot.policy import GuildPolicy, load_policy
 from cogs.access import job_visible_in, may_control
+from cogs.gate import limit_sentence
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -44,7 +45,7 @@ from cogs.render import (
     format_duration,
 )
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord
+from storage.records import Admission, JobRecord, LimitReached
 
 if TYPE_CHECKING:
     from bot.app import StemcordBot
@@ -129,8 +130,11 @@ def _wiring(interaction: discord.Interaction) -> tuple[JobEngine, DiscordDeliver
 
 async def _controlled_job(
     interaction: discord.Interaction, job_id: str, action: str
-) -> JobRecord | None:
-    """The job if the member may ``action`` it; otherwise answer privately and return None."""
+) -> tuple[JobRecord, GuildPolicy] | None:
+    """The job (and the server's policy) if the member may ``action`` it.
+
+    Otherwise answer privately and return None.
+    """
     engine, _ = _wiring(interaction)
     job = await engine.get_job(job_id)
     if job is None or not job_visible_in(job, interaction.guild_id):
@@ -143,7 +147,7 @@ async def _controlled_job(
             ephemeral=True,
         )
         return None
-    return job
+    return job, policy
 
 
 class RefreshButton(JobButton, template=rf"^stemcord:refresh:{_JOB_ID}$"):
@@ -154,9 +158,10 @@ class RefreshButton(JobButton, template=rf"^stemcord:refresh:{_JOB_ID}$"):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Check, rate-limit, ask Vidgo, and show where the job is now."""
-        job = await _controlled_job(interaction, self.job_id, "refresh")
-        if job is None:
+        controlled = await _controlled_job(interaction, self.job_id, "refresh")
+        if controlled is None:
             return
+        job, _ = controlled
         engine, delivery = _wiring(interaction)
         wait = _bot(interaction).refresh_limiter.wait_left(job.id)
         if wait > 0:
@@ -181,9 +186,10 @@ class CancelButton(JobButton, template=rf"^stemcord:cancel:{_JOB_ID}$"):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Cancel if the job is still waiting on Vidgo, then show its state."""
-        job = await _controlled_job(interaction, self.job_id, "cancel")
-        if job is None:
+        controlled = await _controlled_job(interaction, self.job_id, "cancel")
+        if controlled is None:
             return
+        job, _ = controlled
         engine, delivery = _wiring(interaction)
         if job.state.is_active:
             job = await engine.cancel(job.id) or job
@@ -220,9 +226,10 @@ class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
                 "MIDI is turned off on this bot.", ephemeral=True
             )
             return
-        job = await _controlled_job(interaction, self.job_id, "make MIDI from")
-        if job is None:
+        controlled = await _controlled_job(interaction, self.job_id, "make MIDI from")
+        if controlled is None:
             return
+        job, policy = controlled
         if separation_task_of(job) is None or job.outcome is not JobState.SUCCEEDED:
             await interaction.response.send_message(
                 "This result has no Vidgo separation to make MIDI from.", ephemeral=True
@@ -238,7 +245,14 @@ class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
             reply_to_message_id=interaction.message.id if interaction.message else None,
         )
         try:
-            submitted = await engine.submit(request)
+            # MIDI spends credits: the presser's own limits apply. The reply goes where the
+            # result is, whatever the server's result channel is now.
+            submitted = await engine.submit(
+                request, policy=policy.with_changes(result_channel_id=None)
+            )
+        except LimitReached as refused:
+            await interaction.followup.send(limit_sentence(refused), ephemeral=True)
+            return
         except Exception:
             log.exception("job %s: could not record a MIDI request", job.id)
             await interaction.followup.send(

@@ -267,10 +267,15 @@ async def press_lyrics(
         reply_to_message_id=result_message,
         enhanced_lrc=bot.settings.LYRICS_ENHANCED_LRC,
     )
-    # Anyone in the channel may press (the result is already there), within the member limits.
+    # Anyone in the channel may press (the result is already there), within the member limits;
+    # the reply goes where the result is, whatever the server's result channel is now.
     policy = await load_policy(engine.store, interaction.guild_id)
     await submit_and_answer(
-        engine, interaction, request, where="as a reply to this result", policy=policy
+        engine,
+        interaction,
+        request,
+        where="as a reply to this result",
+        policy=policy.with_changes(result_channel_id=None),
     )
 
 
@@ -403,9 +408,9 @@ class LyricsCog(commands.Cog):
             guild_id=interaction.guild_id,
             enhanced_lrc=self.bot.settings.LYRICS_ENHANCED_LRC,
         )
-        await submit_and_answer(
-            engine, interaction, request, where="in this channel", policy=gate.policy
-        )
+        result_channel = gate.policy.result_channel_id
+        where = f"in <#{result_channel}>" if result_channel else "in this channel"
+        await submit_and_answer(engine, interaction, request, where=where, policy=gate.policy)
 
 
 # Lyrics jobs render their own message (registered on import; the app offers the button on
@@ -415,12 +420,14 @@ OUTCOME_RENDERERS[LYRICS] = render_lyrics
 
 async def setup(bot: StemcordBot) -> None:
     """discord.py extension entry point: the command and the restart-proof button."""
-    OUTCOME_RENDERERS[LYRICS] = render_lyrics
     bot.add_dynamic_items(LyricsButton)
     await bot.add_cog(LyricsCog(bot))
 
 
 async def teardown(bot: StemcordBot) -> None:
-    """discord.py extension exit point: forget the button and the renderer."""
+    """discord.py extension exit point: forget the button.
+
+    The renderer stays registered: lyrics jobs still owed a message must render the same way
+    in every client of this process (tests run several one after another).
+    """
     bot.remove_dynamic_items(LyricsButton)
-    OUTCOME_RENDERERS.pop(LYRICS, None)

@@ -63,3 +63,29 @@ async def test_a_lyrics_press_counts_against_the_members_daily_quota(world: Worl
     assert other.ephemeral and "reply to this result" in other.content
     await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
     assert world.discord.rule_violations == []
+
+
+async def test_a_midi_press_counts_against_the_members_daily_quota(world: World) -> None:
+    world.overrides["ENABLE_MIDI"] = True
+    await set_policy(world, GuildPolicy(daily_quota=1))
+    await world.start()
+    job, result = await separated(world)
+    pressed = await world.discord.invoke_component(
+        guild_id=world.guild.id,
+        channel_id=result.channel_id,
+        user_id=world.member.id,
+        message_id=result.id,
+        custom_id=f"stemcord:midi:{job.id}",
+    )
+    refused = await answer(world, pressed)
+    assert refused.ephemeral and "Daily quota of 1 reached" in refused.content
+    assert [t for t in world.vidgo.tasks.values() if t.model == "generate-midi"] == []
+
+
+async def test_lyrics_name_the_result_channel_they_go_to(world: World) -> None:
+    results = world.discord.add_channel(world.guild.id, name="karaoke-results")
+    await set_policy(world, GuildPolicy(result_channel_id=results))
+    await world.start()
+    options = {"task_id": GENERATION_TASK_ID, "audio_id": GENERATION_AUDIO_IDS[0]}
+    accepted = await answer(world, await slash(world, "lyrics", **options))
+    assert accepted.ephemeral and f"<#{results}>" in accepted.content
