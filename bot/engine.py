@@ -31,7 +31,13 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
-from bot.kinds import SEPARATION, JobKind, SeparationApi, SeparationKind, UnusableResult
+from bot.kinds import (
+    SEPARATION,
+    JobKind,
+    SeparationApi,
+    SeparationKind,
+    UnusableResult,
+)
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
 from bot.policy import GuildPolicy
@@ -66,7 +72,7 @@ class ErrorKind(StrEnum):
     INVALID = "invalid"  # Vidgo refused the input
     NOT_FOUND = "not_found"  # the source or the task is unknown to Vidgo
     VIDGO_FAILED = "vidgo_failed"  # the task failed at Vidgo (error_message shown)
-    NO_STEMS = "no_stems"  # finished without a usable stem URL
+    NO_STEMS = "no_stems"  # finished without a usable stem URL (bot.kinds.NO_STEMS)
     EXPIRED = "expired"  # no answer before JOB_TIMEOUT_SECONDS
     SUBMIT_GAVE_UP = "submit_gave_up"  # Vidgo stayed unreachable for every submit attempt
 
@@ -613,10 +619,19 @@ class JobEngine:
 
     async def _succeed(self, job: JobRecord, detail: TaskDetail) -> None:
         try:
-            result = self._kind(job).result_of(job, detail)
+            kind = self._kind(job)
+            if kind.PARSE_IN_THREAD:
+                result = await asyncio.to_thread(kind.result_of, job, detail)
+            else:
+                result = kind.result_of(job, detail)
         except UnusableResult as exc:
             await self._finish(
                 job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
+            )
+            return
+        except VidgoInvalidRequest as exc:  # a kind this build does not run (see _kind)
+            await self._finish(
+                job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.INVALID
             )
             return
         await self._store_result(job, detail.task_id, result)

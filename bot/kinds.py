@@ -20,6 +20,8 @@ from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
 
 SEPARATION = "separation"
+# The error kind of a separation that finished without a usable stem link.
+NO_STEMS = "no_stems"
 
 
 class UnusableResult(Exception):
@@ -32,7 +34,14 @@ class UnusableResult(Exception):
 
 
 class JobKind(ABC):
-    """One kind of job the engine can track."""
+    """One kind of job the engine can track.
+
+    ``PARSE_IN_THREAD``: parsing a finished task can take long (thousands of notes or words
+    from Vidgo), so the engine runs :meth:`result_of` in a worker thread instead of stalling
+    the event loop (Discord's heartbeat, callbacks, every other job).
+    """
+
+    PARSE_IN_THREAD = False
 
     @abstractmethod
     async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
@@ -94,6 +103,6 @@ class SeparationKind(JobKind):
         """``{"stems": {name: url}, "vidgo_task_id": ...}``."""
         if not detail.stems:
             raise UnusableResult(
-                "no_stems", "Vidgo finished the task but returned no usable stem links"
+                NO_STEMS, "Vidgo finished the task but returned no usable stem links"
             )
         return {"stems": dict(detail.stems), "vidgo_task_id": detail.task_id}

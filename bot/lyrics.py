@@ -543,6 +543,8 @@ class LyricsApi(Protocol):
 class LyricsKind(JobKind):
     """Word-timed lyrics of a Vidgo generation (``get-timestamped-lyrics``)."""
 
+    PARSE_IN_THREAD = True
+
     def __init__(self, vidgo: LyricsApi) -> None:
         self.vidgo = vidgo
 

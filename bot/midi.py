@@ -255,6 +255,8 @@ class MidiApi(Protocol):
 class MidiKind(JobKind):
     """``generate-midi`` for a finished separation's Vidgo task."""
 
+    PARSE_IN_THREAD = True
+
     def __init__(self, vidgo: MidiApi) -> None:
         self.vidgo = vidgo
 

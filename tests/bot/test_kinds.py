@@ -115,3 +115,45 @@ async def test_a_job_of_a_kind_that_is_not_enabled_fails_clearly(h: Harness) -> 
     done = await h.wait_state(job.id, JobState.DELIVERED)
     assert done.outcome is JobState.FAILED
     assert done.last_error is not None and "not enabled" in done.last_error
+
+
+def test_the_separation_kinds_error_is_the_engines_no_stems() -> None:
+    from bot.engine import ErrorKind
+    from bot.kinds import NO_STEMS
+
+    assert ErrorKind(NO_STEMS) is ErrorKind.NO_STEMS
+
+
+async def test_a_finished_task_of_a_kind_no_longer_enabled_fails_clearly(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    assert h.client is not None and h.engine is not None
+    await with_kind(h, EchoKind(h.client))
+    job = (await h.engine.submit(echo_request())).job
+    # The kind goes away (a build without it) while Vidgo works on the task.
+    del h.engine.kinds["echo"]
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.outcome is JobState.FAILED
+    assert done.last_error is not None and "not enabled" in done.last_error
+
+
+async def test_a_heavy_kind_parses_off_the_event_loop(h: Harness, vidgo: FakeVidgo) -> None:
+    import threading
+
+    assert h.client is not None and h.engine is not None
+    seen: list[bool] = []
+
+    class HeavyKind(EchoKind):
+        PARSE_IN_THREAD = True
+
+        def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
+            seen.append(threading.current_thread() is threading.main_thread())
+            return super().result_of(job, detail)
+
+    await with_kind(h, HeavyKind(h.client))
+    job = (await h.engine.submit(echo_request())).job
+    await vidgo.finish(job.vidgo_task_id or "")
+    done = await h.wait_state(job.id, JobState.DELIVERED)
+    assert done.result == {"echo": 1, "task": job.vidgo_task_id}
+    assert seen == [False]
