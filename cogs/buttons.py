@@ -329,7 +329,9 @@ def render_midi(job: JobRecord) -> Outcome:
         if isinstance(instrument, dict):
             name = escape_untrusted(str(instrument.get("name") or "?"), 64)
             drums = " (drums, channel 10)" if instrument.get("drums") else ""
-            lines.append(f"{name}: {instrument.get('notes')} notes{drums}")
+            count = instrument.get("notes")
+            notes = str(count) if isinstance(count, int) else "?"
+            lines.append(f"{name}: {notes} notes{drums}")
     length = format_duration(result.get("seconds"))
     if length:
         embed.add_field(name="Length", value=length, inline=True)

@@ -81,6 +81,26 @@ def is_safe_link(url: str | None) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.netloc)
 
 
+def pack_lines(lines: list[str], limit: int) -> list[str]:
+    """Join lines into as few blocks of at most ``limit`` characters as keep each line whole.
+
+    A line longer than ``limit`` on its own is left out (a cut link would not work).
+    """
+    blocks: list[str] = []
+    current = ""
+    for line in lines:
+        if len(line) > limit:
+            continue
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            blocks.append(current)
+            candidate = line
+        current = candidate
+    if current:
+        blocks.append(current)
+    return blocks
+
+
 def stem_label(name: str) -> str:
     """``backing_vocals`` -> ``Backing vocals``."""
     label = STEM_LABELS.get(name, name.replace("_", " ").capitalize())
@@ -333,12 +353,12 @@ def render_separation(job: JobRecord) -> Outcome:
         if is_safe_link(url) and len(buttons) < BUTTONS_MAX:
             buttons.append((stem_label(name), url))
         else:
-            extra.append(f"[{stem_label(name)}]({url})")
-    # Stems beyond the buttons go into fields, each within the field limit.
-    for chunk_start in range(0, len(extra), 5):
+            # The name comes from Vidgo: escaped, so it cannot bring its own markdown.
+            extra.append(f"[{escape_untrusted(stem_label(name), 80)}](<{url}>)")
+    # Stems beyond the buttons go into fields, whole links only, each field within its limit.
+    for value in pack_lines(extra, FIELD_VALUE_MAX):
         if len(embed.fields) >= FIELDS_MAX - 1:
             break
-        value = "\n".join(extra[chunk_start : chunk_start + 5])[:FIELD_VALUE_MAX]
         embed.add_field(name="More stems", value=value, inline=False)
     embed.set_footer(text=f"Job {job.id}")
     return Outcome(f"{mention} your stems are ready.", embed, buttons)

@@ -181,3 +181,19 @@ def test_link_buttons_leave_room_for_interactive_items() -> None:
     assert view is not None
     assert len(view.children) == BUTTONS_MAX
     assert view.children[-1] is item
+
+
+def test_overflow_stems_are_whole_links_with_escaped_names() -> None:
+    from cogs.render import pack_lines
+
+    stems = {f"stem_{i}": f"https://storage.example/{i}/" + "x" * 300 for i in range(28)}
+    stems["**bold** [x](https://evil.example)"] = "https://storage.example/evil.mp3"
+    rendered = render_outcome(job(result={"stems": stems}))
+    more = [f.value or "" for f in rendered.embed.fields if f.name == "More stems"]
+    text = "\n".join(more)
+    # Every overflow stem appears once, its link unbroken.
+    for i in range(25, 28):
+        assert text.count(f"(<https://storage.example/{i}/{'x' * 300}>)") == 1
+    assert "**bold**" not in text and "[x](https://evil.example)" not in text
+    assert all(len(v) <= 1024 for v in more)
+    assert pack_lines(["a" * 5, "b" * 5, "c" * 20, "d"], 11) == ["aaaaa\nbbbbb", "d"]
