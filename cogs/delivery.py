@@ -171,6 +171,9 @@ class DiscordDelivery:
             return
         self._last_progress[job.id] = (job.state, now)
         await self._edit_status(job)
+        if job.state is JobState.CANCELLED:
+            # Nothing more will be shown for it: no delivery will forget it otherwise.
+            self._forget(job.id)
 
     async def status_message(
         self, job: JobRecord, admission: Admission | None = None

@@ -144,6 +144,10 @@ async def test_moderator_cancels_and_the_late_result_is_not_posted(world: World)
     await world.discord.wait_until(lambda: bool(cancel.followups))
     assert cancel.followups[0].ephemeral and "will not post" in reply_text(cancel)
     assert "Cancelled" in embed_text(status) and custom_ids(status) == []
+    # The cancelled job's interaction is not kept for the life of the process.
+    assert world.app is not None and world.app.bot.delivery is not None
+    delivery = world.app.bot.delivery
+    await world.discord.wait_until(lambda: job.id not in delivery._interactions)
     # Vidgo finishes anyway and calls back: nothing is posted.
     await world.vidgo.finish(job.vidgo_task_id or "")
     await world.vidgo.wait_for_callbacks(1)
