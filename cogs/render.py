@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 import discord
 
 from bot.engine import ErrorKind
+from bot.kinds import SEPARATION
+from bot.lyrics import LYRICS
+from bot.midi import MIDI
 from bot.progress import Progress
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
@@ -135,8 +138,31 @@ def format_duration(seconds: object) -> str | None:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
+@dataclass(frozen=True, slots=True)
+class KindWords:
+    """How the status of one kind of job is worded."""
+
+    title: str
+    working: str
+    result: str  # "the stems are", as in "Done — the stems are in …"
+    cached: str
+
+
+KIND_WORDS = {
+    SEPARATION: KindWords("Stem separation", "Separating…", "the stems are", "Already separated"),
+    LYRICS: KindWords("Timed lyrics", "Timing the lyrics…", "the lyrics are", "Read before"),
+    MIDI: KindWords("MIDI", "Writing down the notes…", "the MIDI file is", "Made before"),
+}
+
+
+def kind_words(job: JobRecord) -> KindWords:
+    """The wording for the job's kind (a separation's for any kind not listed)."""
+    return KIND_WORDS.get(job.kind, KIND_WORDS[SEPARATION])
+
+
 def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     """One line on where the job is."""
+    words = kind_words(job)
     started = f"<t:{int(job.created_at)}:R>"
     if job.state is JobState.ACCEPTED:
         return "Queued — sending it to Vidgo"
@@ -145,16 +171,16 @@ def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     if job.state is JobState.SUBMITTED:
         return f"Queued at Vidgo (started {started})"
     if job.state is JobState.RUNNING:
-        return f"Separating… (started {started})"
+        return f"{words.working} (started {started})"
     if job.state is JobState.CANCELLED:
         return "Cancelled"
     outcome = job.outcome or job.state
     if outcome is JobState.SUCCEEDED:
         if admission is Admission.CACHED:
-            return "Already separated — here it is (no new Vidgo job)"
+            return f"{words.cached} — here it is (no new Vidgo job)"
         if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
-            return f"Done — the stems are in <#{job.result_channel_id}>"
-        return "Done — the stems are in the message below"
+            return f"Done — {words.result} in <#{job.result_channel_id}>"
+        return f"Done — {words.result} in the message below"
     if outcome is JobState.EXPIRED:
         return "Timed out"
     return "Failed — see the message below"
@@ -210,9 +236,10 @@ def status_embed(
         if outcome in (JobState.FAILED, JobState.EXPIRED)
         else COLOR_WORKING
     )
-    embed = discord.Embed(title="Stem separation", colour=colour)
+    embed = discord.Embed(title=kind_words(job).title, colour=colour)
     embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
-    embed.add_field(name="Stems", value=stems_asked(job), inline=True)
+    if job.kind == SEPARATION:
+        embed.add_field(name="Stems", value=stems_asked(job), inline=True)
     embed.add_field(name="State", value=state_text(job, admission), inline=False)
     if progress is not None and job.state.is_active:
         queue = queue_text(progress)
@@ -407,7 +434,7 @@ def job_line(job: JobRecord, *, with_requester: bool = False) -> str:
         parts.append(f"by <@{job.requester_id}>")
     link = result_link(job)
     if link is not None and job.outcome is JobState.SUCCEEDED:
-        parts.append(f"[stems]({link})")
+        parts.append(f"[{'stems' if job.kind == SEPARATION else 'result'}]({link})")
     return " · ".join(parts)
 
 

@@ -197,3 +197,14 @@ def test_overflow_stems_are_whole_links_with_escaped_names() -> None:
     assert "**bold**" not in text and "[x](https://evil.example)" not in text
     assert all(len(v) <= 1024 for v in more)
     assert pack_lines(["a" * 5, "b" * 5, "c" * 20, "d"], 11) == ["aaaaa\nbbbbb", "d"]
+
+
+def test_status_of_lyrics_and_midi_jobs_speaks_of_their_own_result() -> None:
+    lyrics = replace(job(), kind="lyrics", state=JobState.RUNNING)
+    embed = status_embed(lyrics)
+    assert embed.title == "Timed lyrics"
+    assert "Stems" not in [f.name for f in embed.fields]
+    assert "Timing the lyrics" in str(embed.to_dict())
+    done = replace(job(), kind="midi", state=JobState.DELIVERED, outcome=JobState.SUCCEEDED)
+    assert "the MIDI file is in the message below" in str(status_embed(done).to_dict())
+    assert status_embed(job()).title == "Stem separation"
