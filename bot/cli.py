@@ -222,7 +222,7 @@ async def _migrate() -> int:
 
 
 async def _jobs(args: argparse.Namespace) -> int:
-    from storage.sqlite import SqliteJobStore  # noqa: PLC0415
+    from storage.sqlite import OutdatedSchema, SqliteJobStore  # noqa: PLC0415
 
     path = _database_path()
     if not path.exists():
@@ -233,7 +233,12 @@ async def _jobs(args: argparse.Namespace) -> int:
         )
         return 1
     store = SqliteJobStore(path)
-    await store.open()
+    try:
+        # Reading jobs changes nothing in the file: no WAL switch, no migration.
+        await store.open(read_only=True)
+    except OutdatedSchema as exc:
+        print(f"stemcord: {exc}; run `python -m bot migrate` first", file=sys.stderr)
+        return 1
     try:
         if args.jobs_command == "show":
             job = await store.get(args.job_id.strip().lower())

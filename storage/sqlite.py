@@ -20,7 +20,7 @@ import aiosqlite
 
 from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore
 from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
-from storage.migrate import migrate
+from storage.migrate import available_migrations, migrate
 from storage.records import (
     Admission,
     AdmissionLimits,
@@ -160,6 +160,15 @@ def _assignments(changes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
     return parts, params
 
 
+class OutdatedSchema(RuntimeError):
+    """A database older than this version's schema, opened read-only (so not migrated)."""
+
+    def __init__(self, have: int, want: int) -> None:
+        super().__init__(f"the database is at schema V{have}; this version needs V{want}")
+        self.have = have
+        self.want = want
+
+
 class SqliteJobStore(JobStore):
     """Jobs in one SQLite file."""
 
@@ -185,8 +194,16 @@ class SqliteJobStore(JobStore):
             raise RuntimeError("store is not open")
         return self._conn
 
-    async def open(self) -> None:
-        """Create the folder and file if needed, set pragmas and migrate."""
+    async def open(self, *, read_only: bool = False) -> None:
+        """Create the folder and file if needed, set pragmas and migrate.
+
+        ``read_only`` (the offline ``jobs`` command): open an existing file without writing
+        anything, not even a migration; a database behind this version's schema is refused
+        with :class:`OutdatedSchema` instead of being read wrongly.
+        """
+        if read_only:
+            await self._open_read_only()
+            return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(self._path, isolation_level=None)
         try:
@@ -197,6 +214,25 @@ class SqliteJobStore(JobStore):
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             self.applied_migrations = await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    async def _open_read_only(self) -> None:
+        uri = f"{self._path.resolve().as_uri()}?mode=ro"
+        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            try:
+                async with conn.execute("SELECT MAX(version) FROM schema_migrations") as cur:
+                    row = await cur.fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            have = int(row[0]) if row and row[0] is not None else 0
+            want = max(m.version for m in available_migrations())
+            if have < want:
+                raise OutdatedSchema(have, want)
         except BaseException:
             await conn.close()
             raise

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -224,3 +225,40 @@ async def test_sync_command_registers_the_commands_in_one_guild(tmp_path: Path) 
         commands = discord.synced_commands[guild.id]
     assert out.strip() == f"synced {len(commands)} command(s) to guild {guild.id}"
     assert "separate" in {c["name"] for c in commands}
+
+
+def test_jobs_reads_without_writing_to_the_database(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(offline)
+    # A copy taken out of WAL mode (a backup, say): opening it for writing would switch it back.
+    conn = sqlite3.connect(offline)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
+    before = offline.read_bytes()
+    assert main(["jobs", "list"]) == 0
+    assert main(["jobs", "show", "aaaaaaaaaa"]) == 0
+    capsys.readouterr()
+    assert offline.read_bytes() == before
+
+
+def test_jobs_refuses_a_database_older_than_its_schema(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from storage.migrate import available_migrations
+
+    first = available_migrations()[0]
+    offline.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(offline)
+    conn.executescript(first.sql)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)"
+    )
+    conn.execute("INSERT INTO schema_migrations VALUES (1, ?, 0)", (first.name,))
+    conn.commit()
+    conn.close()
+    assert main(["jobs", "list"]) == 1
+    assert "run `python -m bot migrate` first" in capsys.readouterr().err
+    conn = sqlite3.connect(offline)
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone() == (1,)
+    conn.close()
