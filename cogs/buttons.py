@@ -137,10 +137,15 @@ async def _controlled_job(
     """
     engine, _ = _wiring(interaction)
     job = await engine.get_job(job_id)
-    if job is None or not job_visible_in(job, interaction.guild_id):
+    # A result that reached its requester by DM carries the same buttons: there, the job is
+    # the requester's own (and its server's rules still apply).
+    in_own_dm = (
+        job is not None and interaction.guild_id is None and job.requester_id == interaction.user.id
+    )
+    if job is None or not (job_visible_in(job, interaction.guild_id) or in_own_dm):
         await interaction.response.send_message("I can't find that job any more.", ephemeral=True)
         return None
-    policy = await load_policy(engine.store, interaction.guild_id)
+    policy = await load_policy(engine.store, job.guild_id)
     if not may_control(interaction.user, job, policy):
         await interaction.response.send_message(
             f"Only <@{job.requester_id}>, who asked for this job, or a moderator can {action} it.",
@@ -241,7 +246,7 @@ class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
             job,
             requester_id=interaction.user.id,
             channel_id=interaction.channel_id or job.channel_id,
-            guild_id=interaction.guild_id,
+            guild_id=job.guild_id,
             reply_to_message_id=interaction.message.id if interaction.message else None,
         )
         try:

@@ -275,6 +275,22 @@ async def test_midi_press_submits_a_reply_job() -> None:
     assert ".mid" in interaction.followup.send.call_args.args[0]
 
 
+async def test_midi_press_on_a_result_sent_by_dm_works_for_its_requester_only() -> None:
+    separation = job(result={"stems": {}, "vidgo_task_id": "sep"})
+    interaction = make_interaction(separation)
+    interaction.guild_id = None  # the DM copy (or the DM fallback) of the result
+    interaction.client.engine.submit.return_value = Submitted(midi_job(), Admission.NEW)
+    await MidiButton(separation.id).callback(interaction)
+    [call] = interaction.client.engine.submit.await_args_list
+    # The job counts in its own server, whose rules apply.
+    assert call.args[0].guild_id == separation.guild_id
+    stranger = make_interaction(separation, user_id=1)
+    stranger.guild_id = None
+    await MidiButton(separation.id).callback(stranger)
+    assert "can't find" in ephemeral_text(stranger)
+    stranger.client.engine.submit.assert_not_awaited()
+
+
 async def test_midi_press_without_a_task_or_when_off_is_refused() -> None:
     interaction = make_interaction(job())
     await MidiButton("abcdefghjk").callback(interaction)
