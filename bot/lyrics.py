@@ -56,7 +56,9 @@ TRAILING_WORD_SECONDS = 0.5
 MAX_WORDS = 20_000
 MAX_WORD_CHARS = 200
 MAX_ENTRY_CHARS = 1000
-MAX_SECONDS = 24 * 3600.0
+# LRC writes minutes with two digits, so 99:59.99 is the latest time a player reads; a later
+# "time" is untrusted noise and the word is timed like an unaligned one.
+MAX_SECONDS = 99 * 60 + 59.99
 # Waveforms are kept at this many points (the picture is 800 pixels wide).
 WAVEFORM_POINTS = 800
 
@@ -447,8 +449,8 @@ def downsample(raw: object, points: int = WAVEFORM_POINTS) -> tuple[float, ...]:
 
 
 def lrc_time(seconds: float) -> str:
-    """``83.456`` -> ``01:23.46`` (minutes may exceed 59; negative times are 0)."""
-    hundredths = max(0, round(seconds * 100))
+    """``83.456`` -> ``01:23.46`` (negative times are 0, later ones than 99:59.99 are that)."""
+    hundredths = min(max(0, round(seconds * 100)), round(MAX_SECONDS * 100))
     minutes, rest = divmod(hundredths, 6000)
     return f"{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}"
 
@@ -473,7 +475,7 @@ def to_lrc(
     ends with an empty timed line when the last word ends, so players clear the screen.
     """
     total = length if length is not None and length > 0 else lyrics.end
-    whole = max(0, round(total))
+    whole = min(max(0, round(total)), int(MAX_SECONDS))
     out = [
         f"[ti:{lrc_header_value(title or '') or 'Untitled'}]",
         f"[length: {whole // 60:02d}:{whole % 60:02d}]",
