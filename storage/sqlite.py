@@ -529,28 +529,22 @@ class SqliteJobStore(JobStore):
 
     async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
         """See :meth:`JobStore.update`."""
-        parts, params = _assignments(changes)
-        async with self._lock:
-            conn = self.conn
-            set_sql = ", ".join(["updated_at = ?", *parts])
-            await conn.execute(
-                f"UPDATE jobs SET {set_sql} WHERE id = ?",  # noqa: S608
-                (now, *params, job_id),
-            )
-            job = await self._fetch_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
+        return await self._set(job_id, now, changes, guard="")
 
     async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
         """See :meth:`JobStore.expedite`: one statement, guarded by ``leased = 0``."""
-        changes["due_at"] = now
+        return await self._set(job_id, now, {**changes, "due_at": now}, guard=" AND leased = 0")
+
+    async def _set(
+        self, job_id: str, now: float, changes: Mapping[str, Any], *, guard: str
+    ) -> JobRecord:
+        """One UPDATE of whitelisted columns (``guard``: a fixed extra condition), then read."""
         parts, params = _assignments(changes)
         async with self._lock:
             conn = self.conn
             set_sql = ", ".join(["updated_at = ?", *parts])
             await conn.execute(
-                f"UPDATE jobs SET {set_sql} WHERE id = ? AND leased = 0",  # noqa: S608
+                f"UPDATE jobs SET {set_sql} WHERE id = ?{guard}",  # noqa: S608
                 (now, *params, job_id),
             )
             job = await self._fetch_job(conn, job_id)
