@@ -52,6 +52,7 @@ from cogs.render import (
     TITLE_MAX,
     Outcome,
     escape_untrusted,
+    failure_sentence,
     format_duration,
 )
 from storage.jobstate import JobState
@@ -99,25 +100,18 @@ def lyrics_failure_sentence(job: JobRecord) -> str:
         )
     if kind == NO_LYRICS:
         return "Vidgo finished but sent no lyrics. Try again later."
-    if kind == ErrorKind.AUTH:
-        return "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner."
+    if kind in (ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.SUBMIT_GAVE_UP):
+        return failure_sentence(job)  # worded the same for every kind of job
     if kind == ErrorKind.VIDGO_FAILED:
         reason = escape_untrusted(job.last_error or "no reason given", 900)
         return f"Vidgo could not time the lyrics of this song: {reason}"
     if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
         return "Vidgo did not finish in time, so Stemcord stopped waiting. Try again later."
-    if kind == ErrorKind.NOT_FOUND:
-        return (
-            "Vidgo does not know that song. Check the `task_id` and `audio_id` "
-            "(or paste the song's storage.vidgo.ai link)."
-        )
     if kind == ErrorKind.INVALID:
         reason = escape_untrusted(job.last_error or "", 500)
         return f"Vidgo refused this request: {reason}"
     if kind == ErrorKind.DUPLICATE:
         return "Vidgo refused to read these lyrics again and Stemcord has no copy. Try later."
-    if kind == ErrorKind.SUBMIT_GAVE_UP:
-        return "Vidgo could not be reached for a long time. Try again later."
     return escape_untrusted(job.last_error or "The lyrics could not be made.", 900)
 
 
