@@ -28,6 +28,8 @@ FAST = EngineConfig(
     delivery_backoff_max=0.05,
     submit_backoff_max=0.05,
     work_lease=5.0,
+    instance_heartbeat=0.1,
+    instance_timeout=0.5,
 )
 
 
@@ -72,9 +74,9 @@ class _LateSink:
 
     engine: JobEngine | None = None
 
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         assert self.engine is not None
-        return await self.engine.on_callback(token)
+        return await self.engine.on_callback(token, task_hint)
 
 
 @dataclass
