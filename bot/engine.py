@@ -77,6 +77,7 @@ from bot.vidgo.errors import (
     VidgoDuplicateError,
     VidgoError,
     VidgoInvalidRequest,
+    VidgoMalformedResponse,
     VidgoNotFound,
     VidgoRateLimited,
     VidgoTransientError,
@@ -154,8 +155,11 @@ class EngineConfig:
     callback_min_poll_gap: float = 2.0
     # How long a job whose submit may have reached Vidgo waits for Vidgo's callback.
     unconfirmed_grace: float = 900.0
-    # Unexpected errors on one job before it ends with an explicit failure.
+    # Unexpected errors on one job before it ends with an explicit failure, and the backoff
+    # between them (doubling from the base).
     max_faults: int = 5
+    fault_backoff_base: float = 2.0
+    fault_backoff_max: float = 300.0
     # Registration heartbeat (and lease renewal) period, and the silence after which another
     # process counts as gone.
     instance_heartbeat: float = 10.0
@@ -592,8 +596,11 @@ class JobEngine:
                 return
             faults = fresh.faults + 1
             if faults < self.config.max_faults:
-                delay = min(300.0, 2.0**faults) * random.uniform(0.5, 1.0)
-                await self.store.update(
+                delay = min(
+                    self.config.fault_backoff_max,
+                    self.config.fault_backoff_base * 2.0 ** (faults - 1),
+                ) * random.uniform(0.5, 1.0)
+                updated = await self.store.update(
                     fresh.id,
                     now,
                     lease=fresh.lease_id,
@@ -601,6 +608,7 @@ class JobEngine:
                     due_at=now + delay,
                     last_error=reason,
                 )
+                self._scheduler.notify_due(updated.due_at)
                 return
             log.error("job %s: giving up after %d unexpected errors", fresh.id, faults)
             if fresh.state.is_active:
@@ -688,6 +696,13 @@ class JobEngine:
             maybe = isinstance(exc, VidgoTransientError) and exc.maybe_processed
             await self._submit_failed(job, exc, now, maybe=maybe, unconfirmed=unconfirmed)
             return
+        except Exception:
+            # Not a Vidgo failure: our own code stopped before the request (the client turns
+            # every failure of the exchange itself into a VidgoError), so nothing was sent.
+            # It counts as a fault (see _work).
+            if not unconfirmed:
+                await self.store.update(job.id, now, lease=job.lease_id, unconfirmed_submit_at=None)
+            raise
         await self._submitted(job, receipt, now)
 
     async def _submitted(self, job: JobRecord, receipt: SubmitReceipt, now: float) -> None:
@@ -919,6 +934,23 @@ class JobEngine:
         except VidgoNotFound as exc:
             await self._finish(
                 job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.NOT_FOUND
+            )
+            return
+        except VidgoMalformedResponse as exc:
+            # Once may be a hiccup on the way; again and again means the task's data is odd.
+            faults = job.faults + 1
+            if faults >= self.config.max_faults:
+                await self._malformed(job, exc)
+                return
+            log.warning("job %s: unreadable detail reply (%s)", job.id, exc)
+            await self._reschedule(
+                job,
+                now,
+                now + self._poll_delay(polls),
+                polls=polls,
+                polled_at=now,
+                faults=faults,
+                last_error=exc.message,
             )
             return
         except VidgoError as exc:

@@ -303,8 +303,10 @@ class SqliteJobStore(JobStore):
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued still has it run on
+                # the database thread, and must not leave the transaction open behind it.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
                 await conn.rollback()

@@ -30,6 +30,8 @@ FAST = EngineConfig(
     work_lease=5.0,
     instance_heartbeat=0.1,
     instance_timeout=0.5,
+    fault_backoff_base=0.01,
+    fault_backoff_max=0.05,
 )
 
 

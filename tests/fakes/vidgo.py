@@ -148,6 +148,8 @@ SWITCHES: dict[str, type] = {
     "lyrics_shape": str,
     "echo_input": bool,
 }
+# Stands for FakeTask.raw_files given as JSON text, until the reply is written.
+RAW_MARK = "__raw_files__"
 # How :meth:`FakeVidgo.lose_answer_next` loses the answer to a request it acted on.
 LOSS_MODES = ("timeout", "500", "502", "504", "reset", "garbage")
 TAMPERED_STEMS = {
@@ -247,7 +249,8 @@ class FakeTask:
     midi: dict[str, Any] | None = None
     # A get-timestamped-lyrics result object, set when the task finishes.
     lyrics: dict[str, Any] | None = None
-    # Tests may replace a finished task's ``files`` with anything at all (odd data).
+    # Tests may replace a finished task's ``files`` with anything at all (odd data); a string
+    # is sent as raw JSON text.
     raw_files: Any = None
 
     @property
@@ -727,6 +730,14 @@ class FakeVidgo:
         if task is None:
             return _error(404, "task not found")
         task.detail_calls += 1
+        if task.status == "finished" and isinstance(task.raw_files, str):
+            # Raw JSON text for ``files``, however deep (json.dumps could not even write it).
+            data = {**self._detail_data(task), "files": RAW_MARK}
+            text = json.dumps(data if self.flat_bodies else {"code": 200, "data": data})
+            return web.Response(
+                text=text.replace(json.dumps(RAW_MARK), task.raw_files),
+                content_type="application/json",
+            )
         return _ok(self._detail_data(task), flat=self.flat_bodies)
 
     async def _balance(self, request: web.Request) -> web.Response:
