@@ -38,6 +38,8 @@ MAX_URL_CHARS = 2048
 MAX_ERROR_MESSAGE_CHARS = 1000
 MAX_TITLE_CHARS = 256
 MAX_TASK_ID_CHARS = 128
+# More credits than anyone holds: a larger balance is malformed, not a number to compute with.
+MAX_CREDITS = 10**15
 # The result fields of the separation models, in the order they are looked for (§4, §13.6).
 RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
 # Results of models that are not stems; their job kinds read them from ``TaskDetail.files``.
@@ -53,7 +55,7 @@ _STEM_NAME = re.compile(r"[a-z0-9_]{1,64}")
 # Whitespace and control characters (ASCII and Unicode) have no place in a URL we fetch.
 _BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 # A plain ASCII integer (str.isdigit() also accepts "²", which int() refuses).
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
 
 
 class Model(StrEnum):
@@ -394,6 +396,9 @@ def parse_balance(payload: object) -> int:
         return int(credits.strip())
     if isinstance(credits, bool) or not isinstance(credits, int | float):
         raise VidgoMalformedResponse("Vidgo balance reply has no credits_amount")
-    if not math.isfinite(credits):
-        raise VidgoMalformedResponse("Vidgo balance reply has a non-finite credits_amount")
-    return int(credits)
+    # Checked before any float conversion: a huge JSON integer would overflow it.
+    if isinstance(credits, int) and abs(credits) <= MAX_CREDITS:
+        return credits
+    if isinstance(credits, float) and math.isfinite(credits) and abs(credits) <= MAX_CREDITS:
+        return int(credits)
+    raise VidgoMalformedResponse("Vidgo balance reply has an implausible credits_amount")
