@@ -487,6 +487,14 @@ class JobEngine:
         """One job by id."""
         return await self.store.get(job_id)
 
+    async def posted_result(self, request: JobRequest) -> JobRecord | None:
+        """The job whose result for this request was already posted in its server, if any.
+
+        A request for something already in the channel is answered with a pointer to that
+        message instead of a second public post (and costs nothing).
+        """
+        return await self.store.latest_posted(request.source_key, request.guild_id)
+
     async def poll_now(self, job_id: str) -> JobRecord | None:
         """Ask Vidgo about a job now (Refresh, ``/jobs retry``), or deliver a failed delivery.
 

@@ -292,6 +292,13 @@ class JobStore(ABC):
         process that shares the database."""
 
     @abstractmethod
+    async def latest_posted(self, source_key: str, guild_id: int | None) -> JobRecord | None:
+        """The newest job of ``source_key`` in the guild whose result was posted, if any.
+
+        Only delivered successes with a result message count.
+        """
+
+    @abstractmethod
     async def followers(self, leader_id: str) -> list[JobRecord]:
         """Jobs waiting on ``leader_id``."""
 

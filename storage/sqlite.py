@@ -916,6 +916,18 @@ class SqliteJobStore(JobStore):
         assert row is not None  # noqa: S101 - inserted above if absent
         return bytes.fromhex(str(row[0]))
 
+    async def latest_posted(self, source_key: str, guild_id: int | None) -> JobRecord | None:
+        """See :meth:`JobStore.latest_posted` (reads ``jobs_source_posted``, V6)."""
+        async with self._lock:
+            found = await self._fetch_many(
+                self.conn,
+                "WHERE source_key = ? AND guild_id IS ? AND state = 'delivered' "
+                "AND outcome = 'succeeded' AND result_message_id IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT 1",
+                (source_key, guild_id),
+            )
+        return found[0] if found else None
+
     async def followers(self, leader_id: str) -> list[JobRecord]:
         """See :meth:`JobStore.followers`."""
         async with self._lock:

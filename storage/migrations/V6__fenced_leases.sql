@@ -25,6 +25,9 @@ ALTER TABLE jobs ADD COLUMN callback_key TEXT;
 CREATE UNIQUE INDEX jobs_callback_key ON jobs (callback_key) WHERE callback_key IS NOT NULL;
 
 CREATE INDEX jobs_lease_owner ON jobs (lease_owner) WHERE leased = 1;
+-- A result already posted in a server is pointed to, privately, instead of posted again.
+CREATE INDEX jobs_source_posted ON jobs (source_key, guild_id)
+    WHERE state = 'delivered' AND outcome = 'succeeded';
 
 -- The processes working on this database, so that start-up releases only the leases of
 -- processes that are gone.

@@ -448,6 +448,12 @@ class FakeDiscord:
         if role_id not in held:
             held.append(role_id)
 
+    def take_role(self, guild_id: int, user_id: int, role_id: int) -> None:
+        """The member no longer holds the role (seen in their next interactions)."""
+        held = self.guilds[guild_id].member_roles.get(user_id, [])
+        if role_id in held:
+            held.remove(role_id)
+
     def block_dms(self, user_id: int) -> None:
         """The user closed DMs: sending to their DM channel gets 403 (50007)."""
         self.add_user(user_id).dms_blocked = True
