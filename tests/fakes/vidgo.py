@@ -329,6 +329,8 @@ class FakeVidgo:
         self.lyrics_shape = "detail_string"
         # Vidgo's detail replies are not documented to echo the task's model and input.
         self.echo_input = False
+        # Answers lost after acting (lose_answer_next).
+        self.lost_answers = 0
         # audio_id -> the lyrics result of that track (tests may replace or add entries).
         self.lyrics: dict[str, dict[str, Any]] = {
             audio_id: fake_lyrics() for audio_id in GENERATION_AUDIO_IDS
@@ -590,6 +592,7 @@ class FakeVidgo:
             self.in_flight -= 1
 
     async def _lost_answer(self, request: web.Request, fault: _Fault) -> web.Response:
+        self.lost_answers += 1
         if fault.mode == "timeout":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), fault.delay)
