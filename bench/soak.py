@@ -4,12 +4,15 @@ Run: ``.venv/bin/python -m bench.soak [--jobs 500] [--kills 10] [--seed 1]``
 
 The fake Discord and the fake Vidgo run in this process; ``python -m bot`` runs as a child
 process pointed at them. Members run ``/separate`` with distinct links while Vidgo finishes
-(or fails) tasks at random times and sends callbacks; the bot is SIGKILLed ``--kills`` times
-and restarted each time. At the end every job the bot accepted (a row in its database) must
+(or fails) tasks at random times and sends callbacks; the answers to some submits are lost
+after Vidgo created the task (``--lost-answers``, a share of submits: timeouts, 502/504,
+resets, unreadable replies); the bot is SIGKILLed ``--kills`` times and restarted each time.
+At the end every job the bot accepted (a row in its database) must be in a final state and
 have exactly one message at the fake Discord — its result or an explicit failure — found by
-the job's nonce, and ``PRAGMA integrity_check`` must say ok. Interactions the bot never
-acknowledged because it was dead are counted as *lost* (Discord shows the member "the
-application did not respond"; nothing was accepted).
+the job's nonce; no job may have made Vidgo create more than one task (*tasks per job* and
+*paid tasks per succeeded job* must be 1.00); and ``PRAGMA integrity_check`` must say ok.
+Interactions the bot never acknowledged because it was dead are counted as *lost* (Discord
+shows the member "the application did not respond"; nothing was accepted).
 """
 
 from __future__ import annotations
@@ -53,20 +56,40 @@ class SoakReport:
     missing: list[str] = field(default_factory=list)
     undeliverable: int = 0
     failed_outcomes: int = 0
+    unconfirmed: int = 0
+    unfinished: list[str] = field(default_factory=list)
+    lost_answers: int = 0
+    tasks: int = 0
+    paid_tasks: int = 0
+    succeeded: int = 0
     strays: int = 0
     integrity_ok: bool = False
     rule_violations: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
+    def tasks_per_job(self) -> float:
+        """Vidgo tasks created per accepted job (each soak job has its own source)."""
+        return self.tasks / self.accepted if self.accepted else 0.0
+
+    @property
+    def paid_tasks_per_job(self) -> float:
+        """Tasks Vidgo charged for (finished ones) per job that succeeded."""
+        return self.paid_tasks / self.succeeded if self.succeeded else 0.0
+
+    @property
     def ok(self) -> bool:
-        """Every accepted job delivered exactly once, nothing stray, database intact."""
+        """Every accepted job final and delivered exactly once, one task per job at most,
+        nothing stray, database intact."""
         return (
             self.accepted > 0
+            and not self.unfinished
             and self.delivered_once == self.accepted
             and not self.duplicates
             and not self.missing
             and self.strays == 0
+            and self.tasks <= self.accepted
+            and self.paid_tasks == self.succeeded
             and self.integrity_ok
         )
 
@@ -143,10 +166,29 @@ async def lift_limits(db_path: Path, guild_id: int) -> None:
         await store.close()
 
 
-async def _vidgo_worker(vidgo: FakeVidgo, rng: random.Random, stop: asyncio.Event) -> None:
-    """Finish (or now and then fail) each submitted task after a random delay."""
+LOSS_MODES = ("timeout", "502", "504", "reset", "garbage")
+
+
+async def _vidgo_worker(
+    vidgo: FakeVidgo,
+    rng: random.Random,
+    stop: asyncio.Event,
+    lost_answers: float,
+) -> None:
+    """Finish (or now and then fail) each submitted task after a random delay; lose the
+    answers of a share of submits after Vidgo created their task."""
     due: dict[str, float] = {}
+    seen_submits = 0
     while not stop.is_set():
+        if vidgo.submit_count > seen_submits:
+            new = vidgo.submit_count - seen_submits
+            seen_submits = vidgo.submit_count
+            # Roughly that share of the submits that follow lose their answer.
+            losses = sum(1 for _ in range(new) if rng.random() < lost_answers)
+            if losses:
+                vidgo.lose_answer_next(
+                    losses, rng.choice(LOSS_MODES), delay=3.0, path_prefix="/api/generate/submit"
+                )
         now = time.monotonic()
         for task_id, task in list(vidgo.tasks.items()):
             if task.status in ("finished", "failed"):
@@ -162,14 +204,14 @@ async def _vidgo_worker(vidgo: FakeVidgo, rng: random.Random, stop: asyncio.Even
             await asyncio.wait_for(stop.wait(), 0.05)
 
 
-def _read_jobs(db_path: Path) -> list[tuple[str, str, str | None]]:
+def _read_jobs(db_path: Path) -> list[tuple[str, str, str | None, str | None]]:
     if not db_path.exists():
         return []
     conn = sqlite3.connect(db_path, timeout=30)
     try:
         return [
-            (str(r[0]), str(r[1]), r[2])
-            for r in conn.execute("SELECT id, state, outcome FROM jobs")
+            (str(r[0]), str(r[1]), r[2], r[3])
+            for r in conn.execute("SELECT id, state, outcome, error_kind FROM jobs")
         ]
     except sqlite3.OperationalError:
         return []
@@ -178,7 +220,13 @@ def _read_jobs(db_path: Path) -> list[tuple[str, str, str | None]]:
 
 
 async def run_soak(
-    *, jobs: int, kills: int, seed: int, workdir: Path, settle_timeout: float = 120.0
+    *,
+    jobs: int,
+    kills: int,
+    seed: int,
+    workdir: Path,
+    settle_timeout: float = 120.0,
+    lost_answers: float = 0.1,
 ) -> SoakReport:
     """Run one soak; return the accounting."""
     rng = random.Random(seed)
@@ -187,7 +235,9 @@ async def run_soak(
     db_path = workdir / "soak.sqlite3"
     async with (
         FakeDiscord() as discord,
-        FakeVidgo(api_key="soak-key", callback_retry_delays=(0.2, 0.4, 0.8)) as vidgo,
+        # Vidgo's own callback retry schedule (1, 2, 4 s): a callback that finds the bot dead
+        # is retried while it restarts.
+        FakeVidgo(api_key="soak-key", callback_retry_delays=(1.0, 2.0, 4.0)) as vidgo,
     ):
         guild = discord.add_guild()
         member = discord.add_user(name="singer")
@@ -201,10 +251,14 @@ async def run_soak(
             POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS="3",
             VIDGO_RATE_PER_SECOND="500",
             VIDGO_MAX_CONCURRENCY="32",
+            # Lost answers are resolved by the callback within seconds here; a submit that
+            # died with the process before reaching Vidgo waits this long, then fails.
+            VIDGO_TIMEOUT_SECONDS="1",
+            SUBMIT_CONFIRM_GRACE_SECONDS="15",
         )
         bot = BotProcess(env, workdir / "bot.log")
         stop = asyncio.Event()
-        worker = asyncio.create_task(_vidgo_worker(vidgo, rng, stop))
+        worker = asyncio.create_task(_vidgo_worker(vidgo, rng, stop, lost_answers))
         kill_after = set(rng.sample(range(1, jobs), min(kills, jobs - 1)))
         try:
             await lift_limits(db_path, guild.id)
@@ -232,7 +286,7 @@ async def run_soak(
             deadline = time.monotonic() + settle_timeout
             while time.monotonic() < deadline:
                 rows = _read_jobs(db_path)
-                if rows and all(state in FINAL_STATES for _, state, _ in rows):
+                if rows and all(state in FINAL_STATES for _, state, _, _ in rows):
                     break
                 await asyncio.sleep(0.25)
             await asyncio.sleep(0.5)  # a last in-flight edit may still land
@@ -245,17 +299,23 @@ async def run_soak(
         rows = _read_jobs(db_path)
         report.accepted = len(rows)
         report.lost_interactions = report.invoked - report.accepted
-        report.undeliverable = sum(1 for _, state, _ in rows if state == "undeliverable")
+        report.unfinished = [job_id for job_id, state, _, _ in rows if state not in FINAL_STATES]
+        report.undeliverable = sum(1 for _, state, _, _ in rows if state == "undeliverable")
         report.failed_outcomes = sum(
-            1 for _, _, outcome in rows if outcome in ("failed", "expired")
+            1 for _, _, outcome, _ in rows if outcome in ("failed", "expired")
         )
+        report.unconfirmed = sum(1 for _, _, _, kind in rows if kind == "unconfirmed")
+        report.succeeded = sum(1 for _, _, outcome, _ in rows if outcome == "succeeded")
+        report.tasks = len(vidgo.tasks)
+        report.lost_answers = vidgo.lost_answers
+        report.paid_tasks = vidgo.paid_tasks
         counts: Counter[str] = Counter()
         for messages in discord.messages.values():
             for message in messages:
                 nonce = str(message.nonce or "")
                 if nonce.startswith("stemcord-") and not message.deleted:
                     counts[nonce.removeprefix("stemcord-")] += 1
-        job_ids = {job_id for job_id, _, _ in rows}
+        job_ids = {job_id for job_id, _, _, _ in rows}
         for job_id in job_ids:
             n = counts.get(job_id, 0)
             if n == 1:
@@ -276,10 +336,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lost-answers", type=float, default=0.1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = asyncio.run(
-            run_soak(jobs=args.jobs, kills=args.kills, seed=args.seed, workdir=Path(tmp))
+            run_soak(
+                jobs=args.jobs,
+                kills=args.kills,
+                seed=args.seed,
+                workdir=Path(tmp),
+                lost_answers=args.lost_answers,
+            )
         )
     data: dict[str, Any] = asdict(report)
     for key in ("invoked", "accepted", "lost_interactions", "kills", "delivered_once"):
@@ -287,14 +354,28 @@ def main() -> None:
     print(f"{'duplicates':<20}{len(report.duplicates):>8}")
     print(f"{'missing':<20}{len(report.missing):>8}")
     print(f"{'strays':<20}{report.strays:>8}")
+    print(f"{'unfinished':<20}{len(report.unfinished):>8}")
+    print(f"{'lost submit answers':<20}{report.lost_answers:>8}")
+    print(f"{'tasks per job':<20}{report.tasks_per_job:>8.2f}")
+    print(f"{'paid tasks per job':<20}{report.paid_tasks_per_job:>8.2f}")
     print(f"{'failure messages':<20}{report.failed_outcomes:>8}")
+    print(f"{'  unconfirmed':<20}{report.unconfirmed:>8}")
     print(f"{'undeliverable':<20}{report.undeliverable:>8}")
     print(f"{'integrity_check':<20}{'ok' if report.integrity_ok else 'FAILED':>8}")
     print(f"{'seconds':<20}{report.seconds:>8.1f}")
     print("exactly once:", "yes" if report.ok else "NO")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak.json").write_text(
-        json.dumps({"bench": "soak", **data, "ok": report.ok}, indent=2)
+        json.dumps(
+            {
+                "bench": "soak",
+                **data,
+                "tasks_per_job": report.tasks_per_job,
+                "paid_tasks_per_job": report.paid_tasks_per_job,
+                "ok": report.ok,
+            },
+            indent=2,
+        )
     )
     raise SystemExit(0 if report.ok else 1)
 

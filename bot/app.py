@@ -54,6 +54,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         poll_max_interval=settings.POLL_MAX_INTERVAL_SECONDS,
         poll_max_interval_with_callbacks=settings.POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS,
         job_timeout=settings.JOB_TIMEOUT_SECONDS,
+        unconfirmed_grace=settings.SUBMIT_CONFIRM_GRACE_SECONDS,
         delivery_max_attempts=settings.DELIVERY_MAX_ATTEMPTS,
     )
 

@@ -205,7 +205,7 @@ class _ProbeSink:
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         self.seen.add(token)
         return CallbackOutcome.UNKNOWN
 

@@ -7,30 +7,59 @@ The engine owns the life of every job (see :mod:`storage.jobstate` for the state
 2. One :class:`~bot.scheduler.DueScheduler` wakes for whatever is due next: a submit to retry,
    a poll, a delivery. Polls start after ``poll_interval`` and grow x1.5 with jitter up to a
    cap (higher when callbacks are on, since polling is then only the safety net).
-3. A callback (:meth:`JobEngine.on_callback`) is only a hint: it makes the job due now, and
-   the worker re-reads the task from Vidgo's detail endpoint before changing anything.
+3. A callback (:meth:`JobEngine.on_callback`) is only a hint: it makes the job due (at most
+   one detail read per ``callback_min_poll_gap``), and the worker re-reads the task from
+   Vidgo's detail endpoint before changing anything.
 4. When the outcome is known it is recorded for the job and every follower in one
    transaction, then delivered through :class:`~bot.delivery.Delivery` with a stable nonce.
 
-A job whose submit was in flight when the process died is still ``accepted`` with a lease;
-at start-up leases are released and such jobs are submitted again (``docs/decisions.md``).
-The engine never imports Discord.
+Money and songs that cannot be recovered are protected by four rules:
+
+* **One callback token per job, for its whole life.** The token is an HMAC of the job's
+  ``callback_key`` under a server secret kept in the database, so every resubmit (and every
+  process) sends the same URL, and a forged token is refused without touching the database.
+* **An ambiguous submit is never resent blindly.** The attempt is recorded before it is sent
+  (``unconfirmed_submit_at``); a failure after which Vidgo may have created the task (timeout
+  after sending, 5xx, reset, unreadable reply, a process that died mid-call) keeps it. Then a
+  submit is sent again only where Vidgo refuses a second task itself (a Vidgo song's
+  once-per-track rule, :meth:`bot.kinds.JobKind.resend_is_safe`), and always with the same
+  token; a 409 after such an attempt means "our earlier attempt probably made it". Otherwise
+  the job waits for Vidgo's callback, which names the task: the worker reads that task itself,
+  checks it against the job (:meth:`bot.kinds.JobKind.contradicts`) and adopts it. When
+  ``unconfirmed_grace`` passes without one (or at once without callbacks, where nothing could
+  confirm it), the job fails with an explicit "Vidgo may have this task" message.
+* **Fenced leases.** A worker holds a job's lease while it works on it; every write it makes
+  is conditional on that lease (:class:`storage.base.LeaseLost` otherwise). The engine renews
+  the leases of the jobs it is working on and heartbeats its registration; at start and then
+  periodically it releases only the leases of processes that are gone (:mod:`bot.instances`).
+* **Odd data ends a job, it never loops.** A reply that cannot be read fails the job as
+  malformed; any other unexpected error counts as a fault, and after ``max_faults`` the job
+  ends with an explicit message.
+
+A delivery is recorded (``delivery_started_at``) before the post; an implementation of
+:class:`~bot.delivery.Delivery` uses it to find its own earlier post once Discord's nonce no
+longer would. The engine never imports Discord.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
+import hmac
 import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
+from bot.instances import dead_instances, this_instance
 from bot.kinds import (
     SEPARATION,
     JobKind,
@@ -48,12 +77,13 @@ from bot.vidgo.errors import (
     VidgoDuplicateError,
     VidgoError,
     VidgoInvalidRequest,
+    VidgoMalformedResponse,
     VidgoNotFound,
     VidgoRateLimited,
     VidgoTransientError,
 )
 from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus, TrackInfo
-from storage.base import JobStore
+from storage.base import JobStore, LeaseLost
 from storage.jobstate import InvalidTransition, JobState
 from storage.records import Admission, CachedResult, JobRecord, NewJob, SourceKind
 
@@ -62,6 +92,14 @@ log = logging.getLogger(__name__)
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 JOB_ID_LENGTH = 10
 CALLBACK_PATH = "/vidgo/callback/"
+# The name of the database-kept secret that callback tokens are derived from.
+TOKEN_SECRET_NAME = "callback-token"  # noqa: S105 - the name of a secret, not one
+_TOKEN_CONTEXT = b"stemcord-callback:"
+UNCONFIRMED_MESSAGE = (
+    "Vidgo may have this task, but it could not be confirmed: the answer to the request was "
+    "lost and Vidgo never reported back"
+)
+INTERNAL_MESSAGE = "Stemcord kept failing while working on this job"
 
 
 class ErrorKind(StrEnum):
@@ -75,6 +113,14 @@ class ErrorKind(StrEnum):
     NO_STEMS = "no_stems"  # finished without a usable stem URL (bot.kinds.NO_STEMS)
     EXPIRED = "expired"  # no answer before JOB_TIMEOUT_SECONDS
     SUBMIT_GAVE_UP = "submit_gave_up"  # Vidgo stayed unreachable for every submit attempt
+    UNCONFIRMED = "unconfirmed"  # a submit may have created a task that was never confirmed
+    MALFORMED = "malformed"  # Vidgo's result could not be read
+    INTERNAL = "internal"  # Stemcord kept failing on the job (see the logs)
+    NOT_ENABLED = "not_enabled"  # a job of a kind this bot no longer runs
+
+
+class KindNotEnabled(LookupError):
+    """A job of a kind this build or configuration does not run (a local condition)."""
 
 
 class VidgoApi(SeparationApi, Protocol):
@@ -105,6 +151,19 @@ class EngineConfig:
     work_lease: float = 120.0
     # While callbacks are seen to arrive, polls wait at least this long (safety net only).
     callback_trust_window: float = 600.0
+    # However many callbacks arrive, a job's task is read at most once per this many seconds.
+    callback_min_poll_gap: float = 2.0
+    # How long a job whose submit may have reached Vidgo waits for Vidgo's callback.
+    unconfirmed_grace: float = 900.0
+    # Unexpected errors on one job before it ends with an explicit failure, and the backoff
+    # between them (doubling from the base).
+    max_faults: int = 5
+    fault_backoff_base: float = 2.0
+    fault_backoff_max: float = 300.0
+    # Registration heartbeat (and lease renewal) period, and the silence after which another
+    # process counts as gone.
+    instance_heartbeat: float = 10.0
+    instance_timeout: float = 45.0
     max_parallel: int = 32
     claim_batch: int = 64
 
@@ -189,13 +248,26 @@ def new_job_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(JOB_ID_LENGTH))
 
 
-def new_callback_token() -> str:
-    """A fresh 128-bit secret for one job's callback URL."""
-    return secrets.token_urlsafe(16)
+def callback_token(secret: bytes, key: str) -> str:
+    """The callback token of the job with ``key``: ``<key>.<128-bit HMAC-SHA256, base64url>``.
+
+    Derived, not stored: the same job always gets the same token (across resubmits, restarts
+    and processes), and only someone holding the server's secret can make one.
+    """
+    mac = hmac.new(secret, _TOKEN_CONTEXT + key.encode(), hashlib.sha256).digest()[:16]
+    return f"{key}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def callback_key_of(secret: bytes, token: str) -> str | None:
+    """The callback key a token was made for, or ``None`` if it was not made with ``secret``."""
+    key, dot, _ = token.rpartition(".")
+    if not dot or not key:
+        return None
+    return key if hmac.compare_digest(callback_token(secret, key), token) else None
 
 
 def hash_token(token: str) -> str:
-    """What is stored instead of the token."""
+    """The stored SHA-256 of a random callback token (jobs recorded before derived tokens)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -243,6 +315,7 @@ class JobEngine:
         # Separations always; other kinds (MIDI, lyrics) are added by the app.
         self.kinds: dict[str, JobKind] = {SEPARATION: SeparationKind(vidgo), **(kinds or {})}
         self._clock = clock
+        self.instance = this_instance(clock())
         self._scheduler = DueScheduler(
             store,
             self._work,
@@ -250,35 +323,102 @@ class JobEngine:
             lease=config.work_lease,
             batch=config.claim_batch,
             max_parallel=config.max_parallel,
+            owner=self.instance.id,
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self._housekeeper: asyncio.Task[None] | None = None
         self._running = False
         self._last_callback_at: float | None = None
+        self._token_secret: bytes | None = None
+        # Jobs this process is working on right now (their leases are renewed).
+        self._held: Counter[str] = Counter()
 
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every unfinished job and start the dispatcher."""
-        released = await self.store.release_leases(self._clock())
+        """Register this process, take over the work of processes that are gone, dispatch."""
+        await self._secret()
+        now = self._clock()
+        self.instance = replace(self.instance, heartbeat_at=now)
+        await self.store.register_instance(self.instance)
+        released = await self._release_orphans(now)
         if released:
-            log.info("resuming %d job(s) that were in progress when the bot stopped", released)
+            log.info(
+                "resuming %d job(s) that were in progress when a bot process stopped", released
+            )
         self._running = True
         self._scheduler.start()
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="stemcord-housekeeping")
 
     async def stop(self, *, grace: float = 10.0) -> None:
-        """Stop taking work; let in-flight work finish for ``grace`` seconds."""
+        """Stop taking work; let in-flight work finish for ``grace`` seconds; hand over."""
         self._running = False
+        if self._housekeeper is not None:
+            task, self._housekeeper = self._housekeeper, None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self._scheduler.stop(grace=grace)
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            # Whatever this process still held is due now, for the next process to take.
+            await self.store.unregister_instance(self.instance.id, self._clock())
+        except Exception:
+            log.warning("could not hand over this process's jobs; their leases will run out")
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _secret(self) -> bytes:
+        if self._token_secret is None:
+            self._token_secret = await self.store.secret(TOKEN_SECRET_NAME)
+        return self._token_secret
+
+    async def _housekeep(self) -> None:
+        """Heartbeat, renew the leases of the jobs being worked on, free the gone's work."""
+        while True:
+            await asyncio.sleep(self.config.instance_heartbeat)
+            try:
+                now = self._clock()
+                self.instance = replace(self.instance, heartbeat_at=now)
+                # An upsert: if another process thought this one gone, it is back.
+                await self.store.register_instance(self.instance)
+                if self._held:
+                    await self.store.renew_leases(
+                        self.instance.id, now + self.config.work_lease, list(self._held)
+                    )
+                if await self._release_orphans(now):
+                    self._scheduler.wake()
+            except Exception:
+                log.warning("housekeeping failed; retrying at the next heartbeat", exc_info=True)
+
+    async def _release_orphans(self, now: float) -> int:
+        dead = dead_instances(await self.store.list_instances(), self.instance)
+        return await self.store.release_orphaned_leases(
+            now, stale_before=now - self.config.instance_timeout, dead=dead
+        )
+
+    @contextlib.contextmanager
+    def _holding(self, job_id: str) -> Iterator[None]:
+        """While the body runs, this process works on the job and renews its lease."""
+        self._held[job_id] += 1
+        try:
+            yield
+        finally:
+            self._held[job_id] -= 1
+            if self._held[job_id] <= 0:
+                del self._held[job_id]
+
+    @property
+    def dispatcher_running(self) -> bool:
+        """The dispatcher task is alive (readiness)."""
+        return self._running and self._scheduler.running
 
     # --- requests -------------------------------------------------------------------------
 
@@ -294,9 +434,9 @@ class JobEngine:
         if isinstance(request, SeparationRequest):
             request = request.as_job_request()
         now = self._clock()
-        token = new_callback_token() if self.config.callbacks_enabled else None
+        job_id = new_job_id()
         new = NewJob(
-            id=new_job_id(),
+            id=job_id,
             kind=request.kind,
             source_kind=request.source_kind,
             source_key=request.source_key,
@@ -308,7 +448,7 @@ class JobEngine:
             source_audio_id=request.source_audio_id,
             source_url=request.source_url,
             options=dict(request.options),
-            callback_token_hash=hash_token(token) if token else None,
+            callback_key=job_id,
             deadline_at=now + self.config.job_timeout,
             track=dict(request.track) if request.track is not None else None,
             status_message_id=request.status_message_id,
@@ -319,6 +459,7 @@ class JobEngine:
             new,
             now,
             submit_lease_until=now + self.config.work_lease,
+            owner=self.instance.id,
             limits=policy.admission_limits() if policy is not None else None,
         )
         job = admitted.job
@@ -332,7 +473,8 @@ class JobEngine:
             job.source_kind.value,
         )
         if admitted.admission is Admission.NEW:
-            job = await self._submit_to_vidgo(job, token)
+            await self._work(job)
+            job = await self.store.get(job.id) or job
         elif admitted.admission is Admission.CACHED:
             self._scheduler.notify_due(job.due_at)
         return Submitted(job, admitted.admission)
@@ -344,6 +486,14 @@ class JobEngine:
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job by id."""
         return await self.store.get(job_id)
+
+    async def posted_result(self, request: JobRequest) -> JobRecord | None:
+        """The job whose result for this request was already posted in its server, if any.
+
+        A request for something already in the channel is answered with a pointer to that
+        message instead of a second public post (and costs nothing).
+        """
+        return await self.store.latest_posted(request.source_key, request.guild_id)
 
     async def poll_now(self, job_id: str) -> JobRecord | None:
         """Ask Vidgo about a job now (Refresh, ``/jobs retry``), or deliver a failed delivery.
@@ -372,14 +522,39 @@ class JobEngine:
             return None
         return f"{self.config.public_url}{CALLBACK_PATH}{token}"
 
-    async def on_callback(self, token: str) -> CallbackOutcome:
-        """Vidgo (or someone) POSTed to a callback URL: re-read that job's task soon."""
-        job = await self.store.note_callback(hash_token(token), self._clock())
+    async def callback_token_of(self, job: JobRecord) -> str:
+        """The job's callback token (for tests and diagnostics; never logged)."""
+        return callback_token(await self._secret(), job.callback_key or job.id)
+
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
+        """Vidgo (or someone) POSTed to a callback URL: re-read that job's task soon.
+
+        ``task_hint`` is the task id the body names (untrusted): kept for a job that never
+        learned its task id, whose worker checks it before adopting it.
+        """
+        now = self._clock()
+        if "." in token:
+            key = callback_key_of(await self._secret(), token)
+            if key is None:
+                return CallbackOutcome.UNKNOWN  # not made by this bot: no database work
+            job = await self.store.note_callback(
+                now,
+                callback_key=key,
+                task_hint=task_hint,
+                min_poll_gap=self.config.callback_min_poll_gap,
+            )
+        else:
+            job = await self.store.note_callback(
+                now,
+                token_hash=hash_token(token),
+                task_hint=task_hint,
+                min_poll_gap=self.config.callback_min_poll_gap,
+            )
         if job is None:
             return CallbackOutcome.UNKNOWN
         with job_context(job.id, job.vidgo_task_id):
             log.debug("job %s: callback received (%s)", job.id, job.state.value)
-        self._last_callback_at = self._clock()
+        self._last_callback_at = now
         if not job.state.is_active:
             return CallbackOutcome.IGNORED
         self._scheduler.notify_due(job.due_at)
@@ -397,9 +572,19 @@ class JobEngine:
     # --- the worker -----------------------------------------------------------------------
 
     async def _work(self, job: JobRecord) -> None:
-        """Do whatever a claimed (leased) job is due for."""
+        """Do whatever a leased job is due for; a fault never escapes and never loops."""
+        with self._holding(job.id):
+            try:
+                await self._dispatch(job)
+            except LeaseLost as lost:
+                log.info("job %s: another worker took it over (%s); leaving it", job.id, lost)
+            except Exception as exc:
+                log.exception("job %s: unexpected error while working on it", job.id)
+                await self._note_fault(job, exc)
+
+    async def _dispatch(self, job: JobRecord) -> None:
         if job.state is JobState.ACCEPTED:
-            await self._submit_to_vidgo(job, None)
+            await self._submit_to_vidgo(job)
         elif job.state.is_active and job.is_follower:
             await self._check_leader(job)
         elif job.state.is_active:
@@ -407,116 +592,310 @@ class JobEngine:
         elif job.state.awaits_delivery or job.state is JobState.UNDELIVERABLE:
             await self._deliver(job)
         else:
-            await self.store.update(job.id, self._clock(), due_at=None)
+            await self.store.update(job.id, self._clock(), lease=job.lease_id, due_at=None)
 
-    async def _submit_to_vidgo(self, job: JobRecord, token: str | None) -> JobRecord:
-        """Submit a job that is ``accepted``; the job is leased by the caller."""
-        if token is None and self.config.callbacks_enabled:
-            # A resubmit after a restart: the old token is unknown (only its hash is kept),
-            # so the job gets a fresh one.
-            token = new_callback_token()
-        callback_url = self.callback_url(token) if token else None
-        token_change: dict[str, Any] = {}
-        if token and hash_token(token) != job.callback_token_hash:
-            token_change["callback_token_hash"] = hash_token(token)
+    async def _note_fault(self, job: JobRecord, exc: Exception) -> None:
+        """Count an unexpected error as an attempt; past ``max_faults`` end the job."""
         now = self._clock()
-        attempts = job.attempts + 1
+        reason = f"internal error ({type(exc).__name__})"
         try:
-            receipt = await self._send_submit(job, callback_url)
+            fresh = await self.store.get(job.id)
+            if fresh is None or not fresh.leased or fresh.lease_id != job.lease_id:
+                return
+            faults = fresh.faults + 1
+            if faults < self.config.max_faults:
+                delay = min(
+                    self.config.fault_backoff_max,
+                    self.config.fault_backoff_base * 2.0 ** (faults - 1),
+                ) * random.uniform(0.5, 1.0)
+                updated = await self.store.update(
+                    fresh.id,
+                    now,
+                    lease=fresh.lease_id,
+                    faults=faults,
+                    due_at=now + delay,
+                    last_error=reason,
+                )
+                self._scheduler.notify_due(updated.due_at)
+                return
+            log.error("job %s: giving up after %d unexpected errors", fresh.id, faults)
+            if fresh.state.is_active:
+                fresh = await self.store.update(fresh.id, now, lease=fresh.lease_id, faults=faults)
+                await self._finish(
+                    fresh,
+                    JobState.FAILED,
+                    last_error=INTERNAL_MESSAGE,
+                    error_kind=ErrorKind.INTERNAL,
+                )
+            elif fresh.state.awaits_delivery:
+                await self.store.transition(
+                    fresh.id,
+                    JobState.UNDELIVERABLE,
+                    now,
+                    lease=fresh.lease_id,
+                    faults=faults,
+                    due_at=None,
+                    last_error=reason,
+                )
+            else:
+                await self.store.update(
+                    fresh.id, now, lease=fresh.lease_id, faults=faults, due_at=None
+                )
+        except LeaseLost:
+            return
+        except Exception:
+            log.exception("job %s: could not record the error; its lease will run out", job.id)
+
+    async def _submit_to_vidgo(self, job: JobRecord) -> None:
+        """Submit a job that is ``accepted`` (this worker holds its lease)."""
+        try:
+            kind = self._kind(job)
+        except KindNotEnabled as exc:
+            await self._finish(
+                job, JobState.FAILED, last_error=str(exc), error_kind=ErrorKind.NOT_ENABLED
+            )
+            return
+        if job.task_hint is not None:
+            checked = await self._check_task_hint(job)
+            if checked is None:
+                return
+            job = checked
+        now = self._clock()
+        unconfirmed = job.unconfirmed_submit_at is not None
+        if unconfirmed and not kind.resend_is_safe(job):
+            await self._await_confirmation(job, now)
+            return
+        callback_url, key_change = await self._callback_for(job)
+        attempts = job.attempts + 1
+        # Recorded before sending: if this process dies during the call, the job still knows
+        # that Vidgo may have the task.
+        job = await self.store.update(
+            job.id,
+            now,
+            lease=job.lease_id,
+            attempts=attempts,
+            unconfirmed_submit_at=job.unconfirmed_submit_at or now,
+            **key_change,
+        )
+        try:
+            receipt = await kind.submit(job, callback_url)
         except VidgoDuplicateError as exc:
-            return await self._fail_duplicate(job, exc)
+            if unconfirmed:
+                log.info("job %s: 409 after an unconfirmed submit: waiting for Vidgo", job.id)
+                await self._await_confirmation(job, now)
+            else:
+                await self._fail_duplicate(job, exc)
+            return
         except (VidgoAuthError, VidgoInvalidRequest, VidgoNotFound) as exc:
-            kind = (
+            error_kind = (
                 ErrorKind.AUTH
                 if isinstance(exc, VidgoAuthError)
                 else ErrorKind.NOT_FOUND
                 if isinstance(exc, VidgoNotFound)
                 else ErrorKind.INVALID
             )
-            if kind is ErrorKind.AUTH:
+            if error_kind is ErrorKind.AUTH:
                 log.error(
                     "job %s: Vidgo refused the API key (%s); check VIDGO_API_KEY", job.id, exc
                 )
-            return await self._finish(job, JobState.FAILED, last_error=exc.message, error_kind=kind)
-        except (VidgoTransientError, VidgoRateLimited, VidgoError) as exc:
-            if attempts >= self.config.submit_max_attempts or now >= job.deadline_at:
-                return await self._finish(
-                    job,
-                    JobState.FAILED,
-                    last_error=f"Vidgo could not be reached: {exc.message}",
-                    error_kind=ErrorKind.SUBMIT_GAVE_UP,
-                )
-            delay = min(self.config.submit_backoff_max, 2.0**attempts) * random.uniform(0.5, 1.0)
-            if isinstance(exc, VidgoRateLimited) and exc.retry_after:
-                delay = max(delay, exc.retry_after)
-            log.warning("job %s: submit failed (%s); retrying in %.1f s", job.id, exc, delay)
-            updated = await self.store.update(
-                job.id,
-                now,
-                due_at=now + delay,
-                attempts=attempts,
-                last_error=exc.message,
-                **token_change,
-            )
-            self._scheduler.notify_due(updated.due_at)
-            return updated
-        first_poll = now + self._poll_delay(0)
-        changes = {"attempts": attempts, "last_error": None, **token_change}
+            await self._finish(job, JobState.FAILED, last_error=exc.message, error_kind=error_kind)
+            return
+        except VidgoError as exc:
+            maybe = isinstance(exc, VidgoTransientError) and exc.maybe_processed
+            await self._submit_failed(job, exc, now, maybe=maybe, unconfirmed=unconfirmed)
+            return
+        except Exception:
+            # Not a Vidgo failure: our own code stopped before the request (the client turns
+            # every failure of the exchange itself into a VidgoError), so nothing was sent.
+            # It counts as a fault (see _work).
+            if not unconfirmed:
+                await self.store.update(job.id, now, lease=job.lease_id, unconfirmed_submit_at=None)
+            raise
+        await self._submitted(job, receipt, now)
+
+    async def _submitted(self, job: JobRecord, receipt: SubmitReceipt, now: float) -> None:
+        """Vidgo took the submit: record its task, then wait for it (or deliver at once)."""
         try:
-            job = await self._store_submitted(job, now, receipt, first_poll, changes)
+            job = await self.store.transition(
+                job.id,
+                JobState.SUBMITTED,
+                now,
+                expect={JobState.ACCEPTED},
+                lease=job.lease_id,
+                vidgo_task_id=receipt.task_id,
+                last_error=None,
+                unconfirmed_submit_at=None,
+                task_hint=None,
+            )
         except InvalidTransition:
+            # Cancelled meanwhile. If the job had an heir, it took the callback key and waits
+            # for this task: tell it, so it adopts the task instead of paying for another.
             log.warning(
-                "job %s: cancelled while its submit was in flight; Vidgo task %s is left alone",
+                "job %s: cancelled while its submit was in flight (Vidgo task %s)",
                 job.id,
                 receipt.task_id,
             )
-            return await self.store.get(job.id) or job
+            await self._hand_task_to_heir(job, receipt.task_id, now)
+            return
         set_vidgo_task_id(receipt.task_id)
         log.info("job %s: submitted to Vidgo as %s", job.id, receipt.task_id)
         try:
             immediate = self._kind(job).result_at_submit(job, receipt)
         except UnusableResult as exc:
-            return await self._finish(
+            await self._finish(
                 job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
             )
+            return
+        except Exception as exc:
+            await self._malformed(job, exc)
+            return
         if immediate is not None:
             # The model answered at once: no task to wait for; deliver through the dispatcher.
             await self._store_result(job, receipt.task_id, immediate, deliver_now=False)
-            return await self.store.get(job.id) or job
+            return
+        # Seen callbacks 0: one that arrived while the submit was in flight makes it due now.
+        job = await self.store.reschedule(
+            job.id,
+            now,
+            min(now + self._poll_delay(0), job.deadline_at),
+            seen_callbacks=0,
+            lease=job.lease_id,
+            min_poll_gap=self.config.callback_min_poll_gap,
+        )
         self._scheduler.notify_due(job.due_at)
         self._spawn(self._after_submit(job), f"stemcord-after-submit-{job.id}")
-        return job
 
-    async def _send_submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
-        return await self._kind(job).submit(job, callback_url)
+    async def _hand_task_to_heir(self, job: JobRecord, task_id: str, now: float) -> None:
+        if job.callback_key is None:
+            return
+        heir = await self.store.note_callback(
+            now, callback_key=job.callback_key, task_hint=task_id, min_poll_gap=0.0
+        )
+        if heir is not None and heir.id != job.id and heir.state.is_active:
+            self._scheduler.notify_due(heir.due_at)
 
-    def _kind(self, job: JobRecord) -> JobKind:
-        kind = self.kinds.get(job.kind)
-        if kind is None:
-            # A job of a kind this build does not run (e.g. a feature switched off later).
-            raise VidgoInvalidRequest(f"jobs of kind {job.kind!r} are not enabled")
-        return kind
+    async def _submit_failed(
+        self, job: JobRecord, exc: VidgoError, now: float, *, maybe: bool, unconfirmed: bool
+    ) -> None:
+        """A submit got no usable answer: resend later, wait for Vidgo, or give up."""
+        kind = self._kind(job)
+        if maybe:
+            log.warning("job %s: Vidgo may have taken the submit (%s)", job.id, exc)
+        still_unconfirmed = maybe or unconfirmed
+        if still_unconfirmed and not kind.resend_is_safe(job):
+            await self._await_confirmation(job, now)
+            return
+        if job.attempts >= self.config.submit_max_attempts or now >= job.deadline_at:
+            if still_unconfirmed:
+                await self._finish_unconfirmed(job)
+            else:
+                await self._finish(
+                    job,
+                    JobState.FAILED,
+                    last_error=f"Vidgo could not be reached: {exc.message}",
+                    error_kind=ErrorKind.SUBMIT_GAVE_UP,
+                )
+            return
+        delay = min(self.config.submit_backoff_max, 2.0**job.attempts) * random.uniform(0.5, 1.0)
+        if isinstance(exc, VidgoRateLimited) and exc.retry_after:
+            delay = max(delay, exc.retry_after)
+        log.warning("job %s: submit failed (%s); retrying in %.1f s", job.id, exc, delay)
+        # Nothing reached Vidgo this time: unless an earlier attempt might have, the job is
+        # plainly unsubmitted again.
+        changes: dict[str, Any] = {} if still_unconfirmed else {"unconfirmed_submit_at": None}
+        await self._reschedule(job, now, now + delay, last_error=exc.message, **changes)
 
-    async def _store_submitted(
-        self,
-        job: JobRecord,
-        now: float,
-        receipt: SubmitReceipt,
-        first_poll: float,
-        changes: dict[str, Any],
-    ) -> JobRecord:
+    async def _await_confirmation(self, job: JobRecord, now: float) -> None:
+        """Vidgo may have the task: wait for its callback (which names it), or give up."""
+        since = job.unconfirmed_submit_at if job.unconfirmed_submit_at is not None else now
+        until = min(since + self.config.unconfirmed_grace, job.deadline_at)
+        if self.config.callbacks_enabled and now < until:
+            log.info(
+                "job %s: waiting up to %.0f s for Vidgo to report the task back",
+                job.id,
+                until - now,
+            )
+            await self._reschedule(job, now, until)
+            self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
+            return
+        await self._finish_unconfirmed(job)
+
+    async def _finish_unconfirmed(self, job: JobRecord) -> None:
+        await self._finish(
+            job, JobState.FAILED, last_error=UNCONFIRMED_MESSAGE, error_kind=ErrorKind.UNCONFIRMED
+        )
+
+    async def _check_task_hint(self, job: JobRecord) -> JobRecord | None:
+        """A callback named a task for a job that never learned its task id: adopt it if it is
+        truly the job's (read with our own key, checked against the job), else drop the hint.
+
+        Returns the job to carry on with, or ``None`` when the job was taken care of.
+        """
+        hint = job.task_hint
+        assert hint is not None  # noqa: S101 - only called with a hint
+        now = self._clock()
+        reason: str | None
+        detail: TaskDetail | None = None
+        try:
+            detail = await self.vidgo.get_task(hint)
+        except VidgoNotFound:
+            reason = "Vidgo does not know it"
+        except VidgoError as exc:
+            # Cannot check now: keep the hint and look again soon.
+            log.warning("job %s: could not read the task a callback named (%s)", job.id, exc)
+            await self._reschedule(job, now, now + self._poll_delay(job.polls + 1), polled_at=now)
+            return None
+        else:
+            since = (
+                job.unconfirmed_submit_at
+                if job.unconfirmed_submit_at is not None
+                else job.created_at
+            )
+            reason = self._kind(job).contradicts(job, detail, since=since)
+            if reason is None:
+                owner = await self.store.get_by_vidgo_task(hint)
+                if owner is not None and owner.id != job.id:
+                    reason = f"it belongs to job {owner.id}"
+        if reason is not None or detail is None:
+            log.warning(
+                "job %s: a callback named Vidgo task %.80r, which is not this job's (%s); ignored",
+                job.id,
+                hint,
+                reason,
+            )
+            return await self.store.update(job.id, now, lease=job.lease_id, task_hint=None)
         job = await self.store.transition(
             job.id,
             JobState.SUBMITTED,
             now,
             expect={JobState.ACCEPTED},
-            vidgo_task_id=receipt.task_id,
-            **changes,
+            lease=job.lease_id,
+            vidgo_task_id=hint,
+            task_hint=None,
+            unconfirmed_submit_at=None,
+            polled_at=now,
         )
-        # A callback may have arrived while the submit was in flight: honour it.
-        return await self.store.reschedule(
-            job.id, now, min(first_poll, job.deadline_at), seen_callbacks=0
-        )
+        set_vidgo_task_id(hint)
+        log.info("job %s: adopted Vidgo task %s, named by its callback", job.id, hint)
+        await self._act_on_detail(job, detail, now, polls=job.polls + 1)
+        return None
+
+    async def _callback_for(self, job: JobRecord) -> tuple[str | None, dict[str, Any]]:
+        """The job's callback URL (``None`` without callbacks) and a key to record if new."""
+        if not self.config.callbacks_enabled:
+            return None, {}
+        changes: dict[str, Any] = {}
+        key = job.callback_key
+        if key is None:  # recorded before callback keys existed
+            key = job.id
+            changes["callback_key"] = key
+        return self.callback_url(callback_token(await self._secret(), key)), changes
+
+    def _kind(self, job: JobRecord) -> JobKind:
+        kind = self.kinds.get(job.kind)
+        if kind is None:
+            raise KindNotEnabled(f"jobs of kind {job.kind!r} are not enabled")
+        return kind
 
     async def _after_submit(self, job: JobRecord) -> None:
         """Best-effort extras after a submit: the source track's title/cover, progress."""
@@ -531,14 +910,20 @@ class JobEngine:
                     job = await self.store.update(job.id, self._clock(), track=track_dict(track))
         await self._progress(job)
 
-    async def _fail_duplicate(self, job: JobRecord, exc: VidgoDuplicateError) -> JobRecord:
+    async def _fail_duplicate(self, job: JobRecord, exc: VidgoDuplicateError) -> None:
         cached = await self.store.cache_get(job.source_key)
         if cached is not None:
             changed = await self.store.record_outcome(
-                job.id, JobState.SUCCEEDED, self._clock(), result=cached.result, track=cached.track
+                job.id,
+                JobState.SUCCEEDED,
+                self._clock(),
+                result=cached.result,
+                track=cached.track,
+                lease=job.lease_id,
             )
-            return await self._after_outcome(job, changed)
-        return await self._finish(
+            self._after_outcome(changed)
+            return
+        await self._finish(
             job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.DUPLICATE
         )
 
@@ -559,6 +944,23 @@ class JobEngine:
                 job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.NOT_FOUND
             )
             return
+        except VidgoMalformedResponse as exc:
+            # Once may be a hiccup on the way; again and again means the task's data is odd.
+            faults = job.faults + 1
+            if faults >= self.config.max_faults:
+                await self._malformed(job, exc)
+                return
+            log.warning("job %s: unreadable detail reply (%s)", job.id, exc)
+            await self._reschedule(
+                job,
+                now,
+                now + self._poll_delay(polls),
+                polls=polls,
+                polled_at=now,
+                faults=faults,
+                last_error=exc.message,
+            )
+            return
         except VidgoError as exc:
             if isinstance(exc, VidgoAuthError):
                 log.error(
@@ -572,8 +974,16 @@ class JobEngine:
             delay = self._poll_delay(polls)
             if isinstance(exc, VidgoRateLimited) and exc.retry_after:
                 delay = max(delay, exc.retry_after)
-            await self._reschedule(job, now, now + delay, polls=polls, last_error=exc.message)
+            await self._reschedule(
+                job, now, now + delay, polls=polls, polled_at=now, last_error=exc.message
+            )
             return
+        await self._act_on_detail(job, detail, now, polls=polls)
+
+    async def _act_on_detail(
+        self, job: JobRecord, detail: TaskDetail, now: float, *, polls: int
+    ) -> None:
+        """What Vidgo's own reading of the task means for the job."""
         if detail.status is TaskStatus.FINISHED:
             await self._succeed(job, detail)
         elif detail.status is TaskStatus.FAILED:
@@ -587,8 +997,10 @@ class JobEngine:
             await self._expire(job)
         else:
             if detail.status is TaskStatus.RUNNING and job.state is JobState.SUBMITTED:
-                job = await self.store.transition(job.id, JobState.RUNNING, now)
-            await self._reschedule(job, now, now + self._poll_delay(polls), polls=polls)
+                job = await self.store.transition(job.id, JobState.RUNNING, now, lease=job.lease_id)
+            await self._reschedule(
+                job, now, now + self._poll_delay(polls), polls=polls, polled_at=now
+            )
             self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
 
     def _poll_delay(self, polls: int) -> float:
@@ -612,8 +1024,15 @@ class JobEngine:
         return delay
 
     async def _reschedule(self, job: JobRecord, now: float, due_at: float, **changes: Any) -> None:
+        """Release the worker's lease with the next due time (a callback meanwhile wins)."""
         updated = await self.store.reschedule(
-            job.id, now, min(due_at, job.deadline_at), seen_callbacks=job.callbacks, **changes
+            job.id,
+            now,
+            min(due_at, job.deadline_at),
+            seen_callbacks=job.callbacks,
+            lease=job.lease_id,
+            min_poll_gap=self.config.callback_min_poll_gap,
+            **changes,
         )
         self._scheduler.notify_due(updated.due_at)
 
@@ -629,12 +1048,25 @@ class JobEngine:
                 job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
             )
             return
-        except VidgoInvalidRequest as exc:  # a kind this build does not run (see _kind)
+        except KindNotEnabled as exc:
             await self._finish(
-                job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.INVALID
+                job, JobState.FAILED, last_error=str(exc), error_kind=ErrorKind.NOT_ENABLED
             )
             return
+        except Exception as exc:
+            await self._malformed(job, exc)
+            return
         await self._store_result(job, detail.task_id, result)
+
+    async def _malformed(self, job: JobRecord, exc: Exception) -> None:
+        """Vidgo's result could not be read: the job ends now instead of retrying forever."""
+        log.warning("job %s: Vidgo's result could not be read (%r)", job.id, exc)
+        await self._finish(
+            job,
+            JobState.FAILED,
+            last_error=f"Vidgo's answer could not be read ({type(exc).__name__})",
+            error_kind=ErrorKind.MALFORMED,
+        )
 
     async def _store_result(
         self,
@@ -654,14 +1086,23 @@ class JobEngine:
             result=result,
             track=job.track,
             cache=cache,
+            lease=job.lease_id,
             lease_until=now + self.config.work_lease if deliver_now else None,
+            owner=self.instance.id if deliver_now else None,
         )
         if not deliver_now:
-            await self._after_outcome(job, changed)
+            self._after_outcome(changed)
             return
         # The jobs stay leased to this worker: deliver them now rather than through another
-        # round trip of the dispatcher (a crash just lets the lease run out).
-        await asyncio.gather(*(self._deliver(other) for other in changed))
+        # round trip of the dispatcher (a crash just hands them to the next process).
+        await asyncio.gather(*(self._deliver_held(other) for other in changed))
+
+    async def _deliver_held(self, job: JobRecord) -> None:
+        with self._holding(job.id):
+            try:
+                await self._deliver(job)
+            except LeaseLost as lost:
+                log.info("job %s: another worker took its delivery over (%s)", job.id, lost)
 
     async def _expire(self, job: JobRecord) -> None:
         await self._finish(
@@ -673,7 +1114,7 @@ class JobEngine:
 
     async def _finish(
         self, job: JobRecord, target: JobState, *, last_error: str, error_kind: str
-    ) -> JobRecord:
+    ) -> None:
         log.info("job %s: %s (%s: %s)", job.id, target.value, error_kind, last_error)
         changed = await self.store.record_outcome(
             job.id,
@@ -682,23 +1123,21 @@ class JobEngine:
             last_error=last_error[:1000],
             error_kind=str(error_kind),
             track=job.track,
+            lease=job.lease_id,
         )
-        return await self._after_outcome(job, changed)
+        self._after_outcome(changed)
 
-    async def _after_outcome(self, job: JobRecord, changed: list[JobRecord]) -> JobRecord:
+    def _after_outcome(self, changed: list[JobRecord]) -> None:
         """Wake the dispatcher for the deliveries now due (the job and its followers)."""
-        if not changed:
-            return await self.store.get(job.id) or job
         for other in changed:
             self._scheduler.notify_due(other.due_at)
-        return changed[0]
 
     async def _check_leader(self, job: JobRecord) -> None:
         """A follower became due (only after a crash): copy its leader's outcome if known."""
         leader = await self.store.get(job.leader_id) if job.leader_id else None
         now = self._clock()
         if leader is None or leader.state is JobState.CANCELLED:
-            await self.store.update(job.id, now, due_at=None)
+            await self.store.update(job.id, now, lease=job.lease_id, due_at=None)
             return
         if leader.outcome is not None and not leader.state.is_active:
             await self.store.record_outcome(
@@ -709,16 +1148,20 @@ class JobEngine:
                 track=leader.track,
                 last_error=leader.last_error,
                 error_kind=leader.error_kind,
+                lease=job.lease_id,
             )
             self._scheduler.wake()
         else:
-            await self.store.update(job.id, now, due_at=None)
+            await self.store.update(job.id, now, lease=job.lease_id, due_at=None)
 
     # --- delivery -------------------------------------------------------------------------
 
     async def _deliver(self, job: JobRecord) -> None:
         now = self._clock()
         attempts = job.delivery_attempts + 1
+        # Recorded before posting: after a crash, the next attempt knows a post may exist.
+        # ``job`` (given to the delivery) still carries the previous attempt's time.
+        await self.store.update(job.id, now, lease=job.lease_id, delivery_started_at=now)
         try:
             message_id = await self.delivery.deliver(job)
         except DeliveryError as exc:
@@ -732,6 +1175,7 @@ class JobEngine:
                 job.id,
                 JobState.DELIVERED,
                 self._clock(),
+                lease=job.lease_id,
                 result_message_id=message_id,
                 delivery_attempts=attempts,
                 due_at=None,
@@ -745,13 +1189,19 @@ class JobEngine:
             log.error("job %s: undeliverable after %d attempt(s): %s", job.id, attempts, reason)
             if job.state is JobState.UNDELIVERABLE:
                 await self.store.update(
-                    job.id, now, due_at=None, delivery_attempts=attempts, last_error=reason
+                    job.id,
+                    now,
+                    lease=job.lease_id,
+                    due_at=None,
+                    delivery_attempts=attempts,
+                    last_error=reason,
                 )
             else:
                 await self.store.transition(
                     job.id,
                     JobState.UNDELIVERABLE,
                     now,
+                    lease=job.lease_id,
                     due_at=None,
                     delivery_attempts=attempts,
                     last_error=reason,
@@ -763,7 +1213,12 @@ class JobEngine:
         ) * random.uniform(0.5, 1.0)
         log.warning("job %s: delivery failed (%s); retrying in %.1f s", job.id, reason, delay)
         updated = await self.store.update(
-            job.id, now, due_at=now + delay, delivery_attempts=attempts, last_error=reason
+            job.id,
+            now,
+            lease=job.lease_id,
+            due_at=now + delay,
+            delivery_attempts=attempts,
+            last_error=reason,
         )
         self._scheduler.notify_due(updated.due_at)
 

@@ -20,6 +20,8 @@ from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
 
 SEPARATION = "separation"
+# Vidgo's clock and ours may disagree this much when a task's creation time is compared.
+CLOCK_SKEW_SECONDS = 600.0
 # The error kind of a separation that finished without a usable stem link.
 NO_STEMS = "no_stems"
 
@@ -53,6 +55,37 @@ class JobKind(ABC):
 
     def result_at_submit(self, job: JobRecord, receipt: SubmitReceipt) -> dict[str, Any] | None:
         """A result the submit reply already carries (most models: none, poll for it)."""
+        return None
+
+    def resend_is_safe(self, job: JobRecord) -> bool:
+        """Whether a submit may be sent again after one that may have reached Vidgo.
+
+        Only where Vidgo itself refuses a second task for the same input (409, its
+        once-per-track rule) can a resend never pay twice. Everything else waits for the
+        callback instead (see :class:`bot.engine.JobEngine`).
+        """
+        return False
+
+    def contradicts(self, job: JobRecord, detail: TaskDetail, *, since: float) -> str | None:
+        """Why the task ``detail`` cannot be this job's own task, or ``None``.
+
+        Used before adopting a task that a callback named: every piece of evidence the detail
+        reply carries must agree (the model and input when Vidgo echoes them, a creation time
+        not before the job's first unconfirmed submit, ``since``, allowing for clock skew).
+        """
+        if detail.model is not None and detail.model != job.model:
+            return f"it is a {detail.model[:40]} task, not {job.model}"
+        created = detail.created_time
+        if created is not None and created.timestamp() < since - CLOCK_SKEW_SECONDS:
+            return "it was created before the job's submit"
+        echoed = detail.input or {}
+        for name, value in (
+            ("task_id", job.source_task_id),
+            ("audio_id", job.source_audio_id),
+            ("audio_url", job.source_url),
+        ):
+            if name in echoed and str(echoed[name]).strip() != (value or ""):
+                return f"its input {name} differs from the job's"
         return None
 
 
@@ -98,6 +131,10 @@ class SeparationKind(JobKind):
             output_type=job.options.get("output_type"),
             callback_url=callback_url,
         )
+
+    def resend_is_safe(self, job: JobRecord) -> bool:
+        """A Vidgo song: ``separate-vocals`` and ``stem-split`` run once per track (409)."""
+        return job.source_kind is SourceKind.IDS
 
     def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
         """``{"stems": {name: url}, "vidgo_task_id": ...}``."""

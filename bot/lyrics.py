@@ -208,7 +208,7 @@ def find_lyrics_payload(container: Mapping[str, Any]) -> dict[str, Any] | None:
                 continue
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("Vidgo %s is not JSON; ignoring it (%d chars)", name, len(value))
                 continue
         if isinstance(value, list):

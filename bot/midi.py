@@ -122,7 +122,7 @@ def parse_midi_data(raw: object) -> list[Instrument]:
     if isinstance(raw, str | bytes):
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
     if not isinstance(data, dict) or not isinstance(data.get("instruments"), list):
         return []

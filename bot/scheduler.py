@@ -37,8 +37,10 @@ class DueScheduler:
         lease: float = 120.0,
         batch: int = 64,
         max_parallel: int = 32,
+        owner: str,
     ) -> None:
         self._store = store
+        self._owner = owner
         self._handler = handler
         self._clock = clock
         self._lease = lease
@@ -64,6 +66,11 @@ class DueScheduler:
         """A job became due at ``due_at``: wake the dispatcher if that is sooner than planned."""
         if due_at is not None and due_at < self._planned:
             self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """The dispatcher task exists and has not ended."""
+        return self._task is not None and not self._task.done()
 
     @property
     def busy(self) -> int:
@@ -110,7 +117,9 @@ class DueScheduler:
                 waiter.cancel()
             return
         now = self._clock()
-        claimed = await self._store.claim_due(now, now + self._lease, min(free, self._batch))
+        claimed = await self._store.claim_due(
+            now, now + self._lease, min(free, self._batch), owner=self._owner
+        )
         for job in claimed:
             worker = asyncio.create_task(self._work(job), name=f"stemcord-job-{job.id}")
             self._workers.add(worker)
@@ -133,5 +142,5 @@ class DueScheduler:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The job keeps its lease and is retried when the lease runs out.
+            # The handler counts its own faults; this only guards the dispatcher itself.
             log.exception("job %s: unexpected error while working on it", job.id)

@@ -73,6 +73,7 @@ class Settings(DatabaseSettings):
     POLL_MAX_INTERVAL_SECONDS: float = Field(default=60.0, gt=0, le=86400)
     POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS: float = Field(default=300.0, gt=0, le=86400)
     JOB_TIMEOUT_SECONDS: float = Field(default=1800.0, gt=0)
+    SUBMIT_CONFIRM_GRACE_SECONDS: float = Field(default=900.0, gt=0)
     DEV_GUILD_ID: int | None = None
 
     VIDGO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)

@@ -5,7 +5,7 @@ its job due now, and the worker re-reads the task from Vidgo's detail endpoint. 
 answers within milliseconds and checks cheap things first:
 
 * body over the cap -> 413; not ``application/json`` -> 415; not a JSON object -> 400;
-* token of no job -> 404, nothing written;
+* token not made by this bot, or of no job -> 404, nothing written;
 * known token -> 200 (also for duplicates and late callbacks, which change nothing).
 """
 
@@ -21,17 +21,20 @@ from aiohttp import web
 from bot.engine import CALLBACK_PATH, CallbackOutcome
 from bot.listener import Listener
 from bot.observe import CallbackObserver
+from bot.vidgo.results import callback_task_id
 
 log = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# A derived token is ``<callback key>.<HMAC>``; jobs from before derived tokens have random
+# URL-safe tokens without a dot.
+_TOKEN = re.compile(r"^[A-Za-z0-9_.-]{16,96}$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class CallbackSink(Protocol):
     """What the listener needs from the engine."""
 
-    async def on_callback(self, token: str) -> CallbackOutcome: ...
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome: ...
 
 
 def _reply(status: int, message: str) -> web.Response:
@@ -90,7 +93,8 @@ class CallbackServer(Listener):
             return "bad_json", _reply(400, "body is not valid JSON")
         if not isinstance(body, dict):
             return "bad_json", _reply(400, "body must be a JSON object")
-        outcome = await self._sink.on_callback(token)
+        # The task id the body names is only a hint for a job that never learned its own.
+        outcome = await self._sink.on_callback(token, callback_task_id(body))
         if outcome is CallbackOutcome.UNKNOWN:
             return outcome.value, _reply(404, "unknown callback")
         return outcome.value, _reply(200, outcome.value)

@@ -13,16 +13,21 @@ from storage.records import JobRecord
 
 
 def _permissions(member: discord.Member) -> discord.Permissions:
-    """What Discord resolved for the member in an interaction, else the cached guild view.
+    """The member's server-wide permissions (roles, ownership, Administrator).
 
-    An interaction carries the member's permissions as Discord computed them (roles,
-    ownership, Administrator, channel overwrites); the cache may lack roles it never saw.
+    Not the permissions an interaction carries: those include the overwrites of the one
+    channel where the button was pressed, and a channel where someone may manage messages
+    must not make them a moderator of every job in the server. Without the server in the
+    cache nothing can be known, so nothing is granted.
     """
-    return member.resolved_permissions or member.guild_permissions
+    try:
+        return member.guild_permissions
+    except AttributeError:
+        return discord.Permissions.none()
 
 
 def is_moderator(member: discord.Member | discord.User, policy: GuildPolicy) -> bool:
-    """Manage Messages in the server, or the server's configured moderator role."""
+    """Manage Messages server-wide, or the server's configured moderator role."""
     if not isinstance(member, discord.Member):
         return False
     perms = _permissions(member)

@@ -32,7 +32,7 @@ from bot.engine import ErrorKind
 from bot.midi import MIDI, NO_NOTES, midi_bytes, midi_request, separation_task_of
 from bot.policy import GuildPolicy, load_policy
 from cogs.access import job_visible_in, may_control
-from cogs.gate import limit_sentence
+from cogs.gate import limit_sentence, posted_pointer, press_refusal
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -241,6 +241,11 @@ class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        # MIDI spends credits: the channel and role rules of /separate apply to the press.
+        refusal = await press_refusal(interaction.client, interaction, policy, job)
+        if refusal is not None:
+            await interaction.followup.send(refusal, ephemeral=True)
+            return
         engine, _ = _wiring(interaction)
         request = midi_request(
             job,
@@ -249,6 +254,12 @@ class MidiButton(JobButton, template=rf"^stemcord:midi:{_JOB_ID}$"):
             guild_id=job.guild_id,
             reply_to_message_id=interaction.message.id if interaction.message else None,
         )
+        earlier = await engine.posted_result(request)
+        if earlier is not None:
+            await interaction.followup.send(
+                posted_pointer(earlier, "This song's MIDI was"), ephemeral=True
+            )
+            return
         try:
             # MIDI spends credits: the presser's own limits apply. The reply goes where the
             # result is, whatever the server's result channel is now.

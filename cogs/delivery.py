@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 
 # Interaction tokens live 15 minutes; stop using one a minute early.
 INTERACTION_WINDOW = 14 * 60.0
+# Discord returns the first message for a repeated nonce "for a few minutes"; past this
+# much time since an earlier attempt, its nonce is no longer trusted to prevent a repeat.
+NONCE_TRUST_SECONDS = 120.0
+# How far back in a channel to look for an earlier post of the same job.
+HISTORY_LOOKBACK = 100
 # Progress edits of one job at most this often unless its state changed.
 PROGRESS_MIN_INTERVAL = 10.0
 
@@ -79,10 +85,12 @@ class DiscordDelivery:
         *,
         progress: ProgressTracker | None = None,
         result_items: Sequence[ResultItem] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.progress = progress
         self.result_items = list(result_items)
+        self._clock = clock
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
         self._admissions: dict[str, Admission] = {}
         self._last_progress: dict[str, tuple[JobState, float]] = {}
@@ -120,6 +128,16 @@ class DiscordDelivery:
         channel_ids = [job.channel_id]
         if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
             channel_ids.insert(0, job.result_channel_id)
+        earlier = job.delivery_started_at
+        if earlier is not None and self._clock() - earlier > NONCE_TRUST_SECONDS:
+            # An earlier attempt may have posted and died before recording it, and Discord
+            # no longer dedupes its nonce: look for that post before posting again.
+            found = await self._earlier_post(job, channel_ids)
+            if found is not None:
+                log.info("job %s: found its earlier post %s; not posting again", job.id, found)
+                await self._edit_status(job)
+                self._forget(job.id)
+                return found
         refused: list[str] = []
         message: discord.Message | None = None
         for channel_id in channel_ids:
@@ -152,6 +170,34 @@ class DiscordDelivery:
         await self._edit_status(job)
         self._forget(job.id)
         return int(message.id)
+
+    async def _earlier_post(self, job: JobRecord, channel_ids: list[int]) -> int | None:
+        """The id of this bot's own post of the job's outcome in recent history, if any.
+
+        Matched by author (this bot) and the ``Job <id>`` footer every outcome carries. The
+        requester's DMs are searched too, where an undeliverable channel sends it.
+        """
+        me = self.client.user
+        targets: list[discord.abc.Messageable] = [
+            self.client.get_partial_messageable(cid) for cid in channel_ids
+        ]
+        try:
+            user = await self.client.fetch_user(job.requester_id)
+            targets.append(user.dm_channel or await user.create_dm())
+        except (discord.HTTPException, OSError, TimeoutError) as exc:
+            log.info("job %s: cannot look at the requester's DMs (%s)", job.id, exc)
+        marker = re.compile(rf"\bJob {re.escape(job.id)}\b")
+        for target in targets:
+            try:
+                async for message in target.history(limit=HISTORY_LOOKBACK):
+                    if me is not None and message.author.id != me.id:
+                        continue
+                    if any(marker.search(e.footer.text or "") for e in message.embeds):
+                        return int(message.id)
+            except (discord.HTTPException, OSError, TimeoutError) as exc:
+                # No Read Message History there (or it is gone): a post there is unknowable.
+                log.warning("job %s: cannot read history of %s (%s)", job.id, target, exc)
+        return None
 
     async def _dm_copy(
         self, job: JobRecord, outcome: Outcome, allowed: discord.AllowedMentions

@@ -18,7 +18,7 @@ import discord
 
 from bot.policy import GuildPolicy, load_policy
 from cogs.access import is_moderator
-from storage.records import LimitReached, LimitRule
+from storage.records import JobRecord, LimitReached, LimitRule
 
 if TYPE_CHECKING:
     from bot.app import StemcordBot
@@ -86,6 +86,45 @@ async def admission_gate(bot: StemcordBot, interaction: discord.Interaction) -> 
         )
         refusal = limit_sentence(early) if early is not None else None
     return Gate(policy, refusal)
+
+
+async def press_refusal(
+    client: discord.Client, interaction: discord.Interaction, policy: GuildPolicy, job: JobRecord
+) -> str | None:
+    """The channel and role rules of ``/separate``, applied to a button that spends credits.
+
+    Pressed in the server: exactly :func:`rule_refusal`. Pressed on a result that went to the
+    requester's DMs: no channel rule applies there, but the server's role rule still does, so
+    the member is looked up in the job's server.
+    """
+    if interaction.guild_id is not None:
+        return rule_refusal(policy, interaction)
+    role_id = policy.required_role_id
+    if role_id is None:
+        return None
+    refusal = f"You need the <@&{role_id}> role in that server to use this button."
+    guild = client.get_guild(job.guild_id) if job.guild_id is not None else None
+    if guild is None:
+        return refusal
+    try:
+        member = guild.get_member(interaction.user.id) or await guild.fetch_member(
+            interaction.user.id
+        )
+    except discord.HTTPException:
+        return refusal  # not a member any more, or unknowable: no credits on a guess
+    if has_role(member, role_id) or is_moderator(member, policy):
+        return None
+    return refusal
+
+
+def posted_pointer(earlier: JobRecord, what: str) -> str:
+    """A private answer pointing to where ``what`` was already posted."""
+    assert earlier.result_message_id is not None  # noqa: S101 - only posted jobs are given
+    channel_id = earlier.result_channel_id or earlier.channel_id
+    where = (
+        f"https://discord.com/channels/{earlier.guild_id}/{channel_id}/{earlier.result_message_id}"
+    )
+    return f"{what} already posted here, so it is not posted again: {where}"
 
 
 async def refuse_after_defer(interaction: discord.Interaction, refused: LimitReached) -> None:

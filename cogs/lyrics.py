@@ -42,7 +42,7 @@ from bot.policy import GuildPolicy, load_policy
 from bot.sources import Source, SourceError, source_from_ids, source_from_link
 from bot.waveform import draw_waveform
 from cogs.buttons import JobButton
-from cogs.gate import admission_gate, limit_sentence
+from cogs.gate import admission_gate, limit_sentence, posted_pointer, press_refusal
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -248,6 +248,12 @@ async def press_lyrics(
         await interaction.edit_original_response(content=problem)
         return
     assert separation.source_task_id and separation.source_audio_id  # noqa: S101 - checked
+    # Lyrics spend credits: the channel and role rules of /separate apply to the press.
+    policy = await load_policy(engine.store, separation.guild_id)
+    refusal = await press_refusal(bot, interaction, policy, separation)
+    if refusal is not None:
+        await interaction.edit_original_response(content=refusal)
+        return
     result_message = separation.result_message_id or (
         interaction.message.id if interaction.message is not None else None
     )
@@ -261,9 +267,9 @@ async def press_lyrics(
         reply_to_message_id=result_message,
         enhanced_lrc=bot.settings.LYRICS_ENHANCED_LRC,
     )
-    # Anyone in the channel may press (the result is already there), within the member limits;
-    # the reply goes where the result is, whatever the server's result channel is now.
-    policy = await load_policy(engine.store, interaction.guild_id)
+    # Anyone allowed in the channel may press (the result is already there), within the
+    # member limits; the reply goes where the result is, whatever the server's result channel
+    # is now.
     await submit_and_answer(
         engine,
         interaction,
@@ -284,7 +290,14 @@ async def submit_and_answer(
     """Submit a lyrics request and tell the member (privately) what happens next.
 
     ``policy`` is the server's: its per-member limits are checked as the job is recorded.
+    Lyrics already posted in the server are pointed to privately instead of posted again.
     """
+    earlier = await engine.posted_result(request)
+    if earlier is not None:
+        await interaction.edit_original_response(
+            content=posted_pointer(earlier, "These lyrics were")
+        )
+        return None
     try:
         submitted = await engine.submit(request, policy=policy)
     except LimitReached as refused:

@@ -164,6 +164,11 @@ def state_text(job: JobRecord, admission: Admission | None = None) -> str:
     """One line on where the job is."""
     words = kind_words(job)
     started = f"<t:{int(job.created_at)}:R>"
+    if job.state is JobState.ACCEPTED and job.unconfirmed_submit_at is not None:
+        return (
+            "Sent to Vidgo, but its answer got lost — waiting for Vidgo to report back "
+            "(nothing is sent twice)"
+        )
     if job.state is JobState.ACCEPTED:
         return "Queued — sending it to Vidgo"
     if job.state is JobState.SUBMITTED and job.is_follower:
@@ -281,6 +286,22 @@ def failure_sentence(job: JobRecord) -> str:
         return "Vidgo finished but returned no usable stem links. Try again later."
     if kind == ErrorKind.SUBMIT_GAVE_UP:
         return "Vidgo could not be reached for a long time. Try again later."
+    if kind == ErrorKind.UNCONFIRMED:
+        return (
+            "Vidgo may have this task, but it could not be confirmed: the answer to Stemcord's "
+            "request was lost and Vidgo never reported back. Stemcord did not send it again, "
+            "so you were not charged twice. Check again later with `/separate`; if Vidgo says "
+            "the song was already separated, a moderator can look up the task on Vidgo."
+        )
+    if kind == ErrorKind.MALFORMED:
+        return "Vidgo's answer could not be read, so there is no result to show. Try again later."
+    if kind == ErrorKind.INTERNAL:
+        return (
+            "Stemcord kept running into an error on this job and stopped. "
+            "The server owner can find the details in the bot's log."
+        )
+    if kind == ErrorKind.NOT_ENABLED:
+        return "This bot no longer runs this kind of job."
     return escape_untrusted(job.last_error or "The separation failed.", 900)
 
 

@@ -3,6 +3,15 @@
 All SQL lives behind :class:`JobStore`. A backend must run each read-modify-write in one
 transaction and enforce the state machine (:func:`storage.jobstate.check_transition`) inside it,
 so that concurrent writers (the poller, callbacks, commands) can never skip a state.
+
+**Leases.** A worker works on a job only while it holds the job's lease: :meth:`JobStore.claim_due`
+(or :meth:`JobStore.admit` for a new job) records the claiming process (``lease_owner``) and
+bumps ``lease_id``, the fencing token. Every write a worker makes passes ``lease=job.lease_id``
+and lands only if the job still carries that lease; otherwise :class:`LeaseLost` is raised and
+nothing is written. A lease runs until ``due_at``; its owner renews all of its leases while it
+lives (:meth:`JobStore.renew_leases`), so a held job is never claimed by another worker, and the
+leases of a process that is gone are released (:meth:`JobStore.release_orphaned_leases`).
+Writes made for a person (cancel, the status message) take no lease.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from storage.records import (
     AdmissionLimits,
     AdmitResult,
     CachedResult,
+    InstanceInfo,
     JobRecord,
     LimitReached,
     NewJob,
@@ -38,12 +48,31 @@ UPDATABLE_COLUMNS = frozenset(
         "result_message_id",
         "options",
         "callback_token_hash",
+        "callback_key",
+        "unconfirmed_submit_at",
+        "task_hint",
+        "faults",
+        "delivery_started_at",
+        "polled_at",
     }
 )
 
 
 class JobNotFound(LookupError):
     """No job has that id."""
+
+
+class LeaseLost(RuntimeError):
+    """A worker's write was refused: the job no longer carries the worker's lease.
+
+    Another worker claimed it after the lease ran out (or a member cancelled it); whatever the
+    first worker was doing must stop without writing anything more.
+    """
+
+    def __init__(self, job_id: str, lease: int) -> None:
+        super().__init__(f"job {job_id}: lease {lease} is no longer held")
+        self.job_id = job_id
+        self.lease = lease
 
 
 class JobStore(ABC):
@@ -66,6 +95,7 @@ class JobStore(ABC):
         now: float,
         *,
         submit_lease_until: float,
+        owner: str | None = None,
         limits: AdmissionLimits | None = None,
     ) -> AdmitResult:
         """Record a request atomically, answering from the cache or joining an identical job.
@@ -78,8 +108,9 @@ class JobStore(ABC):
           (delivery due now);
         * an identical job in flight (same ``source_key``, no leader) -> stored as its follower
           in ``submitted``, with nothing scheduled: the leader's outcome is copied to it;
-        * otherwise -> stored ``accepted`` and leased until ``submit_lease_until`` (the caller
-          submits it now; if the process dies, the lease runs out and it is retried).
+        * otherwise -> stored ``accepted`` and leased to ``owner`` until ``submit_lease_until``
+          (the caller submits it now; if the process dies, the lease is released and the job
+          is taken up again).
         """
 
     @abstractmethod
@@ -98,12 +129,14 @@ class JobStore(ABC):
         now: float,
         *,
         expect: Collection[JobState] | None = None,
+        lease: int | None = None,
         **changes: Any,
     ) -> JobRecord:
         """Move a job to ``target`` (checked against the table) and apply ``changes``.
 
         Raises :class:`storage.jobstate.InvalidTransition` when the table forbids it or the
-        current state is not in ``expect``; :class:`JobNotFound` when there is no such job.
+        current state is not in ``expect``; :class:`JobNotFound` when there is no such job;
+        :class:`LeaseLost` when ``lease`` is given and the job no longer carries it.
         Setting ``due_at`` releases the job's lease.
         """
 
@@ -119,14 +152,18 @@ class JobStore(ABC):
         last_error: str | None = None,
         error_kind: str | None = None,
         cache: CachedResult | None = None,
+        lease: int | None = None,
         lease_until: float | None = None,
+        owner: str | None = None,
     ) -> list[JobRecord]:
         """Record a job's outcome (succeeded, failed, expired) and copy it to its followers.
 
         One transaction: the job and every follower still waiting move to ``target`` with
         delivery due now, and ``cache`` (if given) is stored. Returns every changed job,
         the job itself first. A job already past its outcome is left alone (returns ``[]``).
-        With ``lease_until`` the changed jobs stay leased to the caller, who delivers them now.
+        ``lease``: the caller's lease on the job (:class:`LeaseLost` if it is gone).
+        With ``lease_until`` the changed jobs are leased to ``owner`` (each with a new lease
+        id, in the returned records): the caller delivers them now.
         """
 
     @abstractmethod
@@ -139,8 +176,14 @@ class JobStore(ABC):
         """
 
     @abstractmethod
-    async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
-        """Change non-state columns. Setting ``due_at`` releases the job's lease."""
+    async def update(
+        self, job_id: str, now: float, *, lease: int | None = None, **changes: Any
+    ) -> JobRecord:
+        """Change non-state columns. Setting ``due_at`` releases the job's lease.
+
+        With ``lease``, the write lands only while the job carries that lease
+        (:class:`LeaseLost` otherwise).
+        """
 
     @abstractmethod
     async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
@@ -153,21 +196,42 @@ class JobStore(ABC):
 
     @abstractmethod
     async def reschedule(
-        self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
+        self,
+        job_id: str,
+        now: float,
+        due_at: float | None,
+        *,
+        seen_callbacks: int,
+        lease: int | None = None,
+        min_poll_gap: float = 0.0,
+        **changes: Any,
     ) -> JobRecord:
         """Release a job's lease with its next due time.
 
-        If a callback arrived after the caller read ``seen_callbacks``, the job is due now
-        instead: a hint that came in while the job was being worked on is never lost.
+        If a callback arrived after the caller read ``seen_callbacks``, the job is due as
+        soon as ``min_poll_gap`` after its last detail read allows instead: a hint that came
+        in while the job was being worked on is never lost. ``lease`` as for :meth:`update`.
         """
 
     @abstractmethod
-    async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
-        """A callback arrived for the job with this token hash.
+    async def note_callback(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> JobRecord | None:
+        """A callback arrived for the job with this callback key (or, for jobs recorded before
+        keys existed, this token hash).
 
-        Unknown hash -> ``None`` and nothing written. A job still waiting on Vidgo gets its
-        callback count raised and becomes due now (unless it is leased: then its worker
-        sees the new count when it reschedules). A finished job is returned unchanged.
+        Unknown -> ``None`` and nothing written. A job still waiting on Vidgo gets its
+        callback count raised and becomes due — now, or ``min_poll_gap`` after its last
+        detail read, so a flood of callbacks costs at most one read per gap — unless it is
+        leased: then its worker sees the new count when it reschedules. ``task_hint`` (the
+        task id the callback names) is kept on an ``accepted`` job that has no task id yet,
+        for the worker to check. A finished job is returned unchanged.
         """
 
     @abstractmethod
@@ -175,12 +239,64 @@ class JobStore(ABC):
         """The earliest due time of any job, or ``None``."""
 
     @abstractmethod
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
-        """Lease up to ``limit`` jobs due at ``now`` (earliest first) until ``lease_until``."""
+    async def claim_due(
+        self, now: float, lease_until: float, limit: int, *, owner: str
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` jobs due at ``now`` (earliest first) to ``owner``.
+
+        A leased job is due only once its lease ran out (its owner stopped renewing it).
+        Each claimed job gets a new ``lease_id``; the returned records carry it.
+        """
 
     @abstractmethod
-    async def release_leases(self, now: float) -> int:
-        """Make every leased job due now (start-up: the previous process is gone)."""
+    async def renew_leases(self, owner: str, lease_until: float, job_ids: Collection[str]) -> int:
+        """Extend to ``lease_until`` the leases ``owner`` holds on ``job_ids``; return how many.
+
+        Only jobs being worked on are renewed: a job whose worker ended without releasing it
+        (a bug, a database error) runs out and is taken up again.
+        """
+
+    # --- processes --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def register_instance(self, instance: InstanceInfo) -> None:
+        """Record a process that works on this database (it heartbeats while it lives)."""
+
+    @abstractmethod
+    async def heartbeat_instance(self, instance_id: str, now: float) -> None:
+        """The process is alive (re-registering it if its row was removed meanwhile)."""
+
+    @abstractmethod
+    async def list_instances(self) -> list[InstanceInfo]:
+        """Every registered process."""
+
+    @abstractmethod
+    async def release_orphaned_leases(
+        self, now: float, *, stale_before: float, dead: Collection[str] = ()
+    ) -> int:
+        """Release the leases of processes that are gone; return how many jobs were freed.
+
+        Gone means: listed in ``dead``, not registered at all, or silent since
+        ``stale_before``. Their jobs become due now and their registrations are removed.
+        """
+
+    @abstractmethod
+    async def unregister_instance(self, instance_id: str, now: float) -> int:
+        """A clean stop: release the process's leases (due now) and forget it."""
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def secret(self, name: str) -> bytes:
+        """A 32-byte server secret, generated and stored on first use, the same for every
+        process that shares the database."""
+
+    @abstractmethod
+    async def latest_posted(self, source_key: str, guild_id: int | None) -> JobRecord | None:
+        """The newest job of ``source_key`` in the guild whose result was posted, if any.
+
+        Only delivered successes with a result message count.
+        """
 
     @abstractmethod
     async def followers(self, leader_id: str) -> list[JobRecord]:

@@ -47,6 +47,8 @@ class NewJob:
     source_url: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     callback_token_hash: str | None = None
+    # Rebuilds the job's callback token with the server's secret (see bot.engine).
+    callback_key: str | None = None
     track: dict[str, Any] | None = None
     status_message_id: int | None = None
     reply_to_message_id: int | None = None
@@ -95,11 +97,35 @@ class JobRecord:
     finished_at: float | None
     result_channel_id: int | None = None
     dm_on_completion: bool = False
+    callback_key: str | None = None
+    # Leased to a worker now; the fencing token of the current (or last) claim, and the
+    # process holding the job.
+    leased: bool = False
+    lease_id: int = 0
+    lease_owner: str | None = None
+    # A submit may have reached Vidgo without an answer since then (see storage V6).
+    unconfirmed_submit_at: float | None = None
+    # A task id named by a callback to this job's token, not yet checked.
+    task_hint: str | None = None
+    faults: int = 0
+    delivery_started_at: float | None = None
+    polled_at: float | None = None
 
     @property
     def is_follower(self) -> bool:
         """This job waits on an identical job (its leader) instead of calling Vidgo."""
         return self.leader_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One process working on the database (its leases are released once it is gone)."""
+
+    id: str
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
 
 
 @dataclass(frozen=True, slots=True)

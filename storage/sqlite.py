@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore
+from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost
 from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
 from storage.migrate import available_migrations, migrate
 from storage.records import (
@@ -26,6 +29,7 @@ from storage.records import (
     AdmissionLimits,
     AdmitResult,
     CachedResult,
+    InstanceInfo,
     JobRecord,
     LimitReached,
     LimitRule,
@@ -69,6 +73,15 @@ _COLUMNS = (
     "finished_at",
     "result_channel_id",
     "dm_on_completion",
+    "leased",
+    "lease_id",
+    "lease_owner",
+    "unconfirmed_submit_at",
+    "task_hint",
+    "faults",
+    "delivery_started_at",
+    "polled_at",
+    "callback_key",
 )
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
@@ -91,6 +104,18 @@ RECENT_DURATIONS_SQL = (
     "WHERE model = ? AND outcome = 'succeeded' AND vidgo_task_id IS NOT NULL "
     "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
 )
+
+
+@dataclass(slots=True)
+class _QueuedCallback:
+    """A callback waiting for the next group commit."""
+
+    column: str  # "callback_key" or, for jobs from before keys, "callback_token_hash"
+    value: str
+    now: float
+    task_hint: str | None
+    min_poll_gap: float
+    future: asyncio.Future[JobRecord | None]
 
 
 def _loads(value: str | None) -> dict[str, Any] | None:
@@ -142,6 +167,15 @@ def _row_to_job(row: Iterable[Any]) -> JobRecord:
         finished_at=r["finished_at"],
         result_channel_id=r["result_channel_id"],
         dm_on_completion=bool(r["dm_on_completion"]),
+        leased=bool(r["leased"]),
+        lease_id=r["lease_id"],
+        lease_owner=r["lease_owner"],
+        unconfirmed_submit_at=r["unconfirmed_submit_at"],
+        task_hint=r["task_hint"],
+        faults=r["faults"],
+        delivery_started_at=r["delivery_started_at"],
+        polled_at=r["polled_at"],
+        callback_key=r["callback_key"],
     )
 
 
@@ -156,8 +190,25 @@ def _assignments(changes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
         parts.append(f"{column} = ?")
         params.append(_dumps(value) if column in _JSON_COLUMNS else value)
     if "due_at" in changes:
-        parts.append("leased = 0")
+        parts.append(_RELEASE)
     return parts, params
+
+
+# Releasing a lease (a write that sets the next due time) forgets its owner.
+_RELEASE = "leased = 0, lease_owner = NULL"
+# The condition a worker's write carries: the job still holds the worker's lease.
+_HOLDS_LEASE = " AND leased = 1 AND lease_id = ?"
+
+
+def _lease_guard(lease: int | None) -> tuple[str, list[Any]]:
+    """The WHERE fragment and parameter of a fenced write (none without a lease)."""
+    return ("", []) if lease is None else (_HOLDS_LEASE, [lease])
+
+
+def _check_lease(job: JobRecord, lease: int | None) -> None:
+    """Inside a transaction: raise :class:`LeaseLost` unless the job holds ``lease``."""
+    if lease is not None and not (job.leased and job.lease_id == lease):
+        raise LeaseLost(job.id, lease)
 
 
 class OutdatedSchema(RuntimeError):
@@ -177,7 +228,7 @@ class SqliteJobStore(JobStore):
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._callback_queue: list[tuple[str, float, asyncio.Future[JobRecord | None]]] = []
+        self._callback_queue: list[_QueuedCallback] = []
         self._callback_flusher: asyncio.Task[None] | None = None
         # Versions the last open() applied (the ``migrate`` command reports them).
         self.applied_migrations: list[int] = []
@@ -252,8 +303,10 @@ class SqliteJobStore(JobStore):
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued still has it run on
+                # the database thread, and must not leave the transaction open behind it.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
                 await conn.rollback()
@@ -281,6 +334,7 @@ class SqliteJobStore(JobStore):
         now: float,
         *,
         submit_lease_until: float,
+        owner: str | None = None,
         limits: AdmissionLimits | None = None,
     ) -> AdmitResult:
         """See :meth:`JobStore.admit`."""
@@ -323,9 +377,10 @@ class SqliteJobStore(JobStore):
                     guild_id, source_task_id, source_audio_id, source_url, options,
                     status_message_id, reply_to_message_id, vidgo_task_id, leader_id, state,
                     outcome, due_at, leased, deadline_at, callback_token_hash, result, track,
-                    created_at, updated_at, finished_at, result_channel_id, dm_on_completion
+                    created_at, updated_at, finished_at, result_channel_id, dm_on_completion,
+                    lease_id, lease_owner, callback_key
                 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                          ?, ?, ?, ?, ?)
+                          ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     new.id,
@@ -359,6 +414,10 @@ class SqliteJobStore(JobStore):
                     now if cached else None,
                     new.result_channel_id,
                     int(new.dm_on_completion),
+                    # A new job is leased to its admitter, who submits it at once.
+                    1 if leased else 0,
+                    owner if leased else None,
+                    new.callback_key if admission is Admission.NEW else None,
                 ),
             )
             job = await self._fetch_job(conn, new.id)
@@ -383,6 +442,7 @@ class SqliteJobStore(JobStore):
         now: float,
         *,
         expect: Collection[JobState] | None = None,
+        lease: int | None = None,
         **changes: Any,
     ) -> JobRecord:
         """See :meth:`JobStore.transition`."""
@@ -390,6 +450,7 @@ class SqliteJobStore(JobStore):
             job = await self._fetch_job(conn, job_id)
             if job is None:
                 raise JobNotFound(job_id)
+            _check_lease(job, lease)
             if expect is not None and job.state not in expect:
                 raise InvalidTransition(job_id, job.state, target)
             check_transition(job_id, job.state, target)
@@ -401,7 +462,7 @@ class SqliteJobStore(JobStore):
             elif target is JobState.CANCELLED:
                 extra = (
                     ", outcome = ?, finished_at = COALESCE(finished_at, ?),"
-                    " due_at = NULL, leased = 0"
+                    f" due_at = NULL, {_RELEASE}"
                 )
                 params_extra = [target.value, now]
             else:
@@ -426,17 +487,21 @@ class SqliteJobStore(JobStore):
         last_error: str | None = None,
         error_kind: str | None = None,
         cache: CachedResult | None = None,
+        lease: int | None = None,
         lease_until: float | None = None,
+        owner: str | None = None,
     ) -> list[JobRecord]:
         """See :meth:`JobStore.record_outcome`."""
         if not target.awaits_delivery:
             raise ValueError(f"{target} is not an outcome")
+        keep = lease_until is not None
         async with self._tx() as conn:
             job = await self._fetch_job(conn, job_id)
             if job is None:
                 raise JobNotFound(job_id)
             if not job.state.is_active:
                 return []
+            _check_lease(job, lease)
             check_transition(job_id, job.state, target)
             waiting = await self._fetch_many(
                 conn,
@@ -452,7 +517,9 @@ class SqliteJobStore(JobStore):
                 f"""
                 UPDATE jobs SET state = ?, outcome = ?, result = ?,
                     track = COALESCE(?, track), last_error = ?, error_kind = ?,
-                    due_at = ?, leased = ?, finished_at = ?, updated_at = ?
+                    due_at = ?, leased = ?, lease_owner = ?, lease_id = lease_id + ?,
+                    finished_at = ?, updated_at = ?, unconfirmed_submit_at = NULL,
+                    task_hint = NULL
                 WHERE id IN ({placeholders})
                 """,  # noqa: S608 - placeholders only
                 (
@@ -462,8 +529,11 @@ class SqliteJobStore(JobStore):
                     track_json,
                     last_error,
                     error_kind,
-                    now if lease_until is None else lease_until,
-                    0 if lease_until is None else 1,
+                    lease_until if keep else now,
+                    1 if keep else 0,
+                    owner if keep else None,
+                    # Kept for immediate delivery: a fresh claim of every changed job.
+                    1 if keep else 0,
                     now,
                     now,
                     *ids,
@@ -491,29 +561,37 @@ class SqliteJobStore(JobStore):
                 f"WHERE leader_id = ? AND state IN {_ACTIVE_SQL} ORDER BY created_at",
                 (job_id,),
             )
-            # Free the unique task id and token before handing them over.
+            # Free the unique task id and callback key before handing them over.
             await conn.execute(
-                "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', due_at = NULL, "
-                "leased = 0, vidgo_task_id = NULL, callback_token_hash = NULL, "
+                "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', due_at = NULL, "  # noqa: S608
+                f"{_RELEASE}, vidgo_task_id = NULL, callback_token_hash = NULL, "
+                "callback_key = NULL, task_hint = NULL, "
                 "finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
                 (now, now, job_id),
             )
             if waiting:
                 heir = waiting[0]
+                # The heir takes the task, the callback key (so Vidgo's callback finds it)
+                # and any unconfirmed submit: a submit still in flight for the old leader
+                # may create the task, which the heir then adopts instead of paying again.
                 await conn.execute(
                     "UPDATE jobs SET leader_id = NULL, state = ?, vidgo_task_id = ?, "
-                    "callback_token_hash = ?, due_at = ?, leased = 0, attempts = ?, "
-                    "polls = ?, callbacks = ?, track = COALESCE(track, ?), updated_at = ? "
-                    "WHERE id = ?",
+                    "callback_token_hash = ?, callback_key = ?, due_at = ?, leased = 0, "
+                    "lease_owner = NULL, attempts = ?, polls = ?, callbacks = ?, "
+                    "unconfirmed_submit_at = ?, task_hint = ?, polled_at = ?, "
+                    "track = COALESCE(track, ?), updated_at = ? WHERE id = ?",
                     (
                         job.state.value,
                         job.vidgo_task_id,
                         job.callback_token_hash,
-                        # A submit still in flight for the old leader is orphaned: resubmit.
+                        job.callback_key,
                         now if job.state is JobState.ACCEPTED else (job.due_at or now),
                         job.attempts,
                         job.polls,
                         job.callbacks,
+                        job.unconfirmed_submit_at,
+                        job.task_hint,
+                        job.polled_at,
                         _dumps(job.track),
                         now,
                         heir.id,
@@ -527,65 +605,105 @@ class SqliteJobStore(JobStore):
         assert cancelled is not None  # noqa: S101
         return cancelled
 
-    async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
+    async def update(
+        self, job_id: str, now: float, *, lease: int | None = None, **changes: Any
+    ) -> JobRecord:
         """See :meth:`JobStore.update`."""
-        return await self._set(job_id, now, changes, guard="")
+        guard, guard_params = _lease_guard(lease)
+        return await self._set(job_id, now, changes, guard=guard, guard_params=guard_params)
 
     async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
         """See :meth:`JobStore.expedite`: one statement, guarded by ``leased = 0``."""
         return await self._set(job_id, now, {**changes, "due_at": now}, guard=" AND leased = 0")
 
     async def _set(
-        self, job_id: str, now: float, changes: Mapping[str, Any], *, guard: str
+        self,
+        job_id: str,
+        now: float,
+        changes: Mapping[str, Any],
+        *,
+        guard: str,
+        guard_params: Sequence[Any] = (),
+        extra_sql: Sequence[str] = (),
+        extra_params: Sequence[Any] = (),
     ) -> JobRecord:
-        """One UPDATE of whitelisted columns (``guard``: a fixed extra condition), then read."""
+        """One UPDATE of whitelisted columns, then read.
+
+        ``guard``: a fixed extra condition; when it carries parameters it is a lease guard,
+        and an UPDATE that matched nothing raises :class:`LeaseLost`. ``extra_sql``: fixed
+        SET fragments computed in SQL (with ``extra_params``), written before ``changes``.
+        """
         parts, params = _assignments(changes)
         async with self._lock:
             conn = self.conn
-            set_sql = ", ".join(["updated_at = ?", *parts])
-            await conn.execute(
+            set_sql = ", ".join(["updated_at = ?", *extra_sql, *parts])
+            cur = await conn.execute(
                 f"UPDATE jobs SET {set_sql} WHERE id = ?{guard}",  # noqa: S608
-                (now, *params, job_id),
+                (now, *extra_params, *params, job_id, *guard_params),
             )
+            matched = cur.rowcount
+            await cur.close()
             job = await self._fetch_job(conn, job_id)
         if job is None:
             raise JobNotFound(job_id)
+        if guard_params and matched == 0:
+            raise LeaseLost(job_id, int(guard_params[0]))
         return job
 
     async def reschedule(
-        self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
+        self,
+        job_id: str,
+        now: float,
+        due_at: float | None,
+        *,
+        seen_callbacks: int,
+        lease: int | None = None,
+        min_poll_gap: float = 0.0,
+        **changes: Any,
     ) -> JobRecord:
         """See :meth:`JobStore.reschedule`."""
         changes.pop("due_at", None)
-        parts, params = _assignments(changes)
-        async with self._lock:
-            conn = self.conn
-            set_sql = ", ".join(
-                [
-                    "updated_at = ?",
-                    "leased = 0",
-                    "due_at = CASE WHEN callbacks > ? THEN ? ELSE ? END",
-                    *parts,
-                ]
-            )
-            await conn.execute(
-                f"UPDATE jobs SET {set_sql} WHERE id = ?",  # noqa: S608
-                (now, seen_callbacks, now, due_at, *params, job_id),
-            )
-            job = await self._fetch_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
+        guard, guard_params = _lease_guard(lease)
+        return await self._set(
+            job_id,
+            now,
+            changes,
+            guard=guard,
+            guard_params=guard_params,
+            extra_sql=[
+                _RELEASE,
+                # A callback that came in meanwhile makes the job due as soon as the
+                # throttle on detail reads allows (polled_at may be set by this very write).
+                "due_at = CASE WHEN callbacks > ? "
+                "THEN MAX(?, COALESCE(?, polled_at, 0) + ?) ELSE ? END",
+            ],
+            extra_params=[seen_callbacks, now, changes.get("polled_at"), min_poll_gap, due_at],
+        )
 
-    async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
+    async def note_callback(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> JobRecord | None:
         """See :meth:`JobStore.note_callback`.
 
         Callbacks that arrive together are written together: each caller waits for its own
         row to be stored, but one statement stores a whole batch (group commit), which keeps
         ingest fast under bursts without answering before the write.
         """
+        if (callback_key is None) == (token_hash is None):
+            raise ValueError("give exactly one of callback_key and token_hash")
+        column = "callback_key" if callback_key is not None else "callback_token_hash"
+        value = callback_key if callback_key is not None else token_hash
+        assert value is not None  # noqa: S101 - checked above
         future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._callback_queue.append((token_hash, now, future))
+        self._callback_queue.append(
+            _QueuedCallback(column, value, now, task_hint, min_poll_gap, future)
+        )
         if self._callback_flusher is None or self._callback_flusher.done():
             self._callback_flusher = asyncio.create_task(self._flush_callbacks())
         return await future
@@ -595,45 +713,71 @@ class SqliteJobStore(JobStore):
             batch = self._callback_queue[:_CALLBACK_BATCH]
             del self._callback_queue[:_CALLBACK_BATCH]
             try:
-                found = await self._note_callbacks(
-                    [h for h, _, _ in batch], max(now for _, now, _ in batch)
-                )
+                found = await self._note_callbacks(batch)
             except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                for entry in batch:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
                 continue
-            for token_hash, _, future in batch:
-                if not future.done():
-                    future.set_result(found.get(token_hash))
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_result(found.get((entry.column, entry.value)))
 
-    async def _note_callbacks(self, hashes: list[str], now: float) -> dict[str, JobRecord]:
-        unique = list(dict.fromkeys(hashes))
-        placeholders = ", ".join("?" for _ in unique)
-        found: dict[str, JobRecord] = {}
+    async def _note_callbacks(
+        self, batch: list[_QueuedCallback]
+    ) -> dict[tuple[str, str], JobRecord]:
+        now = max(entry.now for entry in batch)
+        gap = max(entry.min_poll_gap for entry in batch)
+        found: dict[tuple[str, str], JobRecord] = {}
         async with self._lock:
             conn = self.conn
-            async with conn.execute(
-                f"""
-                UPDATE jobs SET callbacks = callbacks + 1, updated_at = ?,
-                    due_at = CASE WHEN leased = 1 THEN due_at
-                                  WHEN due_at IS NULL OR due_at > ? THEN ? ELSE due_at END
-                WHERE callback_token_hash IN ({placeholders}) AND state IN {_ACTIVE_SQL}
-                RETURNING {", ".join(_COLUMNS)}
-                """,  # noqa: S608 - placeholders and fixed column names only
-                (now, now, now, *unique),
-            ) as cur:
-                for row in await cur.fetchall():
-                    job = _row_to_job(row)
-                    found[job.callback_token_hash or ""] = job
-            missing = [h for h in unique if h not in found]
-            if missing:
-                # Finished jobs are returned unchanged; unknown hashes stay absent.
-                marks = ", ".join("?" for _ in missing)
-                for job in await self._fetch_many(
-                    conn, f"WHERE callback_token_hash IN ({marks})", missing
+            for column in ("callback_key", "callback_token_hash"):
+                unique = list(dict.fromkeys(e.value for e in batch if e.column == column))
+                if not unique:
+                    continue
+                placeholders = ", ".join(f":v{i}" for i in range(len(unique)))
+                async with conn.execute(
+                    f"""
+                    UPDATE jobs SET callbacks = callbacks + 1, updated_at = :now,
+                        due_at = CASE
+                            WHEN leased = 1 THEN due_at
+                            WHEN due_at IS NULL
+                                OR due_at > MAX(:now, COALESCE(polled_at, 0) + :gap)
+                            THEN MAX(:now, COALESCE(polled_at, 0) + :gap)
+                            ELSE due_at END
+                    WHERE {column} IN ({placeholders}) AND state IN {_ACTIVE_SQL}
+                    RETURNING {", ".join(_COLUMNS)}
+                    """,  # noqa: S608 - placeholders and fixed column names only
+                    {"now": now, "gap": gap, **{f"v{i}": v for i, v in enumerate(unique)}},
+                ) as cur:
+                    for row in await cur.fetchall():
+                        job = _row_to_job(row)
+                        found[(column, str(getattr(job, column)))] = job
+                missing = [v for v in unique if (column, v) not in found]
+                if missing:
+                    # Finished jobs are returned unchanged; unknown ones stay absent.
+                    marks = ", ".join("?" for _ in missing)
+                    for job in await self._fetch_many(
+                        conn,
+                        f"WHERE {column} IN ({marks})",
+                        missing,
+                    ):
+                        found[(column, str(getattr(job, column)))] = job
+            for entry in batch:
+                hinted = found.get((entry.column, entry.value))
+                if (
+                    entry.task_hint is None
+                    or hinted is None
+                    or hinted.state is not JobState.ACCEPTED
+                    or hinted.vidgo_task_id is not None
                 ):
-                    found[job.callback_token_hash or ""] = job
+                    continue
+                # Rare: the job never learned its task id (a submit answer was lost).
+                await conn.execute(
+                    "UPDATE jobs SET task_hint = ? WHERE id = ? AND vidgo_task_id IS NULL",
+                    (entry.task_hint, hinted.id),
+                )
+                found[(entry.column, entry.value)] = replace(hinted, task_hint=entry.task_hint)
         return found
 
     async def next_due_at(self) -> float | None:
@@ -642,32 +786,147 @@ class SqliteJobStore(JobStore):
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
-        """See :meth:`JobStore.claim_due`."""
+    async def claim_due(
+        self, now: float, lease_until: float, limit: int, *, owner: str
+    ) -> list[JobRecord]:
+        """See :meth:`JobStore.claim_due`.
+
+        A leased job's ``due_at`` is the end of its lease, so it is due only once its owner
+        stopped renewing it.
+        """
         async with self._tx() as conn:
-            claimed = await self._fetch_many(
+            due = await self._fetch_many(
                 conn,
                 "WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
                 (now, limit),
             )
-            if claimed:
-                ids = [job.id for job in claimed]
-                placeholders = ", ".join("?" for _ in ids)
-                await conn.execute(
-                    f"UPDATE jobs SET leased = 1, due_at = ? WHERE id IN ({placeholders})",  # noqa: S608
-                    (lease_until, *ids),
-                )
-        return claimed
+            if not due:
+                return []
+            ids = [job.id for job in due]
+            placeholders = ", ".join("?" for _ in ids)
+            await conn.execute(
+                "UPDATE jobs SET leased = 1, lease_owner = ?, lease_id = lease_id + 1, "  # noqa: S608
+                f"due_at = ? WHERE id IN ({placeholders})",
+                (owner, lease_until, *ids),
+            )
+        return [
+            replace(
+                job, leased=True, lease_id=job.lease_id + 1, lease_owner=owner, due_at=lease_until
+            )
+            for job in due
+        ]
 
-    async def release_leases(self, now: float) -> int:
-        """See :meth:`JobStore.release_leases`."""
+    async def renew_leases(self, owner: str, lease_until: float, job_ids: Collection[str]) -> int:
+        """See :meth:`JobStore.renew_leases`."""
+        ids = list(job_ids)
+        if not ids:
+            return 0
+        marks = ", ".join("?" for _ in ids)
         async with self._lock:
             cur = await self.conn.execute(
-                "UPDATE jobs SET leased = 0, due_at = ? WHERE leased = 1", (now,)
+                "UPDATE jobs SET due_at = ? WHERE leased = 1 AND lease_owner = ? "  # noqa: S608
+                f"AND id IN ({marks})",
+                (lease_until, owner, *ids),
             )
             count = cur.rowcount
             await cur.close()
         return count
+
+    # --- processes --------------------------------------------------------------------------
+
+    async def register_instance(self, instance: InstanceInfo) -> None:
+        """See :meth:`JobStore.register_instance`."""
+        async with self._lock:
+            await self.conn.execute(
+                "INSERT INTO instances (id, pid, host, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "heartbeat_at = excluded.heartbeat_at",
+                (
+                    instance.id,
+                    instance.pid,
+                    instance.host,
+                    instance.started_at,
+                    instance.heartbeat_at,
+                ),
+            )
+
+    async def heartbeat_instance(self, instance_id: str, now: float) -> None:
+        """See :meth:`JobStore.heartbeat_instance`."""
+        async with self._lock:
+            await self.conn.execute(
+                "UPDATE instances SET heartbeat_at = ? WHERE id = ?", (now, instance_id)
+            )
+
+    async def list_instances(self) -> list[InstanceInfo]:
+        """See :meth:`JobStore.list_instances`."""
+        async with (
+            self._lock,
+            self.conn.execute(
+                "SELECT id, pid, host, started_at, heartbeat_at FROM instances ORDER BY started_at"
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [InstanceInfo(r[0], int(r[1]), r[2], float(r[3]), float(r[4])) for r in rows]
+
+    async def release_orphaned_leases(
+        self, now: float, *, stale_before: float, dead: Collection[str] = ()
+    ) -> int:
+        """See :meth:`JobStore.release_orphaned_leases`."""
+        dead = list(dead)
+        marks = ", ".join("?" for _ in dead) or "NULL"
+        async with self._tx() as conn:
+            await conn.execute(
+                f"DELETE FROM instances WHERE heartbeat_at < ? OR id IN ({marks})",  # noqa: S608
+                (stale_before, *dead),
+            )
+            cur = await conn.execute(
+                f"UPDATE jobs SET {_RELEASE}, due_at = ? WHERE leased = 1 AND "  # noqa: S608
+                "(lease_owner IS NULL OR lease_owner NOT IN (SELECT id FROM instances))",
+                (now,),
+            )
+            count = cur.rowcount
+            await cur.close()
+        return count
+
+    async def unregister_instance(self, instance_id: str, now: float) -> int:
+        """See :meth:`JobStore.unregister_instance`."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                f"UPDATE jobs SET {_RELEASE}, due_at = ? "  # noqa: S608 - a fixed fragment
+                "WHERE leased = 1 AND lease_owner = ?",
+                (now, instance_id),
+            )
+            count = cur.rowcount
+            await cur.close()
+            await conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+        return count
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    async def secret(self, name: str) -> bytes:
+        """See :meth:`JobStore.secret`."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO app_secrets (name, value, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_hex(32), time.time()),
+            )
+            async with conn.execute("SELECT value FROM app_secrets WHERE name = ?", (name,)) as cur:
+                row = await cur.fetchone()
+        assert row is not None  # noqa: S101 - inserted above if absent
+        return bytes.fromhex(str(row[0]))
+
+    async def latest_posted(self, source_key: str, guild_id: int | None) -> JobRecord | None:
+        """See :meth:`JobStore.latest_posted` (reads ``jobs_source_posted``, V6)."""
+        async with self._lock:
+            found = await self._fetch_many(
+                self.conn,
+                "WHERE source_key = ? AND guild_id IS ? AND state = 'delivered' "
+                "AND outcome = 'succeeded' AND result_message_id IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT 1",
+                (source_key, guild_id),
+            )
+        return found[0] if found else None
 
     async def followers(self, leader_id: str) -> list[JobRecord]:
         """See :meth:`JobStore.followers`."""

@@ -12,9 +12,10 @@ Retries (tenacity, exponential backoff with full jitter, at most ``max_retries``
 * detail and balance are reads, so every :class:`VidgoTransientError` and
   :class:`VidgoRateLimited` is retried;
 * a submit creates a task and Vidgo has no idempotency key, so it is retried only when Vidgo
-  certainly did not act on it: the connection could not be opened, 408, 429/430, 502, 503, 455.
-  After a read timeout, a reset or a 500 a task may exist without us knowing its id; the
-  error is raised (``maybe_processed=True``) and the caller decides;
+  certainly did not act on it: the connection could not be opened, 408, 429/430, 503, 455.
+  After a read timeout, a reset, any other 5xx (500, 502, 504: a gateway may answer after the
+  service acted) or an unreadable 200 a task may exist without us knowing its id; the error is
+  raised (``maybe_processed=True``) and the caller decides;
 * a ``Retry-After`` longer than ``backoff_max`` is not slept through: the
   :class:`VidgoRateLimited` is raised at once so the caller can reschedule the work.
 """
@@ -78,10 +79,13 @@ RATE_LIMIT_BODY_CODES = frozenset({405})
 # 455 is the siblings' "maintenance": the service refused the work, try later.
 MAINTENANCE_CODE = 455
 # Replies after which a submit certainly created no task, so resending it is safe
-# (408: the server gave up before it had the whole request).
-NOT_PROCESSED_CODES = frozenset({408, 502, 503, MAINTENANCE_CODE})
+# (408: the server gave up before it had the whole request; 503 and 455: the service refused
+# to take work). A 502 or 504 comes from a gateway that may have passed the request on.
+NOT_PROCESSED_CODES = frozenset({408, 503, MAINTENANCE_CODE})
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# str.isdigit() also accepts "²", which int() refuses.
+_ASCII_DIGITS = re.compile(r"[0-9]{1,9}")
 _NO_JSON = object()
 
 # Outcome labels of :attr:`VidgoClient.calls`.
@@ -314,7 +318,17 @@ class VidgoClient:
     ) -> T:
         """One counted HTTP attempt, parsed."""
         try:
-            result = parse(await self._exchange(method, path, params, body))
+            payload = await self._exchange(method, path, params, body)
+            try:
+                result = parse(payload)
+            except VidgoError:
+                raise
+            except Exception as exc:
+                # Odd data (deep nesting, digits int() rejects, ...) is a malformed reply,
+                # never an error that escapes the caller's handling of Vidgo's failures.
+                raise VidgoMalformedResponse(
+                    f"Vidgo reply could not be read ({type(exc).__name__})"
+                ) from exc
         except VidgoError as exc:
             self._calls[(endpoint, _outcome(exc))] += 1
             raise
@@ -515,7 +529,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 def _decode(raw: bytes) -> object:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _NO_JSON
 
 
@@ -527,7 +541,7 @@ def _body_code(payload: object) -> int | None:
         return None
     if isinstance(code, int):
         return code
-    if isinstance(code, str) and code.strip().isdigit():
+    if isinstance(code, str) and _ASCII_DIGITS.fullmatch(code.strip()):
         return int(code.strip())
     return None
 

@@ -37,6 +37,9 @@ MAX_DURATION_SECONDS = 86_400
 MAX_URL_CHARS = 2048
 MAX_ERROR_MESSAGE_CHARS = 1000
 MAX_TITLE_CHARS = 256
+MAX_TASK_ID_CHARS = 128
+# More credits than anyone holds: a larger balance is malformed, not a number to compute with.
+MAX_CREDITS = 10**15
 # The result fields of the separation models, in the order they are looked for (§4, §13.6).
 RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
 # Results of models that are not stems; their job kinds read them from ``TaskDetail.files``.
@@ -51,6 +54,8 @@ LEADING_STEMS = ("vocals", "instrumental")
 _STEM_NAME = re.compile(r"[a-z0-9_]{1,64}")
 # Whitespace and control characters (ASCII and Unicode) have no place in a URL we fetch.
 _BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# A plain ASCII integer (str.isdigit() also accepts "²", which int() refuses).
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
 
 
 class Model(StrEnum):
@@ -117,6 +122,10 @@ class TaskDetail:
     error_message: str | None
     created_time: datetime | None  # aware, UTC
     files: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    # Not documented in detail replies; read when present, as evidence of what the task was
+    # asked to do (a task named by a callback is checked against the job before adoption).
+    model: str | None = None
+    input: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def parse_submit(payload: object) -> SubmitReceipt:
@@ -180,7 +189,28 @@ def parse_detail(payload: object) -> TaskDetail:
         error_message=_error_message(body.get("error_message")),
         created_time=_created_time(body.get("created_time")),
         files=tuple(entries),
+        model=_short_text(body.get("model")),
+        input=_trim_keys(body["input"]) if isinstance(body.get("input"), dict) else None,
     )
+
+
+def callback_task_id(payload: object) -> str | None:
+    """The task id a callback body names (enveloped or flat), or ``None``.
+
+    Only a hint: the body is unauthenticated, so the engine reads the task itself before
+    believing anything about it.
+    """
+    try:
+        task_id = _task_id(_unwrap(payload))
+    except VidgoMalformedResponse:
+        return None
+    return task_id if len(task_id) <= MAX_TASK_ID_CHARS and task_id.isprintable() else None
+
+
+def _short_text(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:MAX_TASK_ID_CHARS]
 
 
 def normalize_stems(raw: object) -> dict[str, str]:
@@ -199,7 +229,7 @@ def normalize_stems(raw: object) -> dict[str, str]:
         text = raw
         try:
             raw = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("Vidgo separation result is not JSON; ignoring it (%d chars)", len(text))
             return {}
     if not isinstance(raw, dict):
@@ -362,10 +392,13 @@ def parse_balance(payload: object) -> int:
     data = payload.get("data")
     body = data if isinstance(data, dict) else payload
     credits = body.get("credits_amount")
-    if isinstance(credits, str) and credits.strip().lstrip("-").isdigit():
+    if isinstance(credits, str) and _INTEGER.fullmatch(credits.strip()):
         return int(credits.strip())
     if isinstance(credits, bool) or not isinstance(credits, int | float):
         raise VidgoMalformedResponse("Vidgo balance reply has no credits_amount")
-    if not math.isfinite(credits):
-        raise VidgoMalformedResponse("Vidgo balance reply has a non-finite credits_amount")
-    return int(credits)
+    # Checked before any float conversion: a huge JSON integer would overflow it.
+    if isinstance(credits, int) and abs(credits) <= MAX_CREDITS:
+        return credits
+    if isinstance(credits, float) and math.isfinite(credits) and abs(credits) <= MAX_CREDITS:
+        return int(credits)
+    raise VidgoMalformedResponse("Vidgo balance reply has an implausible credits_amount")

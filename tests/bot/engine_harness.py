@@ -28,6 +28,10 @@ FAST = EngineConfig(
     delivery_backoff_max=0.05,
     submit_backoff_max=0.05,
     work_lease=5.0,
+    instance_heartbeat=0.1,
+    instance_timeout=0.5,
+    fault_backoff_base=0.01,
+    fault_backoff_max=0.05,
 )
 
 
@@ -72,9 +76,9 @@ class _LateSink:
 
     engine: JobEngine | None = None
 
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         assert self.engine is not None
-        return await self.engine.on_callback(token)
+        return await self.engine.on_callback(token, task_hint)
 
 
 @dataclass

@@ -101,7 +101,7 @@ async def test_metrics_exposition_and_its_failure(serve: Callable[..., Awaitable
 
 
 class _Sink:
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         return CallbackOutcome.UNKNOWN
 
 

@@ -204,7 +204,7 @@ def test_invalid_settings_make_one_failed_line() -> None:
 
 
 class _NoJobs:
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         return CallbackOutcome.UNKNOWN
 
 

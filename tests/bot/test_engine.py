@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import aiohttp
 
-from bot.engine import ErrorKind, hash_token
+from bot.engine import ErrorKind
 from storage.jobstate import JobState
 from storage.records import Admission
 from tests.bot.conftest import MakeHarness
@@ -28,10 +28,14 @@ async def test_happy_path_by_callback(h: Harness, vidgo: FakeVidgo) -> None:
     assert task.model == "separate-vocals"
     assert task.callback_url is not None
     assert task.callback_url.startswith(h.public_url + "/vidgo/callback/")
-    # Only the hash of the callback token is stored.
+    # The token is derived from the job's callback key and the server's secret: the row
+    # keeps only the key, and the MAC half of the token appears nowhere in it.
     token = task.callback_url.rsplit("/", 1)[1]
-    assert (await h.job(job.id)).callback_token_hash == hash_token(token)
-    assert token not in str(await h.job(job.id))
+    stored = await h.job(job.id)
+    key, mac = token.split(".")
+    assert stored.callback_key == key == job.id
+    assert mac not in str(stored)
+    assert token == await h.engine.callback_token_of(stored)
 
     await vidgo.finish(task.task_id)
     await h.delivery.wait_for(lambda d: len(d) == 1)
@@ -372,10 +376,10 @@ async def test_poll_now_leaves_a_job_a_worker_holds_to_that_worker(polling: Harn
     # during the test, so the real dispatcher stays out of it).
     later = job.updated_at + 50
     await polling.store.update(job.id, later, due_at=later)
-    [held] = await polling.store.claim_due(later, later + 500, limit=1)
+    [held] = await polling.store.claim_due(later, later + 500, limit=1, owner="other")
     refreshed = await polling.engine.poll_now(held.id)
     assert refreshed is not None and refreshed.due_at == later + 500
-    assert await polling.store.claim_due(later + 1, later + 600, limit=5) == []
+    assert await polling.store.claim_due(later + 1, later + 600, limit=5, owner="other") == []
 
 
 async def test_poll_now_keeps_the_backoff_of_a_submit_retry(

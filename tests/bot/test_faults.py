@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -42,7 +43,7 @@ async def test_timeouts_on_detail_are_retried(make_harness: MakeHarness, vidgo: 
     await finish_and_expect_one_delivery(h, vidgo)
 
 
-async def test_ambiguous_submit_timeout_is_resolved_explicitly(
+async def test_ambiguous_submit_timeout_is_resolved_by_the_callback(
     make_harness: MakeHarness, vidgo: FakeVidgo
 ) -> None:
     # Vidgo took the submit but answered too late: the task exists, we never learn its id.
@@ -50,11 +51,25 @@ async def test_ambiguous_submit_timeout_is_resolved_explicitly(
     vidgo.slow_next(1, 0.5, path_prefix="/api/generate/submit")
     job = (await h.separate_ids()).job
     assert job.state is JobState.ACCEPTED
+    assert job.unconfirmed_submit_at is not None
+    [task] = await vidgo.wait_for_task(1)
+    # The resend (same token) hits Vidgo's once-per-track rule: the job keeps waiting.
+    await _wait_for(lambda: vidgo.submit_count == 2)
+    await vidgo.finish(task.task_id)
     done = await h.wait_state(job.id, JobState.DELIVERED, timeout=10)
-    # The retry hits Vidgo's once-per-track rule: the member is told, nothing hangs.
-    assert done.outcome is JobState.FAILED
-    assert done.error_kind == ErrorKind.DUPLICATE
+    # The callback named the task; the engine read it itself and adopted it.
+    assert done.outcome is JobState.SUCCEEDED
+    assert done.vidgo_task_id == task.task_id
+    assert len(vidgo.tasks) == 1
     assert len(h.delivery.for_job(job.id)) == 1
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
 
 
 async def test_rate_limit_with_retry_after(make_harness: MakeHarness, vidgo: FakeVidgo) -> None:

@@ -20,9 +20,11 @@ class CountingStore(SqliteJobStore):
         super().__init__(path)
         self.claims = 0
 
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
+    async def claim_due(
+        self, now: float, lease_until: float, limit: int, *, owner: str
+    ) -> list[JobRecord]:
         self.claims += 1
-        return await super().claim_due(now, lease_until, limit)
+        return await super().claim_due(now, lease_until, limit, owner=owner)
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ async def test_idle_dispatcher_does_not_poll_the_table(store: CountingStore) -> 
         await store.update(job.id, time.time(), due_at=None)
 
     await add_job(store, "later", time.time() + 30)
-    scheduler = DueScheduler(store, handler, clock=time.time)
+    scheduler = DueScheduler(store, handler, owner="test", clock=time.time)
     scheduler.start()
     try:
         await asyncio.sleep(0.5)
@@ -77,7 +79,7 @@ async def test_sooner_job_wakes_the_dispatcher(store: CountingStore) -> None:
         done.set()
 
     await add_job(store, "later", time.time() + 30)
-    scheduler = DueScheduler(store, handler, clock=time.time)
+    scheduler = DueScheduler(store, handler, owner="test", clock=time.time)
     scheduler.start()
     try:
         await asyncio.sleep(0.1)
@@ -109,7 +111,7 @@ async def test_parallelism_is_capped(store: CountingStore) -> None:
 
     for i in range(20):
         await add_job(store, f"j{i}", time.time())
-    scheduler = DueScheduler(store, handler, clock=time.time, max_parallel=3, batch=2)
+    scheduler = DueScheduler(store, handler, owner="test", clock=time.time, max_parallel=3, batch=2)
     scheduler.start()
     try:
         await asyncio.wait_for(all_done.wait(), 5)
@@ -131,7 +133,7 @@ async def test_a_failing_handler_keeps_the_dispatcher_alive(store: CountingStore
 
     await add_job(store, "bad", time.time())
     await add_job(store, "good", time.time() + 0.05)
-    scheduler = DueScheduler(store, handler, clock=time.time, lease=60)
+    scheduler = DueScheduler(store, handler, owner="test", clock=time.time, lease=60)
     scheduler.start()
     try:
         await asyncio.wait_for(ok.wait(), 2)
@@ -150,7 +152,7 @@ async def test_stop_waits_for_running_work(store: CountingStore) -> None:
         finished.append(job.id)
 
     await add_job(store, "j", time.time())
-    scheduler = DueScheduler(store, handler, clock=time.time)
+    scheduler = DueScheduler(store, handler, owner="test", clock=time.time)
     scheduler.start()
     await asyncio.wait_for(started.wait(), 2)
     await scheduler.stop(grace=2)

@@ -18,7 +18,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.tokens: list[str] = []
 
-    async def on_callback(self, token: str) -> CallbackOutcome:
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
         self.tokens.append(token)
         if token == KNOWN:
             return CallbackOutcome.ACCEPTED
@@ -67,7 +67,7 @@ async def test_unknown_token_is_404(
         assert resp.status == 404
 
 
-@pytest.mark.parametrize("token", ["short", "x" * 65, "bad%20chars-aaaaaaaaaaaa"])
+@pytest.mark.parametrize("token", ["short", "x" * 97, "bad%20chars-aaaaaaaaaaaa"])
 async def test_malformed_token_is_404_without_lookup(
     server: tuple[CallbackServer, RecordingSink, aiohttp.ClientSession], token: str
 ) -> None:

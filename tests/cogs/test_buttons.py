@@ -203,6 +203,7 @@ def make_interaction(
     bot.refresh_limiter = RefreshLimiter()
     bot.engine = mock.AsyncMock()
     bot.engine.get_job.return_value = stored
+    bot.engine.posted_result.return_value = None
     bot.engine.poll_now.return_value = stored
     bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={})
     bot.delivery.status_message = mock.AsyncMock(return_value=(discord.Embed(), None))

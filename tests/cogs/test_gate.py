@@ -12,11 +12,13 @@ from cogs.gate import (
     admission_gate,
     channel_allowed,
     limit_sentence,
+    press_refusal,
     refuse_after_defer,
     rule_refusal,
 )
 from storage.records import AdmissionLimits, LimitReached, LimitRule
 from tests.cogs.test_access import member
+from tests.cogs.test_render import job
 
 
 def interaction(
@@ -146,3 +148,57 @@ async def test_separate_refuses_before_acknowledging_when_the_gate_says_no() -> 
     assert "<#1>" in call.args[0] and call.kwargs["ephemeral"] is True
     inter.response.defer.assert_not_awaited()
     bot.engine.submit.assert_not_awaited()
+
+
+def dm_press(user_id: int = 42) -> mock.Mock:
+    inter = interaction()
+    inter.guild_id = None
+    inter.user = mock.Mock(spec_set=discord.User, id=user_id)
+    return inter
+
+
+def client_with(guild: mock.Mock | None) -> mock.Mock:
+    client = mock.Mock(spec_set=discord.Client)
+    client.get_guild.return_value = guild
+    return client
+
+
+def guild_with(found: object) -> mock.Mock:
+    guild = mock.Mock(spec_set=discord.Guild)
+    guild.get_member.return_value = None
+    if isinstance(found, Exception):
+        guild.fetch_member = mock.AsyncMock(side_effect=found)
+    else:
+        guild.fetch_member = mock.AsyncMock(return_value=found)
+    return guild
+
+
+async def test_a_press_in_the_server_gets_the_channel_and_role_rules() -> None:
+    policy = GuildPolicy(allowed_channel_ids=(5,))
+    refusal = await press_refusal(client_with(None), interaction(channel_id=7), policy, job())
+    assert refusal is not None and "<#5>" in refusal
+
+
+async def test_a_dm_press_without_a_role_rule_is_allowed() -> None:
+    assert await press_refusal(client_with(None), dm_press(), GuildPolicy(), job()) is None
+
+
+async def test_a_dm_press_checks_the_role_in_the_jobs_server() -> None:
+    policy = GuildPolicy(required_role_id=77)
+    holder = guild_with(member(roles=(77,), user_id=42))
+    assert await press_refusal(client_with(holder), dm_press(), policy, job()) is None
+    holder.fetch_member.assert_awaited_once_with(42)
+    lacking = guild_with(member(roles=(5,), user_id=42))
+    refusal = await press_refusal(client_with(lacking), dm_press(), policy, job())
+    assert refusal is not None and "<@&77>" in refusal
+
+
+@pytest.mark.parametrize("guild", [None, "left"])
+async def test_a_dm_press_is_refused_when_the_role_cannot_be_checked(guild: object) -> None:
+    policy = GuildPolicy(required_role_id=77)
+    found = (
+        guild_with(discord.NotFound(mock.Mock(status=404, reason="x"), "Unknown Member"))
+        if guild == "left"
+        else None
+    )
+    assert await press_refusal(client_with(found), dm_press(), policy, job()) is not None

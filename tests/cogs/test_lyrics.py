@@ -221,6 +221,7 @@ def make_bot(submitted: Submitted, separation: JobRecord | None) -> mock.Mock:
     bot.settings.LYRICS_ENHANCED_LRC = True
     bot.engine = mock.AsyncMock()
     bot.engine.get_job.return_value = separation
+    bot.engine.posted_result.return_value = None
     bot.engine.submit.return_value = submitted
     # A server that never changed its settings: the defaults, no limit reached yet.
     bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={})

@@ -31,7 +31,12 @@ async def slash(
     guild_id: int | None = None,
     **options: Any,
 ) -> FakeInteraction:
-    """Someone runs ``/name`` (a path such as ``"jobs status"``) with these options."""
+    """Someone runs ``/name`` (a path such as ``"jobs status"``) with these options.
+
+    ``permissions`` beyond a plain member's are held server-wide, through a role, as a real
+    moderator or manager holds them (Stemcord ignores rights granted by one channel alone).
+    """
+    grant_server_wide(world, user_id or world.member.id, permissions, guild_id)
     return await world.discord.invoke_slash(
         guild_id=guild_id or world.guild.id,
         channel_id=channel_id or world.guild.channel_id,
@@ -40,6 +45,21 @@ async def slash(
         options=[{"name": k, "value": v} for k, v in options.items()],
         permissions=permissions,
     )
+
+
+def grant_server_wide(
+    world: World, user_id: int, permissions: str, guild_id: int | None = None
+) -> None:
+    """Give the member a role carrying ``permissions`` beyond a plain member's (once)."""
+    extra = int(permissions) & ~MEMBER_PERMISSIONS
+    if not extra:
+        return
+    guild = world.discord.guilds[guild_id or world.guild.id]
+    name = f"rights-{extra}"
+    role_id = next((rid for rid, (n, _) in guild.roles.items() if n == name), None)
+    if role_id is None:
+        role_id = world.discord.add_role(guild.id, name, permissions=extra)
+    world.discord.give_role(guild.id, user_id, role_id)
 
 
 async def answer(world: World, interaction: FakeInteraction) -> FakeMessage:

@@ -414,18 +414,23 @@ async def test_midi_button_replies_with_a_midi_file(world: World) -> None:
         channels = {channel for channel, _, _ in notes}
         # Drums on MIDI channel 10 (index 9), and only drums.
         assert (channels == {9}) if name == "Drums" else (9 not in channels)
-    # A second press is answered from the results cache: no second Vidgo task.
+    # A second press gets a private pointer to the MIDI already posted: no second Vidgo task
+    # and no second public post.
+    await world.wait_job(await midi_job_id(world), JobState.DELIVERED)
     again = await press(world, result, f"stemcord:midi:{job.id}")
     await world.discord.wait_until(lambda: bool(again.followups))
-    assert "made before" in reply_text(again)
-    await world.discord.wait_until(
-        lambda: (
-            sum(1 for m in world.discord.messages[result.channel_id] if m.reference_id == result.id)
-            == 2
-        )
-    )
+    assert again.ephemeral and f"/{reply.id}" in reply_text(again)
+    await asyncio.sleep(0.3)
+    replies = [m for m in world.discord.messages[result.channel_id] if m.reference_id == result.id]
+    assert len(replies) == 1
     assert sum(1 for t in world.vidgo.tasks.values() if t.model == "generate-midi") == 1
     assert world.discord.rule_violations == []
+
+
+async def midi_job_id(world: World) -> str:
+    assert world.app is not None
+    [midi_job] = [j for j in await world.app.store.list_jobs() if j.kind == "midi"]
+    return midi_job.id
 
 
 async def test_midi_with_no_notes_says_so(world: World) -> None:

@@ -8,8 +8,16 @@ from bench.soak import run_soak
 
 
 async def test_killed_bot_delivers_every_accepted_job_exactly_once(tmp_path: Path) -> None:
-    report = await run_soak(jobs=100, kills=3, seed=11, workdir=tmp_path, settle_timeout=45)
+    report = await run_soak(
+        jobs=100, kills=3, seed=11, workdir=tmp_path, settle_timeout=45, lost_answers=0.15
+    )
     assert report.kills == 3
+    # Every accepted job reached a final state: none was left holding a lease or a slot.
+    assert report.unfinished == []
+    # Lost submit answers happened, and none of them made Vidgo create a second task.
+    assert report.lost_answers >= 3
+    assert report.tasks <= report.accepted
+    assert report.paid_tasks == report.succeeded
     # Interactions that reached a dying bot are lost (never acknowledged); most are accepted.
     assert report.accepted >= 50
     assert report.missing == []

@@ -266,3 +266,19 @@ async def test_status_autocomplete_offers_the_callers_recent_ids_in_this_server(
     assert narrowed.choices is not None
     assert sorted(c["value"] for c in narrowed.choices) == ids[:10]
     assert world.discord.rule_violations == []
+
+
+async def test_manage_messages_in_one_channel_only_is_not_a_moderator(world: World) -> None:
+    # The interaction says Manage Messages (a channel overwrite grants it there), but no role
+    # gives it server-wide: /jobs queue stays closed.
+    await world.start()
+    interaction = await world.discord.invoke_slash(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=world.member.id,
+        name="jobs queue",
+        options=[],
+        permissions=MODERATOR,
+    )
+    refused = await answer(world, interaction)
+    assert refused.ephemeral and "Only moderators" in refused.content

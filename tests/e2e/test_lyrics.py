@@ -177,11 +177,20 @@ async def test_duplicate_presses_cost_one_vidgo_call_and_post_once(world: World)
     await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 1)
     await asyncio.sleep(0.3)
     assert len(lyrics_replies(world, result)) == 1
-    # A later press is answered from the stored result at once: no Vidgo call.
+    # A later press gets a private link to the lyrics already posted: no Vidgo call, and
+    # nothing is posted publicly again.
+    [reply] = lyrics_replies(world, result)
+    assert world.app is not None
+    [lyrics_job] = [
+        j for j in await world.app.store.list_jobs() if j.kind == "lyrics" and j.leader_id is None
+    ]
+    await world.wait_job(lyrics_job.id, JobState.DELIVERED)
     submits = world.vidgo.submit_count
     later = await press(world, result, other.id)
-    assert "read before" in await answered(world, later)
-    await world.discord.wait_until(lambda: len(lyrics_replies(world, result)) == 2)
+    text = await answered(world, later)
+    assert "already posted" in text and f"/{reply.id}" in text
+    await asyncio.sleep(0.3)
+    assert len(lyrics_replies(world, result)) == 1
     assert world.vidgo.submit_count == submits
     assert len(lyrics_tasks(world)) == 1
     assert world.discord.rule_violations == []

@@ -282,3 +282,36 @@ async def test_missing_permission_in_the_channel_sends_a_dm(world: World) -> Non
     assert world.outcome_messages(job.id, world.guild.channel_id) == []
     dms = [m for m in world.discord.dm_messages(world.member.id) if m.nonce == f"stemcord-{job.id}"]
     assert len(dms) == 1
+
+
+async def test_every_message_allows_pinging_only_the_requester(world: World) -> None:
+    # What was actually sent, not what was rendered: escaping hides a widened setting, so the
+    # allowed_mentions of every message-creating and editing request is checked.
+    await world.start()
+    await world.separate_song(0)
+    job = await world.job_for_task_wait()
+    await world.vidgo.fail(job.vidgo_task_id or "", "@everyone <@&123> listen <@999>")
+    await world.wait_job(job.id, JobState.DELIVERED)
+    writes = [
+        r
+        for r in world.discord.requests
+        if r.method in ("POST", "PATCH")
+        and ("/messages" in r.path or "/callback" in r.path or "/webhooks/" in r.path)
+        and isinstance(r.json, dict)
+    ]
+    assert writes
+    for request in writes:
+        body = request.json.get("data", request.json)  # interaction callbacks wrap it
+        mentions = body.get("allowed_mentions")
+        if mentions is None:
+            continue  # no content to ping with (an edit of embeds or components)
+        assert mentions.get("parse", []) == [], request.path
+        assert mentions.get("roles", []) == [], request.path
+        assert set(mentions.get("users", [])) <= {str(world.member.id), world.member.id}
+        assert not mentions.get("replied_user", False)
+    [result] = world.outcome_messages(job.id)
+    [post] = [
+        r for r in writes if r.method == "POST" and r.json.get("nonce") == f"stemcord-{job.id}"
+    ]
+    assert post.json["allowed_mentions"]["users"] in ([str(world.member.id)], [world.member.id])
+    assert result.pinged == {"users": [world.member.id], "roles": [], "everyone": False}

@@ -137,6 +137,8 @@ class _Fault:
     path_contains: str | None
     retry_after: float
     code: int | None
+    # A delay fault carries out the request and answers this many seconds late.
+    delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -240,6 +242,7 @@ class FakeDiscord:
         self._cdn: dict[int, FakeAttachment] = {}
         self._command_creates: dict[int | None, list[datetime]] = {}
         self._faults: list[_Fault] = []
+        self._delays: list[_Fault] = []
         self._sessions: dict[str, _Session] = {}
         self._session: _Session | None = None
         self._connections: set[_Connection] = set()
@@ -444,6 +447,12 @@ class FakeDiscord:
         held = guild.member_roles.setdefault(user_id, [])
         if role_id not in held:
             held.append(role_id)
+
+    def take_role(self, guild_id: int, user_id: int, role_id: int) -> None:
+        """The member no longer holds the role (seen in their next interactions)."""
+        held = self.guilds[guild_id].member_roles.get(user_id, [])
+        if role_id in held:
+            held.remove(role_id)
 
     def block_dms(self, user_id: int) -> None:
         """The user closed DMs: sending to their DM channel gets 403 (50007)."""
@@ -701,6 +710,16 @@ class FakeDiscord:
         as a Cloudflare ban. ``path_contains`` matches the path after ``/api/v10``.
         """
         self._faults.append(_Fault(n, status, method, path_contains, retry_after, code))
+
+    def delay_next(
+        self, n: int, seconds: float, *, method: str | None = None, path_contains: str | None = None
+    ) -> None:
+        """Carry out the next ``n`` matching REST requests, then answer ``seconds`` late.
+
+        The request's effect (a posted message, say) is visible at once; only the answer is
+        late — the window in which a client that dies has acted without knowing it.
+        """
+        self._delays.append(_Fault(n, 200, method, path_contains, 0.0, None, delay=seconds))
 
     async def drop_gateway(self, *, resumable: bool = True) -> None:
         """Close the bot's websocket with 4000.
@@ -1247,6 +1266,9 @@ class FakeDiscord:
         if fault is not None:
             fault.remaining -= 1
             return _fault_response(fault, path)
+        delay = next((f for f in self._delays if f.matches(request.method, path)), None)
+        if delay is not None:
+            delay.remaining -= 1
         total = sum(f.size for f in files)
         if total > MAX_REQUEST_BYTES:
             return self._reject(
@@ -1255,7 +1277,11 @@ class FakeDiscord:
                 "Request entity too large",
                 f"{request.method} {path}: {total} bytes of files is over the 25 MiB request cap",
             )
-        return await handler(_Call(request, record, params, body, files))
+        response = await handler(_Call(request, record, params, body, files))
+        if delay is not None:
+            self._notify()  # the effect is visible before the late answer
+            await asyncio.sleep(delay.delay)
+        return response
 
     def _unknown_route(self, method: str, path: str) -> web.Response:
         self.unknown_routes.append(f"{method} {path}")
@@ -1677,7 +1703,12 @@ class FakeDiscord:
         visible = [
             m for m in self.messages.get(channel.id, []) if not m.deleted and not m.ephemeral
         ]
-        return _json(200, [self._message_json(m) for m in reversed(visible[-limit:])])
+        # Discord echoes a nonce only to the request that created the message, never in
+        # history: a client must recognise its own posts by their content.
+        listed = [self._message_json(m) for m in reversed(visible[-limit:])]
+        for body in listed:
+            body.pop("nonce", None)
+        return _json(200, listed)
 
     async def _post_message(self, call: _Call) -> web.Response:
         channel = self._live_channel(call)

@@ -146,7 +146,12 @@ SWITCHES: dict[str, type] = {
     "tamper_callbacks": bool,
     "empty_midi": bool,
     "lyrics_shape": str,
+    "echo_input": bool,
 }
+# Stands for FakeTask.raw_files given as JSON text, until the reply is written.
+RAW_MARK = "__raw_files__"
+# How :meth:`FakeVidgo.lose_answer_next` loses the answer to a request it acted on.
+LOSS_MODES = ("timeout", "500", "502", "504", "reset", "garbage")
 TAMPERED_STEMS = {
     "vocal_url": "javascript:alert(1)",
     "instrumental_url": "https://evil.example/instrumental.mp3",
@@ -244,6 +249,9 @@ class FakeTask:
     midi: dict[str, Any] | None = None
     # A get-timestamped-lyrics result object, set when the task finishes.
     lyrics: dict[str, Any] | None = None
+    # Tests may replace a finished task's ``files`` with anything at all (odd data); a string
+    # is sent as raw JSON text.
+    raw_files: Any = None
 
     @property
     def is_terminal(self) -> bool:
@@ -273,6 +281,7 @@ class _Fault:
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
+    mode: str = ""
 
     def matches(self, path: str) -> bool:
         return self.remaining > 0 and (
@@ -318,6 +327,10 @@ class FakeVidgo:
         self.tamper_callbacks = False
         self.empty_midi = False
         self.lyrics_shape = "detail_string"
+        # Vidgo's detail replies are not documented to echo the task's model and input.
+        self.echo_input = False
+        # Answers lost after acting (lose_answer_next).
+        self.lost_answers = 0
         # audio_id -> the lyrics result of that track (tests may replace or add entries).
         self.lyrics: dict[str, dict[str, Any]] = {
             audio_id: fake_lyrics() for audio_id in GENERATION_AUDIO_IDS
@@ -417,6 +430,11 @@ class FakeVidgo:
         return sum(1 for m, p in self.requests if m == "POST" and p == "/api/generate/submit")
 
     @property
+    def paid_tasks(self) -> int:
+        """Tasks Vidgo charged for: those that finished (credits are charged on success)."""
+        return sum(1 for task in self.tasks.values() if task.status == "finished")
+
+    @property
     def detail_count(self) -> int:
         """Detail requests received."""
         return sum(1 for m, p in self.requests if p == "/api/generate/detail/music")
@@ -486,6 +504,19 @@ class FakeVidgo:
         """Answer the next ``n`` matching requests ``delay`` seconds late (after acting on them)."""
         self._faults["slow"] = _Fault(n, path_prefix, delay=delay)
 
+    def lose_answer_next(
+        self, n: int, mode: str = "timeout", *, delay: float = 2.0, path_prefix: str | None = None
+    ) -> None:
+        """Act on the next ``n`` matching requests, then lose the answer (:data:`LOSS_MODES`).
+
+        ``timeout`` answers ``delay`` seconds late, ``500``/``502``/``504`` answer with that
+        status, ``reset`` drops the connection, ``garbage`` answers HTTP 200 with invalid JSON
+        — each *after* the request was carried out (a submit created its task).
+        """
+        if mode not in LOSS_MODES:
+            raise ValueError(f"mode must be one of {LOSS_MODES}")
+        self._faults["lose"] = _Fault(n, path_prefix, delay=delay, mode=mode)
+
     def malformed_next(self, n: int, path_prefix: str | None = None) -> None:
         """Answer the next ``n`` matching requests HTTP 200 with invalid JSON."""
         self._faults["malformed"] = _Fault(n, path_prefix)
@@ -545,10 +576,13 @@ class FakeVidgo:
                     headers["Retry-After"] = f"{fault.retry_after:g}"
                 return _error(fault.status, "injected failure", headers=headers)
             slow = self._take("slow", path)
+            lose = self._take("lose", path)
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = _error(exc.status, exc.reason)
+            if lose is not None:
+                return await self._lost_answer(request, lose)
             if slow is not None:
                 # Act first, answer late: the realistic "did my submit happen?" case.
                 with contextlib.suppress(TimeoutError):
@@ -556,6 +590,19 @@ class FakeVidgo:
             return response
         finally:
             self.in_flight -= 1
+
+    async def _lost_answer(self, request: web.Request, fault: _Fault) -> web.Response:
+        self.lost_answers += 1
+        if fault.mode == "timeout":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.delay)
+            return _error(504, "answered too late")
+        if fault.mode == "reset":
+            _drop_connection(request)
+            return web.Response(status=500)
+        if fault.mode == "garbage":
+            return web.Response(status=200, body=b"\x00<html>", content_type="application/json")
+        return _error(int(fault.mode), "the answer was lost on its way")
 
     def _take(self, kind: str, path: str) -> _Fault | None:
         fault = self._faults.get(kind)
@@ -686,6 +733,14 @@ class FakeVidgo:
         if task is None:
             return _error(404, "task not found")
         task.detail_calls += 1
+        if task.status == "finished" and isinstance(task.raw_files, str):
+            # Raw JSON text for ``files``, however deep (json.dumps could not even write it).
+            data = {**self._detail_data(task), "files": RAW_MARK}
+            text = json.dumps(data if self.flat_bodies else {"code": 200, "data": data})
+            return web.Response(
+                text=text.replace(json.dumps(RAW_MARK), task.raw_files),
+                content_type="application/json",
+            )
         return _ok(self._detail_data(task), flat=self.flat_bodies)
 
     async def _balance(self, request: web.Request) -> web.Response:
@@ -746,6 +801,7 @@ class FakeVidgo:
         setters: dict[str, Callable[..., None]] = {
             "fail_next": self.fail_next,
             "slow_next": self.slow_next,
+            "lose_answer_next": self.lose_answer_next,
             "malformed_next": self.malformed_next,
             "reset_next": self.reset_next,
         }
@@ -775,8 +831,10 @@ class FakeVidgo:
     # -- bodies --------------------------------------------------------------------------------
 
     def _detail_data(self, task: FakeTask) -> dict[str, Any]:
-        files: list[dict[str, Any]] = []
-        if task.status == "finished" and task.model == GENERATE_MIDI:
+        files: Any = []
+        if task.status == "finished" and task.raw_files is not None:
+            files = task.raw_files
+        elif task.status == "finished" and task.model == GENERATE_MIDI:
             files = [{"midi_data": json.dumps(task.midi)}]
         elif task.status == "finished" and task.model == TIMESTAMPED_LYRICS:
             files = [self._lyrics_entry(task.lyrics or {})]
@@ -791,13 +849,17 @@ class FakeVidgo:
                     key + " " * (1 + i % 2): url for i, (key, url) in enumerate(result.items())
                 }
             files = [{field_name: json.dumps(result)}]
-        return {
+        data: dict[str, Any] = {
             "task_id": task.task_id,
             "status": task.status,
             "files": files,
             "created_time": _vidgo_time(task.created_time),
             "error_message": task.error_message,
         }
+        if self.echo_input:
+            data["model"] = task.model
+            data["input"] = dict(task.input)
+        return data
 
     def _lyrics_entry(self, lyrics: dict[str, Any]) -> dict[str, Any]:
         if self.lyrics_shape == "detail_object":

@@ -225,28 +225,28 @@ async def test_claim_due_leases_only_due_jobs_earliest_first(store: JobStore) ->
         await store.admit(new_job(f"j{i}", key=f"k{i}"), NOW, submit_lease_until=NOW)
         await store.update(f"j{i}", NOW, due_at=due)
     assert await store.next_due_at() == NOW + 10
-    claimed = await store.claim_due(NOW + 30, NOW + 500, limit=10)
+    claimed = await store.claim_due(NOW + 30, NOW + 500, limit=10, owner="w1")
     assert [j.id for j in claimed] == ["j1", "j2", "j0"]
     # Claimed jobs are leased: not claimable again until the lease runs out.
-    assert await store.claim_due(NOW + 30, NOW + 500, limit=10) == []
+    assert await store.claim_due(NOW + 30, NOW + 500, limit=10, owner="w1") == []
     assert await store.next_due_at() == NOW + 99
-    # A new process releases the leases of the one that died.
-    assert await store.release_leases(NOW + 31) == 3
-    again = await store.claim_due(NOW + 31, NOW + 500, limit=2)
+    # A new process releases the leases of the one that died (never registered, here).
+    assert await store.release_orphaned_leases(NOW + 31, stale_before=NOW) == 3
+    again = await store.claim_due(NOW + 31, NOW + 500, limit=2, owner="w2")
     assert len(again) == 2
 
 
 async def test_callback_for_unknown_token_writes_nothing(store: JobStore) -> None:
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW + 60)
     before = await store.get("j")
-    assert await store.note_callback("nope", NOW + 5) is None
+    assert await store.note_callback(NOW + 5, token_hash="nope") is None
     assert await store.get("j") == before
 
 
 async def test_callback_makes_an_idle_job_due_now(store: JobStore) -> None:
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
     await store.transition("j", JobState.SUBMITTED, NOW, vidgo_task_id="t", due_at=NOW + 60)
-    job = await store.note_callback("hash-j", NOW + 5)
+    job = await store.note_callback(NOW + 5, token_hash="hash-j")
     assert job is not None
     assert job.callbacks == 1
     assert job.due_at == NOW + 5
@@ -255,8 +255,8 @@ async def test_callback_makes_an_idle_job_due_now(store: JobStore) -> None:
 async def test_callback_while_leased_is_not_lost(store: JobStore) -> None:
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
     await store.transition("j", JobState.SUBMITTED, NOW, vidgo_task_id="t", due_at=NOW)
-    [claimed] = await store.claim_due(NOW, NOW + 120, limit=1)
-    noted = await store.note_callback("hash-j", NOW + 1)
+    [claimed] = await store.claim_due(NOW, NOW + 120, limit=1, owner="w1")
+    noted = await store.note_callback(NOW + 1, token_hash="hash-j")
     assert noted is not None and noted.due_at == NOW + 120  # the worker owns it
     # The worker read the job before the callback; its reschedule must honour the callback.
     after = await store.reschedule("j", NOW + 2, NOW + 60, seen_callbacks=claimed.callbacks)
@@ -274,7 +274,7 @@ async def test_a_burst_of_callbacks_is_stored_together(store: JobStore) -> None:
         )
     await store.record_outcome("j0", JobState.FAILED, NOW, last_error="x", error_kind="x")
     hashes = [f"hash-j{i}" for i in range(30)] + ["hash-j5", "unknown-1", "unknown-2"]
-    results = await asyncio.gather(*(store.note_callback(h, NOW + 1) for h in hashes))
+    results = await asyncio.gather(*(store.note_callback(NOW + 1, token_hash=h) for h in hashes))
     assert results[0] is not None and results[0].state is JobState.FAILED  # unchanged
     assert results[0].callbacks == 0
     for i in range(1, 30):
@@ -291,7 +291,7 @@ async def test_callback_after_the_outcome_changes_nothing(store: JobStore) -> No
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
     await store.record_outcome("j", JobState.FAILED, NOW, last_error="x", error_kind="vidgo_failed")
     before = await store.get("j")
-    job = await store.note_callback("hash-j", NOW + 1)
+    job = await store.note_callback(NOW + 1, token_hash="hash-j")
     assert job == before
 
 
@@ -353,7 +353,7 @@ async def test_cancelling_a_leader_hands_its_task_to_the_oldest_follower(store: 
     assert heir.callback_token_hash == "hash-lead" and heir.due_at == NOW + 5
     assert [f.id for f in await store.followers("f1")] == ["f2"]
     # The callback for the task now reaches the heir.
-    noted = await store.note_callback("hash-lead", NOW + 4)
+    noted = await store.note_callback(NOW + 4, token_hash="hash-lead")
     assert noted is not None and noted.id == "f1"
     # Its outcome reaches the remaining follower.
     changed = await store.record_outcome("f1", JobState.SUCCEEDED, NOW + 5, result={"stems": {}})
@@ -372,16 +372,16 @@ async def test_expedite_makes_a_waiting_job_due_now(store: JobStore) -> None:
     await store.update("j", NOW, due_at=NOW + 300, delivery_attempts=3)
     job = await store.expedite("j", NOW + 1, delivery_attempts=0)
     assert job.due_at == NOW + 1 and job.delivery_attempts == 0
-    assert [j.id for j in await store.claim_due(NOW + 1, NOW + 100, limit=5)] == ["j"]
+    assert [j.id for j in await store.claim_due(NOW + 1, NOW + 100, limit=5, owner="w1")] == ["j"]
 
 
 async def test_expedite_leaves_a_job_a_worker_holds_alone(store: JobStore) -> None:
     await store.admit(new_job("j"), NOW, submit_lease_until=NOW)
     await store.update("j", NOW, due_at=NOW)
-    assert len(await store.claim_due(NOW, NOW + 100, limit=5)) == 1
+    assert len(await store.claim_due(NOW, NOW + 100, limit=5, owner="w1")) == 1
     job = await store.expedite("j", NOW + 1, delivery_attempts=0)
     assert job.due_at == NOW + 100  # still the lease's end
     # Still leased: no second worker can claim it while the first one works.
-    assert await store.claim_due(NOW + 2, NOW + 200, limit=5) == []
+    assert await store.claim_due(NOW + 2, NOW + 200, limit=5, owner="w1") == []
     with pytest.raises(JobNotFound):
         await store.expedite("nope", NOW)
