@@ -267,7 +267,10 @@ class StemFetcher:
 def _reason(exc: BaseException) -> str:
     """A short cause without the URL (aiohttp's messages may quote it with its query)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection failed" + (f" ({exc.os_error.strerror})" if exc.os_error else "")
+        detail = exc.os_error.strerror if exc.os_error is not None else None
+        return f"connection failed ({detail})" if detail else "connection failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed before a reply"
     if isinstance(exc, aiohttp.ClientResponseError):
         return "invalid HTTP reply"
-    return type(exc).__name__
+    return "connection error"

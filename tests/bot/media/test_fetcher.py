@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import threading
@@ -435,6 +436,46 @@ async def test_closed_port_is_a_connection_error(fetcher: StemFetcher, tmp_path:
     with pytest.raises(FetchConnectionError) as caught:
         await fetcher.fetch_to_path(f"http://127.0.0.1:{port}/v.mp3", tmp_path / "v.mp3")
     assert caught.value.retryable
+    assert files_in(tmp_path) == []
+
+
+async def test_server_that_hangs_up_without_a_reply_is_a_connection_error(
+    fetcher: StemFetcher, origin: Origin, tmp_path: Path
+) -> None:
+    async def hang_up(origin: Origin, path: str, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    origin.route("/v.mp3", hang_up)
+    with pytest.raises(FetchConnectionError) as caught:
+        await fetcher.fetch_to_path(origin.url("/v.mp3"), tmp_path / "v.mp3")
+    assert str(caught.value) == (
+        "could not download from 127.0.0.1: connection closed before a reply"
+    )
+    assert files_in(tmp_path) == []
+
+
+async def test_host_that_accepts_no_connection_times_out_connecting(
+    make_fetcher: MakeFetcher, tmp_path: Path
+) -> None:
+    # A listener that never accepts, its queue already full: the next connect gets no answer.
+    fetcher = make_fetcher(connect_timeout=0.3)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            with pytest.raises(FetchTimeout) as caught:
+                await fetcher.fetch_to_path(f"http://127.0.0.1:{port}/v.mp3", tmp_path / "v.mp3")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert caught.value.phase == "connect"
+    assert str(caught.value) == "timed out connecting to 127.0.0.1 after 0.3 s"
     assert files_in(tmp_path) == []
 
 

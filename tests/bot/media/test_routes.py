@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from bot.listener import Listener
@@ -67,9 +68,9 @@ async def served(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterato
             await listener.stop()
 
 
-async def get(served: Served, url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+async def get(served: Served, url: str, **headers: str) -> tuple[int, CIMultiDict[str], bytes]:
     async with served.session.get(URL(url, encoded=True), headers=headers) as response:
-        return response.status, dict(response.headers), await response.read()
+        return response.status, response.headers.copy(), await response.read()
 
 
 def with_query(url: str, query: str) -> str:
@@ -265,7 +266,8 @@ async def test_range_past_the_end_is_clipped(served: Served) -> None:
 
 
 @pytest.mark.parametrize(
-    "rng", ["bytes=10000-", "bytes=20000-20010", "bytes=-0", "bytes=5-2", "bytes=0-1,5-6"]
+    "rng",
+    ["bytes=10000-", "bytes=20000-20010", "bytes=-0", "bytes=5-2", "bytes=0-1,5-6", "items=0-5"],
 )
 async def test_unsatisfiable_range_is_416(served: Served, rng: str) -> None:
     status, headers, body = await get(served, served.link(), Range=rng)
@@ -286,3 +288,11 @@ async def test_range_with_a_stale_if_range_sends_the_whole_file(served: Served) 
     status, _, body = await get(served, served.link(), Range="bytes=0-9", **{"If-Range": stale})
     assert status == 200
     assert body == VOCALS
+
+
+async def test_unchanged_file_is_304_for_its_etag(served: Served) -> None:
+    url = served.link()
+    _, headers, _ = await get(served, url)
+    status, _, body = await get(served, url, **{"If-None-Match": headers["ETag"]})
+    assert status == 304
+    assert body == b""
