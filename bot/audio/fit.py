@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.audio.errors import InvalidSetting
 from bot.audio.mp3 import MP3_BITRATES, Mp3Writer, mp3_sample_rate
+from bot.audio.spill import FloatSpill, gain_for_peak
 from bot.audio.stream import CHUNK_FRAMES, AudioInfo, AudioStream, probe
 
 FLOOR_STEREO_KBPS = 96
@@ -52,11 +53,14 @@ def predicted_bytes(info: AudioInfo, bitrate_kbps: int) -> int:
     return int(audio_frames * (frame_bytes + 1)) + 1  # +1: a frame may carry a padding byte
 
 
-def fit_to_limit(src: Path, out: Path, *, limit_bytes: int) -> FitResult | None:
+def fit_to_limit(
+    src: Path, out: Path, *, limit_bytes: int, scratch_dir: Path | None = None
+) -> FitResult | None:
     """Write ``src`` to ``out`` as an MP3 of at most ``limit_bytes``, or return ``None``.
 
     ``None`` (and no ``out``) when even the floor bitrate would not fit. Never encodes at a
-    higher bitrate than the source's: that would add bytes, not quality.
+    higher bitrate than the source's: that would add bytes, not quality. The decoded
+    source is spilled to ``scratch_dir`` (default: ``out``'s directory) while encoding.
     """
     if limit_bytes <= 0:
         raise InvalidSetting(f"an upload limit of {limit_bytes} bytes cannot hold a file")
@@ -72,20 +76,22 @@ def fit_to_limit(src: Path, out: Path, *, limit_bytes: int) -> FitResult | None:
         if floor_kbps(info.channels) <= rate <= ceiling
         and predicted_bytes(info, rate) <= limit_bytes
     ]
-    for attempt, bitrate in enumerate(candidates, start=1):
-        written = _encode(src, out, info=info, bitrate_kbps=bitrate)
-        if written <= limit_bytes:
-            return FitResult(bitrate, written, reencoded=True, attempts=attempt)
+    if not candidates:
+        return None
+    sample_rate = mp3_sample_rate(info.sample_rate)
+    # Decoded once, into a spill: a retry at a lower bitrate only encodes again.
+    with FloatSpill(info.channels, directory=scratch_dir or out.parent) as spill:
+        with AudioStream(src, sample_rate=sample_rate) as stream:
+            while (chunk := stream.read(CHUNK_FRAMES)).shape[1]:
+                spill.append(chunk)
+        for attempt, bitrate in enumerate(candidates, start=1):
+            with Mp3Writer(
+                out, sample_rate=sample_rate, channels=info.channels, bitrate_kbps=bitrate
+            ) as writer:
+                # Same level as the source; lowered only where the encoder input would clip.
+                spill.encode(writer, gain_for_peak(spill.peak, writer.max_peak))
+            written = out.stat().st_size
+            if written <= limit_bytes:
+                return FitResult(bitrate, written, reencoded=True, attempts=attempt)
     out.unlink(missing_ok=True)
     return None
-
-
-def _encode(src: Path, out: Path, *, info: AudioInfo, bitrate_kbps: int) -> int:
-    rate = mp3_sample_rate(info.sample_rate)
-    with (
-        AudioStream(src, sample_rate=rate) as stream,
-        Mp3Writer(out, sample_rate=rate, channels=info.channels, bitrate_kbps=bitrate_kbps) as w,
-    ):
-        while (chunk := stream.read(CHUNK_FRAMES)).shape[1]:
-            w.write(chunk)
-    return out.stat().st_size

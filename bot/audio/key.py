@@ -26,7 +26,7 @@ from bot.audio.mp3 import (
     mp3_sample_rate,
     nearest_bitrate,
 )
-from bot.audio.spill import CEILING_DBFS, FloatSpill, gain_for_peak
+from bot.audio.spill import CEILING_DBFS, FloatSpill, ceiling_for, gain_for_peak
 from bot.audio.stream import CHUNK_FRAMES, AudioInfo, AudioStream, Samples, probe, read_all
 
 MIN_SEMITONES = -6
@@ -105,8 +105,8 @@ def render_key(
                     f" {max_stretch_seconds:.0f} s"
                 )
             _stretch_whole(src, spill, semitones=semitones, tempo=tempo, rate=rate)
-        gain = gain_for_peak(spill.peak, ceiling_dbfs)
         with Mp3Writer(out, sample_rate=rate, channels=info.channels, bitrate_kbps=bitrate) as w:
+            gain = gain_for_peak(spill.peak, ceiling_for(w, ceiling_dbfs))
             spill.encode(w, gain)
         frames = spill.frames
     return RenderReport(

@@ -25,7 +25,7 @@ from bot.audio.mp3 import (
     mp3_sample_rate,
     nearest_bitrate,
 )
-from bot.audio.spill import CEILING_DBFS, FloatSpill, gain_for_peak, gain_to_db
+from bot.audio.spill import CEILING_DBFS, FloatSpill, ceiling_for, gain_for_peak, gain_to_db
 from bot.audio.stream import CHUNK_FRAMES, AudioInfo, AudioStream, probe
 
 
@@ -124,8 +124,8 @@ def mix_backing_track(
             spill.append(total[:, :longest])
         if not spill.frames:
             raise NothingToMix("the stems hold no audio")
-        gain = gain_for_peak(spill.peak, ceiling_dbfs)
         with Mp3Writer(out, sample_rate=rate, channels=channels, bitrate_kbps=bitrate) as writer:
+            gain = gain_for_peak(spill.peak, ceiling_for(writer, ceiling_dbfs))
             spill.encode(writer, gain)
     return MixReport(
         stems=len(stems),

@@ -27,6 +27,8 @@ _SAMPLE_RATES = {
     2: (22_050, 24_000, 16_000),  # MPEG-2
     0: (11_025, 12_000, 8_000),  # MPEG-2.5
 }
+# Containers whose data could hold a false MPEG sync: never parse them as MP3.
+_OTHER_FORMATS = (b"RIFF", b"fLaC", b"OggS", b"FORM")
 _XING_FRAMES = 0x1
 _XING_BYTES = 0x2
 _XING_TOC = 0x4
@@ -151,17 +153,43 @@ def _skip_id3v2(head: bytes) -> int:
     return 10 + size + footer
 
 
+def _frame_at(head: bytes, offset: int) -> tuple[int, int] | None:
+    """``(version, frame length)`` of a valid MPEG layer III header at ``offset``, or None."""
+    if offset + 4 > len(head) or head[offset] != 0xFF or head[offset + 1] & 0xE0 != 0xE0:
+        return None
+    header = struct.unpack_from(">I", head, offset)[0]
+    version = (header >> 19) & 0x3
+    layer = (header >> 17) & 0x3
+    bitrate_index = (header >> 12) & 0xF
+    rate_index = (header >> 10) & 0x3
+    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    mpeg1 = version == 3
+    bitrate = (_BITRATES_V1_L3 if mpeg1 else _BITRATES_V2_L3)[bitrate_index]
+    rate = _SAMPLE_RATES[version][rate_index]
+    padding = (header >> 9) & 0x1
+    return version, (144_000 if mpeg1 else 72_000) * bitrate // rate + padding
+
+
 def _find_frame(head: bytes, start: int) -> int | None:
-    """Offset of the first valid MPEG audio layer III frame header in ``head``."""
+    """Offset of the first MPEG audio layer III frame in ``head`` that the next frame confirms.
+
+    Two frames in a row are required (unless the first sits right at ``start`` and the next
+    lies beyond ``head``): any other file format holds bytes that look like one header.
+    """
+    if head[start : start + 4] in _OTHER_FORMATS:
+        return None
     for offset in range(start, len(head) - 3):
-        if head[offset] != 0xFF or head[offset + 1] & 0xE0 != 0xE0:
+        frame = _frame_at(head, offset)
+        if frame is None:
             continue
-        header = struct.unpack_from(">I", head, offset)[0]
-        version = (header >> 19) & 0x3
-        layer = (header >> 17) & 0x3
-        bitrate_index = (header >> 12) & 0xF
-        rate_index = (header >> 10) & 0x3
-        if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
+        version, length = frame
+        following = offset + length
+        if following + 4 > len(head):
+            if offset == start:
+                return offset
             continue
-        return offset
+        confirmed = _frame_at(head, following)
+        if confirmed is not None and confirmed[0] == version:
+            return offset
     return None

@@ -35,11 +35,16 @@ def gain_to_db(gain: float) -> float:
     return 20 * math.log10(gain) if gain > 0 else -math.inf
 
 
-def gain_for_peak(peak: float, ceiling_dbfs: float = CEILING_DBFS) -> float:
-    """1.0 when ``peak`` stays at or under the ceiling, else the uniform gain that brings it
-    down to the ceiling exactly."""
-    ceiling = db_to_gain(ceiling_dbfs)
+def gain_for_peak(peak: float, ceiling: float) -> float:
+    """1.0 when ``peak`` stays at or under ``ceiling`` (linear), else the uniform gain that
+    brings it down to the ceiling exactly."""
     return 1.0 if peak <= ceiling else ceiling / peak
+
+
+def ceiling_for(writer: Mp3Writer, ceiling_dbfs: float = CEILING_DBFS) -> float:
+    """The linear ceiling for audio encoded by ``writer``: ``ceiling_dbfs``, or lower when
+    the encoder's input would clip before that."""
+    return min(db_to_gain(ceiling_dbfs), writer.max_peak)
 
 
 class FloatSpill:

@@ -115,6 +115,8 @@ class AudioStream:
         self._pending: list[Samples] = []
         self._pending_frames = 0
         self._source_done = False
+        self._source_frames = 0
+        self._resampled_frames = 0
 
     def read(self, frames: int = CHUNK_FRAMES) -> Samples:
         """The next ``frames`` frames; fewer only at the end; shape ``(0 frames)`` after it."""
@@ -134,11 +136,23 @@ class AudioStream:
         if raw.shape[1] == 0:
             self._source_done = True
             if self._resampler is not None:
-                self._append(self._resampler.process())
+                self._append(self._exact_tail(self._resampler.process()))
             return
         if self._resampler is not None:
+            self._source_frames += raw.shape[1]
             raw = self._resampler.process(raw)
+            self._resampled_frames += raw.shape[1]
         self._append(raw)
+
+    def _exact_tail(self, tail: Samples) -> Samples:
+        """The resampler's flushed tail cut or padded so the stream lasts exactly as long as
+        the source (its filter may leave a sample more or less)."""
+        expected = round(self._source_frames * self.sample_rate / self.source_rate)
+        wanted = expected - self._resampled_frames
+        if wanted <= tail.shape[1]:
+            return tail[:, : max(0, wanted)]
+        padding = np.zeros((tail.shape[0], wanted - tail.shape[1]), dtype=np.float32)
+        return np.concatenate([tail, padding], axis=1)
 
     def _decode(self, frames: int) -> Samples:
         """Source frames with the MP3 priming skipped and the padding cut off."""
