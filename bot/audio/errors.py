@@ -84,6 +84,12 @@ class WorkerCrashed(PoolError):
         return (type(self), (self.exitcode,))
 
 
+class UnpicklableJob(PoolError, TypeError):
+    """The function or an argument cannot be sent to a worker process (a lambda, a lock).
+
+    Raised by the caller's ``run`` before the job is accepted."""
+
+
 class JobFailed(PoolError):
     """A job raised an error that could not be sent back as itself (it does not pickle)."""
 

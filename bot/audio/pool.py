@@ -41,7 +41,14 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-from bot.audio.errors import JobFailed, JobTimedOut, PoolBusy, PoolClosed, WorkerCrashed
+from bot.audio.errors import (
+    JobFailed,
+    JobTimedOut,
+    PoolBusy,
+    PoolClosed,
+    UnpicklableJob,
+    WorkerCrashed,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -164,7 +171,12 @@ class AudioPool:
         if self.running + len(self._queue) >= self.workers + self.queue_limit:
             raise PoolBusy(f"audio pool busy: {self.running} running, {len(self._queue)} waiting")
         # Pickled here so an argument that cannot cross to a worker fails in the caller.
-        payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise UnpicklableJob(
+                f"cannot send {fn!r} and its arguments to a worker: {exc}"
+            ) from exc
         loop = asyncio.get_running_loop()
         job = _Job(next(self._ids), payload, run_seconds, loop.create_future())
         self._queue.append(job)
