@@ -33,7 +33,7 @@ MIN_SEMITONES = -6
 MAX_SEMITONES = 6
 MIN_TEMPO = 0.75
 MAX_TEMPO = 1.25
-MAX_STRETCH_SECONDS = 15 * 60
+MAX_STRETCH_SECONDS = 10 * 60
 """Longest track a tempo change accepts: ~0.5 GB of float audio at 0.75x, stereo 44.1 kHz."""
 
 

@@ -205,11 +205,23 @@ class AudioStream:
 
 
 def read_all(path: Path, *, sample_rate: int | None = None, channels: int | None = None) -> Samples:
-    """The whole of ``path`` in memory (for short files and for work that needs it all)."""
+    """The whole of ``path`` in memory (for short files and for work that needs it all).
+
+    The array is allocated once at the probed length (not grown chunk by chunk and joined,
+    which would briefly need twice the memory of a long track).
+    """
+    info = probe(path)
     with AudioStream(path, sample_rate=sample_rate, channels=channels) as stream:
-        parts = []
+        expected = round(info.frames * stream.sample_rate / stream.source_rate)
+        audio = np.empty((stream.channels, expected), dtype=np.float32)
+        filled = 0
         while (chunk := stream.read(CHUNK_FRAMES)).shape[1]:
-            parts.append(chunk)
-    if not parts:
-        return np.zeros((stream.channels, 0), dtype=np.float32)
-    return np.concatenate(parts, axis=1)
+            frames = chunk.shape[1]
+            if filled + frames > audio.shape[1]:  # the probe underestimated: grow by a quarter
+                size = max(filled + frames, audio.shape[1] * 5 // 4)
+                grown = np.empty((stream.channels, size), dtype=np.float32)
+                grown[:, :filled] = audio[:, :filled]
+                audio = grown
+            audio[:, filled : filled + frames] = chunk
+            filled += frames
+    return audio[:, :filled]
