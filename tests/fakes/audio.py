@@ -95,7 +95,7 @@ def render(
     """``frames`` samples of ``sound`` from sample ``start`` on (continuous across calls)."""
     t = (np.arange(start, start + frames, dtype=np.float64)) / sample_rate
     if sound.is_noise:
-        # Seeded by position so any chunking of the same span gives the same noise.
+        # Seeded by the chunk's position: the same file comes out the same on every run.
         rng = np.random.default_rng([seed, start])
         signal = rng.uniform(-1.0, 1.0, frames)
     else:
