@@ -4,8 +4,9 @@ Key only (tempo 1.0): streamed through pedalboard's ``PitchShift`` (Rubber Band'
 engine) chunk by chunk, in constant memory. Tempo: pedalboard's ``time_stretch`` (Rubber
 Band's offline "finer" engine, its best quality) needs the whole track at once, so memory
 grows with length (~64 MB per minute of 44.1 kHz stereo, copies inside pedalboard included);
-tracks longer than ``max_stretch_seconds`` are refused. Either way the result is kept out of clipping the same way as the mix: one uniform
-gain when the shifted audio's peak would pass the ceiling.
+tracks longer than ``max_stretch_seconds`` are refused. Either way the result is kept out
+of clipping the same way as the mix: one uniform gain when the shifted audio's peak would
+pass the ceiling.
 """
 
 from __future__ import annotations
