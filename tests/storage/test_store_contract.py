@@ -1,90 +1,47 @@
-"""The SQLite job store: migrations, admission, the state machine, scheduling queries.
+"""The job store contract: admission, the state machine, scheduling, callbacks, settings.
 
-Every test runs against the ``store`` fixture, so a second backend can be added to the
-fixture's parameters and must pass the same tests.
+Every test takes the ``store`` fixture (tests/conftest.py), so it runs on SQLite and on
+PostgreSQL and both backends must give the same answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from storage.base import JobNotFound, JobStore
 from storage.jobstate import TRANSITIONS, InvalidTransition, JobState
-from storage.migrate import available_migrations, migrate, schema_version
-from storage.records import Admission, CachedResult, NewJob, SourceKind
-from storage.sqlite import SqliteJobStore, integrity_ok
+from storage.migrate import MIGRATION_PACKAGES, available_migrations
+from storage.postgres import PostgresJobStore
+from storage.records import Admission, AdmissionLimits, CachedResult, LimitReached
+from storage.sqlite import SqliteJobStore
+from tests.conftest import StoreBackend
+from tests.storage.backends import fetch_rows
+from tests.storage.jobs import NOW, new_job
 
-NOW = 1_800_000_000.0
+
+async def test_opening_again_keeps_the_data_and_applies_nothing(backend: StoreBackend) -> None:
+    first = await backend.open_store()
+    assert isinstance(first, SqliteJobStore | PostgresJobStore)
+    assert first.applied_migrations == [m.version for m in available_migrations(backend.name)]
+    await first.admit(new_job("j1"), NOW, submit_lease_until=NOW + 60)
+    await first.close()
+    again = await backend.open_store()
+    assert isinstance(again, SqliteJobStore | PostgresJobStore)
+    assert again.applied_migrations == []
+    assert (await again.get("j1")) is not None
+    rows = await fetch_rows(again, "SELECT version FROM schema_migrations ORDER BY version")
+    assert [row[0] for row in rows] == [m.version for m in available_migrations(backend.name)]
 
 
-def new_job(
-    job_id: str, *, key: str = "separate-vocals:T:A", requester: int = 1, **kw: object
-) -> NewJob:
-    fields: dict[str, object] = {
-        "id": job_id,
-        "kind": "separation",
-        "source_kind": SourceKind.IDS,
-        "source_key": key,
-        "model": "separate-vocals",
-        "requester_id": requester,
-        "channel_id": 10,
-        "guild_id": 100,
-        "source_task_id": "T",
-        "source_audio_id": "A",
-        "deadline_at": NOW + 1800,
-        "callback_token_hash": f"hash-{job_id}",
+def test_each_backend_ships_the_same_migration_versions_and_names() -> None:
+    names = {
+        backend: [(m.version, m.name) for m in available_migrations(backend)]
+        for backend in MIGRATION_PACKAGES
     }
-    fields.update(kw)
-    return NewJob(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
-    assert request.param == "sqlite"
-    s = SqliteJobStore(tmp_path / "sub" / "jobs.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
-
-
-async def test_open_creates_folder_and_applies_all_migrations(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "db.sqlite3"
-    s = SqliteJobStore(path)
-    await s.open()
-    try:
-        assert path.exists()
-        assert await schema_version(s.conn) == max(m.version for m in available_migrations())
-        async with s.conn.execute("PRAGMA journal_mode") as cur:
-            assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
-        async with s.conn.execute("PRAGMA foreign_keys") as cur:
-            assert (await cur.fetchone())[0] == 1  # type: ignore[index]
-    finally:
-        await s.close()
-
-
-async def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
-    s = SqliteJobStore(tmp_path / "db.sqlite3")
-    await s.open()
-    try:
-        await s.admit(new_job("j1"), NOW, submit_lease_until=NOW + 60)
-        assert await migrate(s.conn) == []
-        async with s.conn.execute("SELECT COUNT(*) FROM schema_migrations") as cur:
-            assert (await cur.fetchone())[0] == len(available_migrations())  # type: ignore[index]
-    finally:
-        await s.close()
-    # Re-opening the same file keeps the data and applies nothing.
-    again = SqliteJobStore(tmp_path / "db.sqlite3")
-    await again.open()
-    try:
-        assert (await again.get("j1")) is not None
-    finally:
-        await again.close()
-    assert integrity_ok(tmp_path / "db.sqlite3")
+    assert names["sqlite"] == names["postgresql"]
+    assert [version for version, _ in names["sqlite"]] == [1, 2, 3, 4]
 
 
 async def test_new_job_is_accepted_and_leased_for_its_submit(store: JobStore) -> None:
@@ -317,28 +274,6 @@ async def test_guild_settings_round_trip(store: JobStore) -> None:
     assert await store.get_guild_settings(1) == {"max_unfinished": 4}
 
 
-async def test_failed_migration_leaves_the_previous_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from storage import migrate as migrate_module
-    from storage.migrate import Migration
-
-    good = available_migrations()
-    bad = Migration(good[-1].version + 1, "broken", "CREATE TABLE x (a INTEGER); THIS IS NOT SQL;")
-    monkeypatch.setattr(migrate_module, "available_migrations", lambda: [*good, bad])
-    s = SqliteJobStore(tmp_path / "db.sqlite3")
-    with pytest.raises(sqlite3.OperationalError):
-        await s.open()
-    conn = sqlite3.connect(tmp_path / "db.sqlite3")
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        versions = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-    finally:
-        conn.close()
-    assert "x" not in tables
-    assert versions == {m.version for m in good}
-
-
 async def test_cancelling_a_leader_hands_its_task_to_the_oldest_follower(store: JobStore) -> None:
     await store.admit(new_job("lead"), NOW, submit_lease_until=NOW + 60)
     await store.admit(new_job("f1", requester=2), NOW + 1, submit_lease_until=NOW)
@@ -385,3 +320,81 @@ async def test_expedite_leaves_a_job_a_worker_holds_alone(store: JobStore) -> No
     assert await store.claim_due(NOW + 2, NOW + 200, limit=5) == []
     with pytest.raises(JobNotFound):
         await store.expedite("nope", NOW)
+
+
+async def test_two_stores_on_one_database_never_claim_the_same_job(backend: StoreBackend) -> None:
+    # Two stores on one database stand for two bot processes sharing it.
+    first, second = await backend.open_store(), await backend.open_store()
+    for i in range(40):
+        await first.admit(new_job(f"j{i}", key=f"k{i}"), NOW, submit_lease_until=NOW)
+    claimed: list[str] = []
+    for _ in range(12):
+        batches = await asyncio.gather(
+            first.claim_due(NOW, NOW + 600, limit=3), second.claim_due(NOW, NOW + 600, limit=3)
+        )
+        claimed += [job.id for batch in batches for job in batch]
+    assert sorted(claimed) == sorted(f"j{i}" for i in range(40))
+
+
+async def test_discord_snowflakes_keep_all_their_digits(store: JobStore) -> None:
+    big = 2**63 - 1  # the largest id a Discord snowflake can reach
+    admitted = await store.admit(
+        new_job("j", requester=big, guild_id=big - 1, channel_id=big - 2, result_channel_id=big),
+        NOW,
+        submit_lease_until=NOW,
+    )
+    job = await store.update("j", NOW, status_message_id=big - 3, result_message_id=big - 4)
+    assert (admitted.job.requester_id, admitted.job.guild_id) == (big, big - 1)
+    assert (job.channel_id, job.result_channel_id) == (big - 2, big)
+    assert (job.status_message_id, job.result_message_id) == (big - 3, big - 4)
+    assert [j.id for j in await store.list_jobs(guild_id=big - 1, requester_id=big)] == ["j"]
+    await store.put_guild_settings(big, {"max_unfinished": 2}, NOW)
+    assert await store.get_guild_settings(big) == {"max_unfinished": 2}
+
+
+async def test_json_objects_come_back_with_their_keys_in_order(store: JobStore) -> None:
+    # Stems are shown in the order Vidgo listed them; a store that sorts keys would reorder.
+    result = {"stems": {"vocals": "https://v", "drums": "https://d", "bass": "https://b"}}
+    await store.admit(new_job("j", options={"z": 1, "a": 2}), NOW, submit_lease_until=NOW)
+    [job] = await store.record_outcome("j", JobState.SUCCEEDED, NOW, result=result)
+    assert list(job.options) == ["z", "a"]
+    assert job.result is not None and list(job.result["stems"]) == ["vocals", "drums", "bass"]
+    stored = await store.get("j")
+    assert stored is not None and stored.result == result
+
+
+async def test_text_with_a_nul_character_is_stored_without_failing_the_write(
+    store: JobStore,
+) -> None:
+    # Vidgo's error text is untrusted: a NUL in it must not make the outcome unwritable.
+    await store.admit(new_job("j", track={"title": "a\x00b"}), NOW, submit_lease_until=NOW)
+    [job] = await store.record_outcome(
+        "j", JobState.FAILED, NOW, last_error="bad\x00byte", error_kind="vidgo_failed"
+    )
+    assert job.state is JobState.FAILED
+    assert job.last_error is not None
+    assert job.last_error.startswith("bad") and job.last_error.endswith("byte")
+    assert job.track == {"title": "a\x00b"}  # JSON keeps it exactly (escaped)
+
+
+async def test_limits_and_coalescing_hold_together_under_a_burst(store: JobStore) -> None:
+    # Ten members ask for one song at once, each with a cap of one unfinished job, twice.
+    limits = AdmissionLimits(max_unfinished=1)
+    results = await asyncio.gather(
+        *(
+            store.admit(
+                new_job(f"j{member}-{n}", requester=member),
+                NOW,
+                submit_lease_until=NOW + 60,
+                limits=limits,
+            )
+            for member in range(10)
+            for n in range(2)
+        ),
+        return_exceptions=True,
+    )
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, LimitReached)]
+    assert len(admitted) == 10 and len(refused) == 10
+    assert sorted(r.job.requester_id for r in admitted) == list(range(10))
+    assert [r.admission for r in admitted].count(Admission.NEW) == 1
