@@ -609,6 +609,10 @@ class PostgresJobStore(JobStore):
         **changes: Any,
     ) -> JobRecord:
         """See :meth:`JobStore.transition`."""
+        if target is JobState.CANCELLED:
+            # A cancelled job is never due (SQLite lets the later assignment win; PostgreSQL
+            # refuses a column assigned twice, so the caller's due time is dropped here).
+            changes.pop("due_at", None)
         parts, params = _assignments(changes, first=4)
 
         async def work(conn: Conn) -> JobRecord:

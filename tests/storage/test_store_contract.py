@@ -398,3 +398,13 @@ async def test_limits_and_coalescing_hold_together_under_a_burst(store: JobStore
     assert len(admitted) == 10 and len(refused) == 10
     assert sorted(r.job.requester_id for r in admitted) == list(range(10))
     assert [r.admission for r in admitted].count(Admission.NEW) == 1
+
+
+async def test_a_job_cancelled_by_transition_is_never_due_whatever_the_caller_passed(
+    store: JobStore,
+) -> None:
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW + 60)
+    job = await store.transition("j", JobState.CANCELLED, NOW + 1, due_at=NOW + 5, attempts=2)
+    assert job.state is JobState.CANCELLED and job.outcome is JobState.CANCELLED
+    assert job.due_at is None and job.finished_at == NOW + 1 and job.attempts == 2
+    assert await store.claim_due(NOW + 10, NOW + 100, limit=5) == []
