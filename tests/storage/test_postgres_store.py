@@ -42,6 +42,14 @@ async def plan_of(store: PostgresJobStore, sql: str, *args: Any) -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
+def pg_store_for(backend: StoreBackend) -> PostgresJobStore:
+    """A store on the backend's schema, not opened yet (closed with the backend's stores)."""
+    store = backend.new_store()
+    assert isinstance(store, PostgresJobStore)
+    backend.opened.append(store)
+    return store
+
+
 async def tables_in(conn: asyncpg.Connection[Any], schema: str) -> set[str]:
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
     return {str(row[0]) for row in rows}
@@ -105,9 +113,7 @@ async def test_postgresql_member_lock_orders_two_processes_racing_a_cap_of_one(
 async def test_postgresql_two_processes_opening_a_fresh_schema_migrate_it_once(
     pg_backend: StoreBackend, pg_dsn: str
 ) -> None:
-    stores = [pg_backend.new_store(), pg_backend.new_store()]
-    pg_backend.opened += stores
-    assert all(isinstance(s, PostgresJobStore) for s in stores)
+    stores = [pg_store_for(pg_backend), pg_store_for(pg_backend)]
     blocker = await asyncpg.connect(pg_dsn)
     try:
         key = advisory_key("stemcord", "migrate", pg_backend.schema)
@@ -120,17 +126,16 @@ async def test_postgresql_two_processes_opening_a_fresh_schema_migrate_it_once(
         assert await tables_in(blocker, pg_backend.schema) >= {"jobs", "schema_migrations"}
     finally:
         await blocker.close()
-    applied = sorted((s.applied_migrations for s in stores), key=len)  # type: ignore[attr-defined]
+    applied = sorted((s.applied_migrations for s in stores), key=len)
     assert applied == [[], [m.version for m in available_migrations("postgresql")]]
     rows = await fetch_rows(stores[0], "SELECT version FROM schema_migrations")
     assert sorted(row[0] for row in rows) == [1, 2, 3, 4]
 
 
 async def test_postgresql_opens_racing_without_help_all_succeed(pg_backend: StoreBackend) -> None:
-    stores = [pg_backend.new_store() for _ in range(3)]
-    pg_backend.opened += stores
+    stores = [pg_store_for(pg_backend) for _ in range(3)]
     await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), HANG_GUARD)
-    applied = [s.applied_migrations for s in stores]  # type: ignore[attr-defined]
+    applied = [s.applied_migrations for s in stores]
     assert sorted(map(len, applied)) == [0, 0, 4]
 
 
