@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.factory import check_database_url
+
 DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
 DISCORD_GATEWAY_DEFAULT = "wss://gateway.discord.gg/"
 
@@ -41,7 +43,7 @@ class DatabaseSettings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _check_db(cls, value: str) -> str:
-        database_path(value)
+        check_database_url(value)  # sqlite:/// or postgresql://; one line, never the URL
         return value
 
     @property

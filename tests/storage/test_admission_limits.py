@@ -1,10 +1,11 @@
-"""Per-member limits checked inside the admitting transaction: quota, unfinished, cooldown."""
+"""Per-member limits checked inside the admitting transaction: quota, unfinished, cooldown.
+
+Every test runs on both backends (the ``store`` and ``backend`` fixtures of tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +19,12 @@ from storage.records import (
     LimitReached,
     LimitRule,
 )
-from storage.sqlite import SqliteJobStore
-from tests.storage.test_sqlite_store import new_job
+from tests.conftest import StoreBackend
+from tests.storage.jobs import new_job
 
 # 1_800_000_000 is 2027-01-15 08:00:00 UTC; the day started 8 hours earlier.
 NOW = 1_800_000_000.0
 DAY_START = NOW - 8 * 3600
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def admit(
@@ -151,25 +144,18 @@ async def test_two_simultaneous_requests_cannot_both_pass_a_cap_of_one(store: Jo
     assert len(await store.list_jobs(requester_id=1)) == 1
 
 
-async def test_two_connections_to_one_file_cannot_both_pass_a_cap_of_one(tmp_path: Path) -> None:
-    # Two stores on one file are two SQLite connections: only BEGIN IMMEDIATE orders them.
-    path = tmp_path / "shared.sqlite3"
-    first, second = SqliteJobStore(path), SqliteJobStore(path)
-    await first.open()
-    await second.open()
-    try:
-        for round_no in range(10):
-            limits = AdmissionLimits(daily_quota=round_no + 1)
-            results = await asyncio.gather(
-                admit(first, f"x{round_no}", limits),
-                admit(second, f"y{round_no}", limits),
-                return_exceptions=True,
-            )
-            assert sum(isinstance(r, LimitReached) for r in results) == 1, results
-        assert len(await first.list_jobs(requester_id=1, limit=100)) == 10
-    finally:
-        await first.close()
-        await second.close()
+async def test_two_stores_on_one_database_cannot_both_pass_a_cap(backend: StoreBackend) -> None:
+    # Two stores are two connections (two processes): only the database can order them.
+    first, second = await backend.open_store(), await backend.open_store()
+    for round_no in range(10):
+        limits = AdmissionLimits(daily_quota=round_no + 1)
+        results = await asyncio.gather(
+            admit(first, f"x{round_no}", limits),
+            admit(second, f"y{round_no}", limits),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, LimitReached) for r in results) == 1, results
+    assert len(await first.list_jobs(requester_id=1, limit=100)) == 10
 
 
 async def test_new_jobs_keep_their_result_channel_and_dm_choice(store: JobStore) -> None:

@@ -1,16 +1,18 @@
-"""Store queries behind status-message progress: queue position and recent durations."""
+"""Store queries behind status-message progress: queue position and recent durations.
+
+The answers are checked on both backends; each backend's plan test checks that its queries
+read the V3 indexes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
+from storage import postgres
 from storage.base import JobStore
 from storage.jobstate import JobState
+from storage.postgres import PostgresJobStore
 from storage.records import NewJob, SourceKind
 from storage.sqlite import QUEUE_POSITION_SQL, RECENT_DURATIONS_SQL, SqliteJobStore
+from tests.storage.test_postgres_store import plan_of
 
 NOW = 1_800_000_000.0
 
@@ -33,15 +35,6 @@ def new_job(
     }
     fields.update(kw)
     return NewJob(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
-    assert request.param == "sqlite"
-    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def finish_after(store: JobStore, job_id: str, created: float, seconds: float) -> None:
@@ -92,8 +85,8 @@ async def test_recent_durations_are_the_models_last_succeeded_runs(store: JobSto
     assert await store.recent_durations("stem-split", 50) == []
 
 
-async def test_progress_queries_use_their_indexes(store: JobStore) -> None:
-    assert isinstance(store, SqliteJobStore)
+async def test_sqlite_progress_queries_use_their_indexes(sqlite_store: SqliteJobStore) -> None:
+    store = sqlite_store
     async with store.conn.execute(
         f"EXPLAIN QUERY PLAN {RECENT_DURATIONS_SQL}", ("separate-vocals", 50)
     ) as cur:
@@ -101,4 +94,11 @@ async def test_progress_queries_use_their_indexes(store: JobStore) -> None:
     assert "jobs_model_succeeded" in plan and "TEMP B-TREE" not in plan
     async with store.conn.execute(f"EXPLAIN QUERY PLAN {QUEUE_POSITION_SQL}", ("a", 100)) as cur:
         plan = " ".join(str(row[-1]) for row in await cur.fetchall())
+    assert "jobs_guild_unfinished" in plan
+
+
+async def test_postgresql_progress_queries_use_their_indexes(pg_store: PostgresJobStore) -> None:
+    plan = await plan_of(pg_store, postgres.RECENT_DURATIONS_SQL, "separate-vocals", 50)
+    assert "jobs_model_succeeded" in plan and "Sort" not in plan
+    plan = await plan_of(pg_store, postgres.QUEUE_POSITION_SQL, "a", 100)
     assert "jobs_guild_unfinished" in plan

@@ -1,29 +1,29 @@
-"""Store methods behind operations: retention pruning, WAL checkpoint, readiness, metrics."""
+"""Store methods behind operations: retention pruning, checkpoint, readiness, metrics.
+
+Pruning, readiness and metrics run on both backends; the WAL checkpoint and query plans
+are checked per backend.
+"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from storage import postgres, sqlite
 from storage.base import JobStore
 from storage.jobstate import FINAL_STATES, JobState
+from storage.postgres import PostgresJobStore
 from storage.records import CachedResult
-from storage.sqlite import _FINAL_SQL, SqliteJobStore, integrity_ok
-from tests.storage.test_sqlite_store import NOW, new_job
+from storage.sqlite import SqliteJobStore
+from tests.conftest import StoreBackend
+from tests.storage.backends import assert_consistent, execute, job_ids
+from tests.storage.jobs import NOW, new_job
+from tests.storage.test_postgres_store import plan_of
 
 DAY = 86400.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def delivered(store: JobStore, job_id: str, at: float, *, key: str | None = None) -> None:
@@ -33,19 +33,15 @@ async def delivered(store: JobStore, job_id: str, at: float, *, key: str | None 
     await store.transition(job_id, JobState.DELIVERED, at, due_at=None)
 
 
-async def ids(store: SqliteJobStore) -> set[str]:
-    async with store.conn.execute("SELECT id FROM jobs") as cur:
-        return {row[0] for row in await cur.fetchall()}
-
-
-def test_final_states_in_sql_match_the_state_machine() -> None:
-    assert {s.strip(" '") for s in _FINAL_SQL.strip("()").split(",")} == {
+@pytest.mark.parametrize("final_sql", [sqlite._FINAL_SQL, postgres._FINAL_SQL])
+def test_final_states_in_sql_match_the_state_machine(final_sql: str) -> None:
+    assert {s.strip(" '") for s in final_sql.strip("()").split(",")} == {
         s.value for s in FINAL_STATES
     }
 
 
 async def test_prune_deletes_only_final_jobs_that_ended_before_the_cutoff(
-    store: SqliteJobStore,
+    store: JobStore,
 ) -> None:
     await delivered(store, "old", NOW - 40 * DAY)
     await delivered(store, "recent", NOW - 1 * DAY)
@@ -61,11 +57,11 @@ async def test_prune_deletes_only_final_jobs_that_ended_before_the_cutoff(
     await store.transition("lost", JobState.UNDELIVERABLE, NOW - 40 * DAY, due_at=None)
 
     assert await store.prune_finished(NOW - 30 * DAY) == 3
-    assert await ids(store) == {"recent", "waiting", "owed"}
+    assert await job_ids(store) == {"recent", "waiting", "owed"}
     assert await store.prune_finished(NOW - 30 * DAY) == 0
 
 
-async def test_a_leader_is_kept_while_a_follower_still_needs_it(store: SqliteJobStore) -> None:
+async def test_a_leader_is_kept_while_a_follower_still_needs_it(store: JobStore) -> None:
     old = NOW - 40 * DAY
     await store.admit(new_job("lead"), old, submit_lease_until=old)
     await store.admit(new_job("f1", requester=2), old, submit_lease_until=old)
@@ -75,17 +71,17 @@ async def test_a_leader_is_kept_while_a_follower_still_needs_it(store: SqliteJob
     await store.transition("f1", JobState.DELIVERED, old, due_at=None)
     # f2's message is still owed: f2 and its leader stay; f1 (nobody follows it) goes.
     assert await store.prune_finished(NOW - 30 * DAY) == 1
-    assert await ids(store) == {"lead", "f2"}
+    assert await job_ids(store) == {"lead", "f2"}
     follower = await store.get("f2")
     assert follower is not None and follower.leader_id == "lead"
 
     await store.transition("f2", JobState.DELIVERED, old, due_at=None)
     assert await store.prune_finished(NOW - 30 * DAY) == 2
-    assert await ids(store) == set()
-    assert integrity_ok(store.path)
+    assert await job_ids(store) == set()
+    await assert_consistent(store)
 
 
-async def test_a_leader_is_kept_while_a_recent_follower_is_kept(store: SqliteJobStore) -> None:
+async def test_a_leader_is_kept_while_a_recent_follower_is_kept(store: JobStore) -> None:
     old = NOW - 40 * DAY
     await store.admit(new_job("lead"), old, submit_lease_until=old)
     await store.admit(new_job("f1", requester=2), old, submit_lease_until=old)
@@ -93,33 +89,31 @@ async def test_a_leader_is_kept_while_a_recent_follower_is_kept(store: SqliteJob
     await store.transition("lead", JobState.DELIVERED, old, due_at=None)
     await store.transition("f1", JobState.DELIVERED, old, due_at=None)
     # The follower ended recently (a moderator retry can do that): it and its leader stay.
-    await store.conn.execute("UPDATE jobs SET finished_at = ? WHERE id = 'f1'", (NOW,))
+    await execute(store, "UPDATE jobs SET finished_at = ? WHERE id = 'f1'", NOW)
     assert await store.prune_finished(NOW - 30 * DAY) == 0
-    assert await ids(store) == {"lead", "f1"}
+    assert await job_ids(store) == {"lead", "f1"}
 
 
-async def test_leader_chains_are_followed(store: SqliteJobStore) -> None:
+async def test_leader_chains_are_followed(store: JobStore) -> None:
     old = NOW - 40 * DAY
     for job_id in ("a", "b", "c"):
         await delivered(store, job_id, old)
     # c follows b, which follows a; c is recent, so the whole chain must stay.
-    await store.conn.execute("UPDATE jobs SET leader_id = 'a' WHERE id = 'b'")
-    await store.conn.execute(
-        "UPDATE jobs SET leader_id = 'b', finished_at = ? WHERE id = 'c'", (NOW,)
-    )
+    await execute(store, "UPDATE jobs SET leader_id = 'a' WHERE id = 'b'")
+    await execute(store, "UPDATE jobs SET leader_id = 'b', finished_at = ? WHERE id = 'c'", NOW)
     assert await store.prune_finished(NOW - 30 * DAY) == 0
-    await store.conn.execute("UPDATE jobs SET finished_at = ? WHERE id = 'c'", (old,))
+    await execute(store, "UPDATE jobs SET finished_at = ? WHERE id = 'c'", old)
     assert await store.prune_finished(NOW - 30 * DAY) == 3
 
 
-async def test_prune_works_in_batches(store: SqliteJobStore) -> None:
+async def test_prune_works_in_batches(store: JobStore) -> None:
     for i in range(7):
         await delivered(store, f"j{i}", NOW - 40 * DAY + i)
     assert await store.prune_finished(NOW - 30 * DAY, batch=3) == 7
-    assert await ids(store) == set()
+    assert await job_ids(store) == set()
 
 
-async def test_prune_cache_by_age(store: SqliteJobStore) -> None:
+async def test_prune_cache_by_age(store: JobStore) -> None:
     for key, at in (("old", NOW - 100 * DAY), ("new", NOW - DAY)):
         await store.cache_put(CachedResult(key, "separate-vocals", "t", {"stems": {}}, None, at))
     assert await store.prune_cache(NOW - 90 * DAY) == 1
@@ -127,16 +121,21 @@ async def test_prune_cache_by_age(store: SqliteJobStore) -> None:
     assert await store.cache_get("new") is not None
 
 
-async def test_checkpoint_empties_the_wal(store: SqliteJobStore) -> None:
+async def test_sqlite_checkpoint_empties_the_wal(sqlite_store: SqliteJobStore) -> None:
     for i in range(20):
-        await delivered(store, f"j{i}", NOW)
-    wal = f"{store.path}-wal"
+        await delivered(sqlite_store, f"j{i}", NOW)
+    wal = f"{sqlite_store.path}-wal"
     assert os.stat(wal).st_size > 0
-    assert await store.checkpoint() is True
+    assert await sqlite_store.checkpoint() is True
     assert os.stat(wal).st_size == 0
 
 
-async def test_oldest_unfinished_and_ping(store: SqliteJobStore) -> None:
+async def test_checkpoint_answers_true_when_nothing_holds_it_back(store: JobStore) -> None:
+    await delivered(store, "j", NOW)
+    assert await store.checkpoint() is True
+
+
+async def test_oldest_unfinished_and_ping(store: JobStore) -> None:
     await store.ping()
     assert await store.oldest_unfinished_created_at() is None
     await delivered(store, "done", NOW - 50)
@@ -145,15 +144,16 @@ async def test_oldest_unfinished_and_ping(store: SqliteJobStore) -> None:
     assert await store.oldest_unfinished_created_at() == NOW - 30
 
 
-async def test_ping_fails_on_a_closed_store(tmp_path: Path) -> None:
-    s = SqliteJobStore(tmp_path / "x.sqlite3")
-    await s.open()
+async def test_ping_and_checkpoint_fail_on_a_closed_store(backend: StoreBackend) -> None:
+    s = await backend.open_store()
     await s.close()
     with pytest.raises(RuntimeError):
         await s.ping()
+    with pytest.raises(RuntimeError):
+        await s.checkpoint()
 
 
-async def test_retention_queries_use_the_v4_indexes(tmp_path: Path) -> None:
+async def test_sqlite_retention_queries_use_the_v4_indexes(tmp_path: Path) -> None:
     s = SqliteJobStore(tmp_path / "plan.sqlite3")
     await s.open()
     await s.close()
@@ -178,8 +178,23 @@ async def test_retention_queries_use_the_v4_indexes(tmp_path: Path) -> None:
         conn.close()
 
 
+async def test_postgresql_retention_queries_use_the_v4_indexes(
+    pg_store: PostgresJobStore,
+) -> None:
+    plan = await plan_of(
+        pg_store, "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1", NOW
+    )
+    assert "jobs_finished" in plan
+    # The prune itself reads indexes only (which one depends on the table's statistics).
+    plan = await plan_of(pg_store, postgres.PRUNE_FINISHED, NOW, 1000)
+    assert "Seq Scan" not in plan and "jobs_followers" in plan
+    assert "results_cache_created" in await plan_of(pg_store, postgres.PRUNE_CACHE, NOW)
+    plan = await plan_of(pg_store, postgres.OLDEST_UNFINISHED)
+    assert "jobs_state_created" in plan
+
+
 async def test_a_batch_that_cuts_a_group_of_followers_never_orphans_one(
-    store: SqliteJobStore,
+    store: JobStore,
 ) -> None:
     old = NOW - 40 * DAY
     await store.admit(new_job("lead"), old, submit_lease_until=old)
@@ -190,5 +205,5 @@ async def test_a_batch_that_cuts_a_group_of_followers_never_orphans_one(
     for job_id in ("lead", "f0", "f1", "f2"):
         await store.transition(job_id, JobState.DELIVERED, old, due_at=None)
     assert await store.prune_finished(NOW - 30 * DAY, batch=2) == 4
-    assert await ids(store) == set()
-    assert integrity_ok(store.path)
+    assert await job_ids(store) == set()
+    await assert_consistent(store)
