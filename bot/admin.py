@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from bot.listener import Listener
+from bot.listener import Listener, ListenerLimits
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,19 @@ class AdminRoutes:
 class AdminServer(Listener):
     """An aiohttp server with only the admin routes."""
 
-    def __init__(self, routes: AdminRoutes, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        routes: AdminRoutes,
+        *,
+        host: str,
+        port: int,
+        limits: ListenerLimits | None = None,
+    ) -> None:
         super().__init__(
-            web.Application(), host=host, port=port, name="admin listener (health, metrics)"
+            web.Application(),
+            host=host,
+            port=port,
+            name="admin listener (health, metrics)",
+            limits=limits,
         )
         routes.install(self.app)

@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.admin import AdminRoutes, AdminServer
 from bot.app import discord_connected
 from bot.engine import CallbackOutcome
+from bot.listener import ListenerLimits
 from bot.webhook import CallbackServer
 
 Check = Callable[[], Awaitable[bool]]
@@ -150,3 +151,21 @@ def test_discord_connected_needs_ready_and_an_open_socket() -> None:
     bot.is_ready.return_value = True
     bot.ws = None
     assert not discord_connected(bot)
+
+
+async def test_the_admin_listener_closes_a_stalled_request_head() -> None:
+    # The same deadlines as the callback listener: a health probe cannot be starved by a
+    # client that connects and stalls.
+    limits = ListenerLimits(header_timeout=0.2, body_timeout=60, keepalive_timeout=60)
+    server = AdminServer(AdminRoutes(checks={}), host="127.0.0.1", port=0, limits=limits)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /heal")
+        await writer.drain()
+        # Bounded only so a listener without the deadline fails here instead of hanging.
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        assert (await get(server.base_url + "/healthz"))[0] == 200  # others are still served
+    finally:
+        await server.stop()
