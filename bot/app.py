@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -121,12 +122,21 @@ def discord_connected(bot: commands.Bot) -> bool:
     return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
 
 
-def admin_routes(store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetrics) -> AdminRoutes:
-    """Health and metrics handlers: ready = the database answers and Discord is connected."""
+def admin_routes(
+    store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetrics, engine: JobEngine
+) -> AdminRoutes:
+    """Health and metrics handlers.
+
+    Ready = the database takes a committed write, the engine's dispatcher runs, and Discord
+    is connected.
+    """
 
     async def database_ok() -> bool:
-        await store.ping()
+        await store.check_writable(time.time())
         return True
+
+    async def dispatcher_ok() -> bool:
+        return engine.dispatcher_running
 
     async def discord_ok() -> bool:
         return discord_connected(bot)
@@ -135,7 +145,7 @@ def admin_routes(store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetr
         return await metrics.scrape(store)
 
     return AdminRoutes(
-        checks={"database": database_ok, "discord": discord_ok},
+        checks={"database": database_ok, "dispatcher": dispatcher_ok, "discord": discord_ok},
         metrics=scrape,
         metrics_content_type=CONTENT_TYPE,
     )
@@ -203,7 +213,7 @@ async def run_app(
             )
             bot.engine = engine
             bot.delivery = delivery
-            routes = admin_routes(store, bot, metrics)
+            routes = admin_routes(store, bot, metrics, engine)
             if settings.ADMIN_ENABLED:
                 admin = AdminServer(routes, host=settings.ADMIN_HOST, port=settings.ADMIN_PORT)
                 await admin.start()

@@ -791,3 +791,8 @@ class JobEngine:
     def describe(self) -> Mapping[str, Any]:
         """A few live numbers."""
         return {"workers": self._scheduler.busy, "background": len(self._background)}
+
+    @property
+    def dispatcher_running(self) -> bool:
+        """Started, not stopped, and its dispatcher task alive (readiness asks this)."""
+        return self._running and self._scheduler.running

@@ -11,7 +11,7 @@ import discord
 import pytest
 from discord.ext import commands
 
-from bot.admin import AdminRoutes, AdminServer
+from bot.admin import AdminRoutes, AdminServer, failure_text
 from bot.app import discord_connected
 from bot.engine import CallbackOutcome
 from bot.listener import ListenerLimits
@@ -80,7 +80,7 @@ async def test_readyz_is_200_only_when_every_check_passes(
     )
     status, _, body = await get(not_ready + "/readyz")
     assert status == 503
-    assert '"database": "fail: RuntimeError"' in body
+    assert '"database": "fail: RuntimeError (database is locked)"' in body
     assert '"discord": "fail"' in body
     assert '"slow": "fail: no answer within 0.05 s"' in body
 
@@ -169,3 +169,18 @@ async def test_the_admin_listener_closes_a_stalled_request_head() -> None:
         assert (await get(server.base_url + "/healthz"))[0] == 200  # others are still served
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (RuntimeError(), "fail: RuntimeError"),
+        (OSError("disk I/O error\nmore"), "fail: OSError (disk I/O error)"),
+        (ValueError("bad\x1b[31m red"), "fail: ValueError (bad [31m red)"),
+        (ValueError("x" * 300), "fail: ValueError (" + "x" * 119 + "…)"),
+    ],
+)
+def test_a_failed_check_names_the_error_class_and_its_first_line(
+    error: Exception, text: str
+) -> None:
+    assert failure_text(error) == text
