@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -30,7 +31,17 @@ SETTING_PREFIXES = (
     "DEV_GUILD",
     "POLL_",
     "JOB_",
+    "STEMCORD_",
 )
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait until ``predicate()`` holds (checked every 20 ms); TimeoutError after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
 
 
 def free_port() -> int:
