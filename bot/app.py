@@ -206,9 +206,10 @@ async def announce_ready(bot: commands.Bot, dev_guild_id: int | None) -> None:
         # Perhaps synced server by server (`sync --guild`): one call cannot see that.
         log.info(
             "%s; no slash commands are registered globally, so members see them only in "
-            "servers synced with `sync --guild <id>`; to register them in every server run "
+            "servers synced with `%s --guild <id>`; to register them in every server run "
             "`%s` (they take up to an hour to appear)",
             head,
+            fix,
             fix,
         )
     else:

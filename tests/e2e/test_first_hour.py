@@ -82,7 +82,7 @@ async def test_commands_never_registered_globally_get_the_exact_sync_command(
     record = await wait_for_ready_line(caplog)
     assert record.getMessage().endswith(
         "; no slash commands are registered globally, so members see them only in servers "
-        f"synced with `sync --guild <id>`; to register them in every server run "
+        f"synced with `{sync_command()} --guild <id>`; to register them in every server run "
         f"`{sync_command()}` (they take up to an hour to appear)"
     )
     assert world.discord.synced_commands == {}  # asked, never synced
