@@ -17,7 +17,7 @@ RUN groupadd --system --gid 10001 stemcord \
 
 WORKDIR /app
 # Only what the package needs (.dockerignore keeps .env, tests and local data out).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
