@@ -503,3 +503,20 @@ async def test_check_prints_each_item_as_it_runs_and_nothing_else(tmp_path: Path
     assert lines[-1] == "1 check(s) failed; fix them and run again."
     assert proc.returncode == 1
     assert err.decode() == ""  # no log line (a retry warning, a voice warning) in between
+
+
+async def test_sync_with_a_rejected_token_is_one_line_and_status_2(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord:
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN="a-token-discord-does-not-know",
+            DISCORD_API_BASE=discord.api_base,
+            VIDGO_API_KEY="unused-key-value",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, err = await run_cli(tmp_path, env, "sync")
+    assert code == 2
+    assert operator_lines(err) == [
+        "stemcord: Discord rejected DISCORD_TOKEN; copy the bot token again"
+    ]
+    assert "Traceback" not in err and "a-token-discord-does-not-know" not in err + out
