@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
 import discord
@@ -165,6 +166,15 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
 LOGIN_TIMEOUT_SECONDS = 30.0
 
 
+class GatewayUnreachable(Exception):
+    """The first gateway session could not be opened (the REST login had worked)."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f"cannot open Discord's gateway at {url}")
+        self.url = url
+        self.cause = cause
+
+
 async def announce_ready(bot: commands.Bot, dev_guild_id: int | None) -> None:
     """Log once, when Discord says the bot is ready: who, in how many servers, and whether
     the slash commands Discord has are this version's (one REST call, never a sync).
@@ -311,7 +321,17 @@ async def run_app(
             async def start_discord() -> None:
                 async with asyncio.timeout(login_timeout):
                     await bot.login(settings.DISCORD_TOKEN.get_secret_value())
-                await bot.connect()
+                try:
+                    await bot.connect()
+                except AttributeError as exc:
+                    # discord.py cannot retry a first session that never opened: its retry
+                    # reads the missing websocket. The error it was handling is the real one.
+                    cause = exc.__context__
+                    # Typed as always set; it is None until a first session opens.
+                    websocket = cast("discord.gateway.DiscordWebSocket | None", bot.ws)
+                    if websocket is None and cause is not None:
+                        raise GatewayUnreachable(settings.DISCORD_GATEWAY_URL, cause) from cause
+                    raise
 
             bot_task = asyncio.create_task(start_discord(), name="stemcord-discord")
             if started is not None and not started.done():

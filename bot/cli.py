@@ -200,6 +200,15 @@ def _discord_failure(exc: BaseException, settings: Settings) -> tuple[str, int] 
     from bot.doctor import describe_network_error  # noqa: PLC0415
 
     api = settings.DISCORD_API_BASE
+    from bot.app import GatewayUnreachable  # noqa: PLC0415
+
+    if isinstance(exc, GatewayUnreachable):
+        reason = describe_network_error(exc.cause)
+        return (
+            f"{exc}: {reason}; check DISCORD_GATEWAY_URL and that this host can open outbound "
+            "wss connections",
+            EXIT_UNREACHABLE,
+        )
     if isinstance(exc, discord.LoginFailure):
         return "Discord rejected DISCORD_TOKEN; copy the bot token again", EXIT_CONFIG
     if isinstance(exc, discord.PrivilegedIntentsRequired):

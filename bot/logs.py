@@ -10,6 +10,10 @@
 * :class:`VoiceWarningFilter` drops exactly discord.py's two start-up warnings that voice
   support is missing (PyNaCl, davey): Stemcord never joins a voice channel, so they are
   noise that looks like a fault to a new operator. Every other warning passes.
+* :class:`ReconnectLineFilter` turns discord.py's "Attempting a reconnect in N s" (logged
+  with a whole traceback at each try while the gateway cannot be reached) into one line that
+  ends with the error: the traceback says nothing more, and a retry every few seconds would
+  bury everything else.
 * :class:`RedactionFilter` replaces every configured secret (the Vidgo key, the Discord token)
   in the message, its arguments, the exception text and the stack before any formatter sees the
   record; the formatters redact their output once more, so a secret that reaches a log line by
@@ -102,6 +106,32 @@ class VoiceWarningFilter(logging.Filter):
             and not record.args
             and record.msg in self.MESSAGES
         )
+
+
+class ReconnectLineFilter(logging.Filter):
+    """discord.py's gateway reconnect attempts as one line each, the error at its end."""
+
+    LOGGER = "discord.client"
+    PREFIX = "Attempting a reconnect in"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keeps the record; folds the exception of a reconnect attempt into it."""
+        if (
+            record.name == self.LOGGER
+            and isinstance(record.msg, str)
+            and record.msg.startswith(self.PREFIX)
+            and record.exc_info
+            and record.exc_info[1] is not None
+        ):
+            error = record.exc_info[1]
+            detail = str(error).splitlines()[0] if str(error) else ""
+            record.msg = f"{record.getMessage()} (gateway: {type(error).__name__}" + (
+                f": {detail})" if detail else ")"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 class Redactor:
@@ -224,6 +254,7 @@ def make_handler(
     redact = Redactor(secrets)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(VoiceWarningFilter())
+    handler.addFilter(ReconnectLineFilter())  # before redaction, which renders the message
     handler.addFilter(JobContextFilter())
     handler.addFilter(RedactionFilter(redact))
     handler.setFormatter(JsonFormatter(redact) if fmt == "json" else HumanFormatter(redact))

@@ -440,6 +440,7 @@ class HeldVidgo:
         self.release = asyncio.Event()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # read it all, so the close is a clean one
         self.connected.set()
         await self.release.wait()
         writer.close()  # hang up without an answer

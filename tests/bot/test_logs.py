@@ -271,3 +271,22 @@ def test_a_new_discord_client_writes_no_voice_warning(
     discord.Client(intents=discord.Intents.none())
     assert not VoiceClient.warn_nacl and not VoiceClient.warn_dave  # it did warn
     assert "voice" not in capture.text
+
+
+def test_a_gateway_reconnect_attempt_is_one_line_with_its_error(capture: Captured) -> None:
+    client_log = logging.getLogger("discord.client")
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    except ConnectionRefusedError:
+        client_log.exception("Attempting a reconnect in %.2fs", 1.5)
+    try:
+        raise RuntimeError("not a reconnect")
+    except RuntimeError:
+        client_log.exception("Something else failed")
+    first, second = capture.records()
+    assert first["message"] == (
+        "Attempting a reconnect in 1.50s (gateway: ConnectionRefusedError: "
+        "[Errno 111] Connect call failed ('127.0.0.1', 9))"
+    )
+    assert "exception" not in first
+    assert "Traceback" in str(second["exception"])  # other errors keep their traceback

@@ -15,7 +15,7 @@ import pytest
 from bot.app import StemcordBot
 from bot.doctor import sync_command
 from tests.e2e.conftest import World
-from tests.e2e.processes import BotProcess, bot_env, eventually
+from tests.e2e.processes import BotProcess, bot_env, eventually, free_port
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 
@@ -162,3 +162,26 @@ async def test_a_database_that_cannot_be_written_is_refused_at_start(
         "that the disk has room"
     ]
     assert not any(r.path == "/users/@me" for r in discord.requests)  # Discord never asked
+
+
+async def test_a_gateway_that_cannot_be_reached_at_start_is_one_line_and_status_3(
+    tmp_path: Path, fakes: tuple[FakeDiscord, FakeVidgo]
+) -> None:
+    discord, vidgo = fakes
+    # The REST login works; the gateway address has nothing listening.
+    port = free_port()
+    env = bot_env(
+        discord, vidgo, tmp_path / "stemcord.sqlite3", DISCORD_GATEWAY_URL=f"ws://127.0.0.1:{port}/"
+    )
+    async with BotProcess(env, tmp_path) as bot:
+        assert await bot.wait() == 3
+    err = bot.err_text()
+    assert "Traceback" not in err
+    # discord.py's own attempt, as one line (the traceback folded in), then the operator's line.
+    [attempt] = [line for line in err.splitlines() if "Attempting a reconnect in" in line]
+    assert f"(gateway: ClientConnectorError: Cannot connect to host 127.0.0.1:{port}" in attempt
+    assert err.splitlines()[-1] == (
+        f"stemcord: cannot open Discord's gateway at ws://127.0.0.1:{port}/: connection refused "
+        f"by 127.0.0.1:{port} (nothing listens there); check DISCORD_GATEWAY_URL and that this "
+        "host can open outbound wss connections"
+    )
