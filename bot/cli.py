@@ -225,7 +225,7 @@ def _discord_failure(exc: BaseException, settings: Settings) -> tuple[str, int] 
     if isinstance(exc, discord.HTTPException):
         reason = exc.text or exc.response.reason or "refused"
         return f"Discord refused the request (HTTP {exc.status}: {reason})", EXIT_FAILED
-    if isinstance(exc, (OSError, discord.ClientException)) or _is_client_error(exc):
+    if isinstance(exc, OSError) or _is_client_error(exc):  # TimeoutError is an OSError
         reason = describe_network_error(exc, timeout=DISCORD_TIMEOUT_SECONDS)
         return (
             f"cannot reach Discord at {api}: {reason}; check DISCORD_API_BASE, DNS and that this "
