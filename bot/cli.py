@@ -22,6 +22,7 @@ import asyncio
 import errno
 import json
 import sys
+import textwrap
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -76,7 +77,10 @@ DISCORD_TIMEOUT_SECONDS = 30.0
 
 def _epilog() -> str:
     lines = ["exit status:"]
-    lines += [f"  {code:<4} {meaning}" for code, meaning in EXIT_STATUSES]
+    for code, meaning in EXIT_STATUSES:
+        lines += textwrap.wrap(
+            meaning, width=79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
     return "\n".join(lines)
 
 

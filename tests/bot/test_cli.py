@@ -280,8 +280,10 @@ def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> Non
             main([*argv, "--help"])
         out = capsys.readouterr().out
         assert "exit status:" in out
+        assert max(len(line) for line in out.split("exit status:")[1].splitlines()) <= 79
+        flowing = " ".join(out.split())
         for code, meaning in EXIT_STATUSES:
-            assert f"  {code:<4} {meaning}" in out
+            assert f" {code} {meaning}" in flowing
 
 
 def operator_lines(err: str) -> list[str]:
