@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import discord
 
@@ -43,6 +43,9 @@ from bot.settings import (
 )
 from storage.jobstate import JobState
 from storage.records import JobRecord
+
+if TYPE_CHECKING:
+    from bot.doctor import CheckResult
 
 T = TypeVar("T")
 
@@ -378,7 +381,7 @@ class _ChecklistPrinter:
         self._write(line if self._live else line + "\n")
         self._pending = self._live
 
-    def finished(self, result: Any) -> None:
+    def finished(self, result: CheckResult) -> None:
         from bot.doctor import format_result  # noqa: PLC0415
 
         if self._pending:
@@ -386,7 +389,7 @@ class _ChecklistPrinter:
             self._pending = False
         self._write(format_result(result) + "\n")
 
-    def summary(self, results: Sequence[Any]) -> None:
+    def summary(self, results: Sequence[CheckResult]) -> None:
         from bot.doctor import format_summary  # noqa: PLC0415
 
         self._write(format_summary(results) + "\n")
