@@ -17,7 +17,7 @@ RUN groupadd --system --gid 10001 stemcord \
 
 WORKDIR /app
 # Only what the package needs (.dockerignore keeps .env, tests and local data out).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
@@ -28,10 +28,12 @@ USER stemcord
 # Settings come from the environment (compose passes .env); these suit the container.
 # WEBHOOK_HOST/ADMIN_HOST bind every interface *inside* the container so the ports can be
 # published; compose publishes them on the host's loopback only.
+# STEMCORD_IMAGE makes the bot's hints name the compose commands (run on the host).
 ENV DATABASE_URL=sqlite:////data/stemcord.sqlite3 \
     WEBHOOK_HOST=0.0.0.0 \
     ADMIN_HOST=0.0.0.0 \
-    ADMIN_PORT=8081
+    ADMIN_PORT=8081 \
+    STEMCORD_IMAGE=1
 VOLUME ["/data"]
 # 8080: Vidgo callbacks (behind an HTTPS reverse proxy); 8081: /healthz, /readyz, /metrics.
 EXPOSE 8080 8081

@@ -6,9 +6,11 @@ can be added to the callback listener when ``METRICS_ON_WEBHOOK`` says so
 (:meth:`AdminRoutes.install`).
 
 * ``/healthz`` — liveness: the process and its event loop answer. Always 200 while running.
-* ``/readyz`` — readiness: every named check passes (the app passes "database" and
-  "discord"); 200 or 503 with each check's result as JSON. A check that raises or takes
-  longer than ``check_timeout`` counts as failed.
+* ``/readyz`` — readiness: every named check passes (the app passes "database",
+  "dispatcher" and "discord"); 200 or 503 with each check's result as JSON. A check that
+  raises or takes longer than ``check_timeout`` counts as failed; a raised error is reported
+  by its class and its first line (``fail: OperationalError (attempt to write a readonly
+  database)``).
 * ``/metrics`` — the Prometheus text exposition from a callable the app passes in.
 
 This module knows neither Discord nor prometheus-client: the app hands it callables.
@@ -19,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from bot.listener import Listener
+from bot.listener import Listener, ListenerLimits
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,16 @@ HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_REASON_LIMIT = 120
+
+
+def failure_text(exc: BaseException) -> str:
+    """``fail: <class>`` plus the error's first line, short and printable, when it has one."""
+    first = _CONTROL.sub(" ", str(exc).splitlines()[0] if str(exc) else "").strip()
+    if len(first) > _REASON_LIMIT:
+        first = first[: _REASON_LIMIT - 1] + "…"
+    return f"fail: {type(exc).__name__}" + (f" ({first})" if first else "")
 
 
 def _json(status: int, body: Mapping[str, object]) -> web.Response:
@@ -83,7 +96,7 @@ class AdminRoutes:
             return f"fail: no answer within {self._check_timeout:g} s"
         except Exception as exc:
             log.warning("readiness check %s failed", name, exc_info=True)
-            return f"fail: {type(exc).__name__}"
+            return failure_text(exc)
         return "ok" if passed else "fail"
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -100,8 +113,19 @@ class AdminRoutes:
 class AdminServer(Listener):
     """An aiohttp server with only the admin routes."""
 
-    def __init__(self, routes: AdminRoutes, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        routes: AdminRoutes,
+        *,
+        host: str,
+        port: int,
+        limits: ListenerLimits | None = None,
+    ) -> None:
         super().__init__(
-            web.Application(), host=host, port=port, name="admin listener (health, metrics)"
+            web.Application(),
+            host=host,
+            port=port,
+            name="admin listener (health, metrics)",
+            limits=limits,
         )
         routes.install(self.app)

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
 import discord
@@ -21,6 +23,7 @@ from discord.ext import commands
 
 from bot.admin import AdminRoutes, AdminServer
 from bot.balance import BalanceCache
+from bot.doctor import command_drift, describe_network_error, sync_command
 from bot.engine import EngineConfig, JobEngine
 from bot.lyrics import LYRICS, LyricsKind
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
@@ -122,12 +125,21 @@ def discord_connected(bot: commands.Bot) -> bool:
     return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
 
 
-def admin_routes(store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetrics) -> AdminRoutes:
-    """Health and metrics handlers: ready = the database answers and Discord is connected."""
+def admin_routes(
+    store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetrics, engine: JobEngine
+) -> AdminRoutes:
+    """Health and metrics handlers.
+
+    Ready = the database takes a committed write, the engine's dispatcher runs, and Discord
+    is connected.
+    """
 
     async def database_ok() -> bool:
-        await store.ping()
+        await store.check_writable(time.time())
         return True
+
+    async def dispatcher_ok() -> bool:
+        return engine.dispatcher_running
 
     async def discord_ok() -> bool:
         return discord_connected(bot)
@@ -136,7 +148,7 @@ def admin_routes(store: SqliteJobStore, bot: commands.Bot, metrics: StemcordMetr
         return await metrics.scrape(store)
 
     return AdminRoutes(
-        checks={"database": database_ok, "discord": discord_ok},
+        checks={"database": database_ok, "dispatcher": dispatcher_ok, "discord": discord_ok},
         metrics=scrape,
         metrics_content_type=CONTENT_TYPE,
     )
@@ -151,13 +163,88 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
+# aiohttp would wait five minutes for a login that never gets an answer.
+LOGIN_TIMEOUT_SECONDS = 30.0
+
+
+class GatewayUnreachable(Exception):
+    """The first gateway session could not be opened (the REST login had worked)."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f"cannot open Discord's gateway at {url}")
+        self.url = url
+        self.cause = cause
+
+
+async def announce_ready(bot: commands.Bot, dev_guild_id: int | None) -> None:
+    """Log once, when Discord says the bot is ready: who, in how many servers, and whether
+    the slash commands Discord has are this version's (one REST call, never a sync).
+
+    Globally, or in ``DEV_GUILD_ID`` when set (the commands are synced there at start). When
+    they differ, the line says how and gives the exact command that fixes it.
+    """
+    user = bot.user
+    servers = len(bot.guilds)
+    head = (
+        f"ready: logged in as {user} (id {user.id if user else '?'}) "
+        f"in {servers} server{'' if servers == 1 else 's'}"
+    )
+    scope = discord.Object(id=dev_guild_id) if dev_guild_id is not None else None
+    where = f"in guild {dev_guild_id}" if dev_guild_id is not None else "globally"
+    fix = sync_command(dev_guild_id)
+    try:
+        remote = [command.to_dict() for command in await bot.tree.fetch_commands(guild=scope)]
+    except Exception as exc:  # a best-effort comparison must never stop the bot
+        if isinstance(exc, discord.HTTPException):
+            reason = f"HTTP {exc.status}"
+        elif isinstance(exc, (aiohttp.ClientError, OSError)):
+            reason = describe_network_error(exc)
+        else:
+            reason = f"an unexpected answer: {type(exc).__name__}"
+        log.warning(
+            "%s; could not compare the slash commands with Discord's (%s): if they do not "
+            "appear, run `%s`",
+            head,
+            reason,
+            fix,
+        )
+        return
+    local = [command.to_dict(bot.tree) for command in bot.tree.get_commands(guild=scope)]
+    drift = command_drift(local, remote)
+    if drift.in_sync:
+        log.info("%s; its %d slash commands are synced %s", head, len(local), where)
+    elif not remote and dev_guild_id is None:
+        # Perhaps synced server by server (`sync --guild`): one call cannot see that.
+        log.info(
+            "%s; no slash commands are registered globally, so members see them only in "
+            "servers synced with `%s --guild <id>`; to register them in every server run "
+            "`%s` (they take up to an hour to appear)",
+            head,
+            fix,
+            fix,
+        )
+    else:
+        log.warning(
+            "%s; the slash commands are not synced %s (%s): run `%s`",
+            head,
+            where,
+            drift.describe(),
+            fix,
+        )
+
+
 async def run_app(
     settings: Settings,
     *,
     stop: asyncio.Event | None = None,
     started: asyncio.Future[RunningApp] | None = None,
+    login_timeout: float = LOGIN_TIMEOUT_SECONDS,
 ) -> None:
-    """Run Stemcord until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly."""
+    """Run Stemcord until ``stop`` is set (or SIGINT/SIGTERM), then shut down cleanly.
+
+    Logging in to Discord must finish within ``login_timeout`` seconds, or the run ends with
+    the ``TimeoutError``.
+    """
     apply_discord_urls(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -204,7 +291,7 @@ async def run_app(
             )
             bot.engine = engine
             bot.delivery = delivery
-            routes = admin_routes(store, bot, metrics)
+            routes = admin_routes(store, bot, metrics, engine)
             if settings.ADMIN_ENABLED:
                 admin = AdminServer(routes, host=settings.ADMIN_HOST, port=settings.ADMIN_PORT)
                 await admin.start()
@@ -222,9 +309,32 @@ async def run_app(
                 await server.start()
             retention = RetentionTask(store, retention_policy(settings), observer=metrics)
             retention.start()
-            bot_task = asyncio.create_task(
-                bot.start(settings.DISCORD_TOKEN.get_secret_value()), name="stemcord-discord"
-            )
+            announced = False
+
+            async def on_ready() -> None:
+                nonlocal announced
+                if not announced:  # READY comes again after every new gateway session
+                    announced = True
+                    await announce_ready(bot, settings.DEV_GUILD_ID)
+
+            bot.add_listener(on_ready, "on_ready")
+
+            async def start_discord() -> None:
+                async with asyncio.timeout(login_timeout):
+                    await bot.login(settings.DISCORD_TOKEN.get_secret_value())
+                try:
+                    await bot.connect()
+                except AttributeError as exc:
+                    # discord.py cannot retry a first session that never opened: its retry
+                    # reads the missing websocket. The error it was handling is the real one.
+                    cause = exc.__context__
+                    # Typed as always set; it is None until a first session opens.
+                    websocket = cast("discord.gateway.DiscordWebSocket | None", bot.ws)
+                    if websocket is None and cause is not None:
+                        raise GatewayUnreachable(settings.DISCORD_GATEWAY_URL, cause) from cause
+                    raise
+
+            bot_task = asyncio.create_task(start_discord(), name="stemcord-discord")
             if started is not None and not started.done():
                 started.set_result(
                     RunningApp(bot, engine, store, server, metrics, admin, retention)

@@ -2,16 +2,17 @@
 
 Commands (each has ``--help``):
 
-* ``run`` (the default) — run the bot until SIGINT/SIGTERM;
+* ``run`` (the default) — run the bot until SIGINT/SIGTERM; one process per database
+  (:mod:`bot.instance_lock`);
 * ``check`` — a checklist of settings, database, Vidgo key, Discord token and PUBLIC_URL
-  (:mod:`bot.doctor`); exits 1 if anything failed;
+  (:mod:`bot.doctor`), printed as it goes; exits 1 if anything failed;
 * ``sync [--guild ID]`` — register the slash commands globally or in one guild;
 * ``jobs list`` / ``jobs show ID`` — read jobs from the database, offline (only
   ``DATABASE_URL`` is needed, not the secrets);
 * ``migrate`` — create the database if needed and apply pending migrations.
 
-Exit status: 0 success, 1 a failed check or an unknown job, 2 invalid settings or usage,
-130 interrupted.
+A failure the operator can fix ends with one line on standard error, ``stemcord: ...``, and
+an exit status (:data:`EXIT_STATUSES`, also in ``--help``); a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ import asyncio
 import errno
 import json
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import discord
 
-from bot.logs import setup_logging
+from bot.instance_lock import InstanceLock, InstanceLocked
+from bot.listener import ListenerBindError
+from bot.logs import Redactor, setup_logging
 from bot.settings import (
     Settings,
     SettingsError,
@@ -40,36 +44,90 @@ from bot.settings import (
 from storage.jobstate import JobState
 from storage.records import JobRecord
 
+if TYPE_CHECKING:
+    from bot.doctor import CheckResult
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_DATABASE_BUSY = 4
+EXIT_INTERRUPTED = 130
+EXIT_STATUSES = (
+    (EXIT_OK, "success"),
+    (
+        EXIT_FAILED,
+        "a check failed, no such job, or Discord refused a sync (e.g. not in that server)",
+    ),
+    (
+        EXIT_CONFIG,
+        "invalid settings or usage, Discord rejected DISCORD_TOKEN, a listener port is taken, "
+        "or the database cannot be opened or written",
+    ),
+    (EXIT_UNREACHABLE, "Discord could not be reached (refused, DNS, no answer, TLS, 5xx)"),
+    (
+        EXIT_DATABASE_BUSY,
+        "another Stemcord instance holds the database (run), or migrations are pending while "
+        "it runs (migrate)",
+    ),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
+# Logging in (and a sync) waits this long for Discord before giving up with one line.
+DISCORD_TIMEOUT_SECONDS = 30.0
+
+
+def _epilog() -> str:
+    lines = ["exit status:"]
+    for code, meaning in EXIT_STATUSES:
+        lines += textwrap.wrap(
+            meaning, width=79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7
+        )
+    return "\n".join(lines)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="Stemcord: karaoke stems for Discord. Without a command, runs the bot.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+        )
+
+    command(
         "run",
         help="run the bot (the default)",
         description="Run the bot until SIGINT or SIGTERM. Settings come from the environment "
-        "and .env (see .env.example).",
+        "and .env (see .env.example). Only one bot may run on a database: a second one exits "
+        "at once, naming the first.",
     )
-    sub.add_parser(
+    command(
         "check",
         help="check settings, database, Vidgo key, Discord token and PUBLIC_URL",
-        description="Print a checklist (ok / FAIL with a fix for each failure) and exit 1 if "
-        "any check failed. Opens the database and applies migrations; calls Vidgo's balance "
-        "and Discord's GET /users/@me; with an https PUBLIC_URL, sends a probe callback "
-        "through it.",
+        description="Print a checklist as it runs (ok / FAIL with a fix for each failure) and "
+        "exit 1 if any check failed. Opens the database and applies migrations (only reads "
+        "it while a bot runs on it); calls Vidgo's balance and Discord's GET /users/@me, once "
+        "each, waiting at most 15 s; with an https PUBLIC_URL, sends a probe callback through "
+        "it.",
     )
-    sync = sub.add_parser(
+    sync = command(
         "sync",
         help="register the slash commands with Discord (globally, or in one guild)",
-        description="Global commands can take up to an hour to appear; a guild sync is instant.",
+        description="Global commands can take up to an hour to appear; a guild sync is instant. "
+        "To find a server's id: Discord settings, Advanced, Developer Mode on; then "
+        "right-click the server's icon, Copy Server ID.",
     )
     sync.add_argument("--guild", type=int, default=None, help="guild (server) id to sync to")
 
-    jobs = sub.add_parser(
+    jobs = command(
         "jobs",
         help="list or show jobs from the database (offline)",
         description="Read jobs from DATABASE_URL; the bot may be running or not.",
@@ -96,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job_id", metavar="ID", help="the job id (10 characters)")
     show.add_argument("--json", action="store_true", help="print the job as JSON")
 
-    sub.add_parser(
+    command(
         "migrate",
         help="create the database if needed and apply pending migrations",
         description="Apply pending schema migrations to DATABASE_URL (the bot also does this "
-        "at every start).",
+        "at every start). Works beside a running bot when nothing is pending; with migrations "
+        "pending it refuses until the bot is stopped (or just restart the bot).",
     )
     return parser
 
@@ -123,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sync(settings, args.guild)
         return _run(settings)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _setup_logging(settings: Settings, level: str | None = None) -> None:
@@ -138,38 +197,206 @@ def _secrets(settings: Settings) -> list[str]:
     return [settings.VIDGO_API_KEY.get_secret_value(), settings.DISCORD_TOKEN.get_secret_value()]
 
 
+def _fail(message: str, status: int) -> int:
+    print(f"stemcord: {message}", file=sys.stderr)
+    return status
+
+
+def _discord_failure(exc: BaseException, settings: Settings) -> tuple[str, int] | None:
+    """One line and an exit status for a failure to talk to Discord, or ``None``."""
+    from bot.doctor import describe_network_error  # noqa: PLC0415
+
+    api = settings.DISCORD_API_BASE
+    from bot.app import GatewayUnreachable  # noqa: PLC0415
+
+    if isinstance(exc, GatewayUnreachable):
+        reason = describe_network_error(exc.cause)
+        return (
+            f"{exc}: {reason}; check DISCORD_GATEWAY_URL and that this host can open outbound "
+            "wss connections",
+            EXIT_UNREACHABLE,
+        )
+    if isinstance(exc, discord.LoginFailure):
+        return "Discord rejected DISCORD_TOKEN; copy the bot token again", EXIT_CONFIG
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return (
+            "Discord refused the gateway session (privileged intents); Stemcord needs none: "
+            "check that DISCORD_TOKEN is this bot's token",
+            EXIT_CONFIG,
+        )
+    if isinstance(exc, discord.DiscordServerError):
+        return (
+            f"Discord at {api} answered HTTP {exc.status} (a Discord outage); try again later",
+            EXIT_UNREACHABLE,
+        )
+    if isinstance(exc, discord.HTTPException):
+        reason = exc.text or exc.response.reason or "refused"
+        return f"Discord refused the request (HTTP {exc.status}: {reason})", EXIT_FAILED
+    if isinstance(exc, OSError) or _is_client_error(exc):  # TimeoutError is an OSError
+        reason = describe_network_error(exc, timeout=DISCORD_TIMEOUT_SECONDS)
+        return (
+            f"cannot reach Discord at {api}: {reason}; check DISCORD_API_BASE, DNS and that this "
+            "host can make outbound https requests",
+            EXIT_UNREACHABLE,
+        )
+    return None
+
+
+def _is_client_error(exc: BaseException) -> bool:
+    import aiohttp  # noqa: PLC0415
+
+    return isinstance(exc, aiohttp.ClientError)
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
 def _run(settings: Settings) -> int:
-    # Imported late so that `--help` and settings errors do not pay for importing discord.py.
+    # Imported late so that `--help` and settings errors do not pay for building the app.
     from bot.app import run_app  # noqa: PLC0415
 
+    # Before anything touches the database or Discord: one process per database.
+    lock = InstanceLock(settings.database_path, "run")
     try:
-        asyncio.run(run_app(settings))
-    except discord.LoginFailure:
-        print("stemcord: Discord rejected DISCORD_TOKEN; copy the bot token again", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        print(
-            f"stemcord: {exc}; another program uses that port: change WEBHOOK_PORT or "
-            "ADMIN_PORT (or set ADMIN_ENABLED=false)",
-            file=sys.stderr,
+        lock.acquire()
+    except InstanceLocked as exc:
+        return _fail(
+            f"{exc}; stop it first, or give this one its own DATABASE_URL", EXIT_DATABASE_BUSY
         )
-        return 2
-    return 0
+    except OSError as exc:
+        return _fail(
+            f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a folder "
+            "this user can write",
+            EXIT_CONFIG,
+        )
+    try:
+        problem = asyncio.run(_database_problem(settings.database_path))
+        if problem is not None:
+            return _fail(problem, EXIT_CONFIG)
+        try:
+            asyncio.run(run_app(settings, login_timeout=DISCORD_TIMEOUT_SECONDS))
+        except ListenerBindError as exc:
+            taken = exc.errno == errno.EADDRINUSE
+            return _fail(
+                f"{exc.strerror}; "
+                + ("another program uses that port: " if taken else "")
+                + "change WEBHOOK_HOST/WEBHOOK_PORT or ADMIN_HOST/ADMIN_PORT (or set "
+                "ADMIN_ENABLED=false)",
+                EXIT_CONFIG,
+            )
+        except Exception as exc:
+            failure = _discord_failure(exc, settings)
+            if failure is None:
+                raise
+            return _fail(*failure)
+    finally:
+        lock.release()
+    return EXIT_OK
+
+
+async def _database_problem(path: Path) -> str | None:
+    """Why the bot could not use its database, in one line, or ``None``.
+
+    Opening applies pending migrations (the bot does that at every start anyway); the probe
+    write is the one readiness makes. A database that only reads would otherwise fail later,
+    at the first job.
+    """
+    import sqlite3  # noqa: PLC0415
+
+    from storage.sqlite import SqliteJobStore  # noqa: PLC0415
+
+    store = SqliteJobStore(path)
+    try:
+        await store.open()
+        await store.check_writable(datetime.now(UTC).timestamp())
+    except (sqlite3.Error, OSError) as exc:
+        return (
+            f"cannot use the database {path} ({type(exc).__name__}: {exc}); check that this "
+            "user may write the file and its folder, and that the disk has room"
+        )
+    finally:
+        await store.close()
+    return None
 
 
 def _sync(settings: Settings, guild_id: int | None) -> int:
     from bot.app import sync_commands  # noqa: PLC0415
 
     try:
-        count = asyncio.run(sync_commands(settings, guild_id))
-    except discord.LoginFailure:
-        print("stemcord: Discord rejected DISCORD_TOKEN; copy the bot token again", file=sys.stderr)
-        return 2
+        count = asyncio.run(_within(sync_commands(settings, guild_id), DISCORD_TIMEOUT_SECONDS))
+    except Exception as exc:
+        failure = _guild_failure(exc, guild_id) or _discord_failure(exc, settings)
+        if failure is None:
+            raise
+        return _fail(*failure)
     where = f"guild {guild_id}" if guild_id else "all servers (may take an hour)"
     print(f"synced {count} command(s) to {where}")
-    return 0
+    return EXIT_OK
+
+
+def _guild_failure(exc: BaseException, guild_id: int | None) -> tuple[str, int] | None:
+    """What Discord's refusal of a guild sync means for the operator."""
+    if guild_id is None:
+        return None
+    if isinstance(exc, discord.Forbidden):
+        reason = exc.text or "Missing Access"
+        return (
+            f"Discord refused to register commands in server {guild_id} ({reason}); invite "
+            "the bot to that server with the applications.commands scope (README, Setting "
+            "up Discord)",
+            EXIT_FAILED,
+        )
+    if isinstance(exc, discord.NotFound):
+        reason = exc.text or "Unknown Guild"
+        return (
+            f"Discord knows no server {guild_id} ({reason}); copy the server id again "
+            "(Developer Mode on, right-click the server, Copy Server ID)",
+            EXIT_FAILED,
+        )
+    return None
+
+
+class _ChecklistPrinter:
+    """Prints the checklist as it runs.
+
+    On a terminal a running check's line is replaced by its result; elsewhere (a pipe, a
+    log file) both lines are kept, so the output still shows what was being waited for.
+    """
+
+    def __init__(self, out: TextIO, redact: Redactor) -> None:
+        self._out = out
+        self._redact = redact
+        self._live = out.isatty()
+        self._pending = False
+
+    def header(self) -> None:
+        self._write("Stemcord check\n")
+
+    def started(self, name: str, action: str) -> None:
+        from bot.doctor import format_started  # noqa: PLC0415
+
+        line = format_started(name, action)
+        self._write(line if self._live else line + "\n")
+        self._pending = self._live
+
+    def finished(self, result: CheckResult) -> None:
+        from bot.doctor import format_result  # noqa: PLC0415
+
+        if self._pending:
+            self._write("\r\x1b[K")  # back to the start of the line, clear it
+            self._pending = False
+        self._write(format_result(result) + "\n")
+
+    def summary(self, results: Sequence[CheckResult]) -> None:
+        from bot.doctor import format_summary  # noqa: PLC0415
+
+        self._write(format_summary(results) + "\n")
+
+    def _write(self, text: str) -> None:
+        self._out.write(self._redact(text))
+        self._out.flush()
 
 
 def _check() -> int:
@@ -186,10 +413,13 @@ def _check() -> int:
         results = [settings_failure(exc)]
         print(format_checklist(results))
         return exit_status(results)
-    # Library warnings go to stderr, through the same redaction as the bot's logs.
-    _setup_logging(settings, level="WARNING")
-    results = asyncio.run(run_checks(settings))
-    print(format_checklist(results, _secrets(settings)))
+    # The checklist is the output: library warnings (a retry, a slow call) would only
+    # interleave with it. Errors still reach stderr, redacted like the bot's logs.
+    _setup_logging(settings, level="ERROR")
+    printer = _ChecklistPrinter(sys.stdout, Redactor(_secrets(settings)))
+    printer.header()
+    results = asyncio.run(run_checks(settings, progress=printer))
+    printer.summary(results)
     return exit_status(results)
 
 
@@ -198,7 +428,7 @@ def _database_path() -> Path:
         return load_database_settings().database_path
     except SettingsError as exc:
         print(f"stemcord: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 async def _migrate() -> int:
@@ -206,19 +436,55 @@ async def _migrate() -> int:
     from storage.sqlite import SqliteJobStore  # noqa: PLC0415
 
     path = _database_path()
-    store = SqliteJobStore(path)
-    await store.open()
+    lock = InstanceLock(path, "migrate")
     try:
-        version = await schema_version(store.conn)
-        applied = store.applied_migrations
+        lock.acquire()
+    except InstanceLocked as exc:
+        return await _migrate_beside(path, exc)
+    except OSError as exc:
+        return _fail(
+            f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a folder "
+            "this user can write",
+            EXIT_CONFIG,
+        )
+    try:
+        store = SqliteJobStore(path)
+        await store.open()
+        try:
+            version = await schema_version(store.conn)
+            applied = store.applied_migrations
+        finally:
+            await store.close()
     finally:
-        await store.close()
+        lock.release()
     if applied:
         listed = ", ".join(f"V{v}" for v in applied)
         print(f"{path}: applied {listed}; schema version {version}")
     else:
-        print(f"{path}: up to date (schema version {version})")
-    return 0
+        print(f"{path}: the schema is current (version {version}); nothing to apply")
+    return EXIT_OK
+
+
+async def _migrate_beside(path: Path, locked: InstanceLocked) -> int:
+    """``migrate`` while another process holds the database: read, never write."""
+    from storage.migrate import available_migrations  # noqa: PLC0415
+    from storage.sqlite import OutdatedSchema, SqliteJobStore  # noqa: PLC0415
+
+    store = SqliteJobStore(path)
+    try:
+        await store.open(read_only=True)
+    except OutdatedSchema as exc:
+        pending = ", ".join(f"V{v}" for v in range(exc.have + 1, exc.want + 1))
+        return _fail(
+            f"not migrating {path}: {pending} pending, and {locked}. Migrating under a running "
+            "bot could break it; stop it and run migrate, or just restart it with this version "
+            "(the bot migrates at every start)",
+            EXIT_DATABASE_BUSY,
+        )
+    await store.close()
+    version = max(m.version for m in available_migrations())
+    print(f"{path}: the schema is current (version {version}); nothing to apply")
+    return EXIT_OK
 
 
 async def _jobs(args: argparse.Namespace) -> int:

@@ -1,11 +1,15 @@
 """``python -m bot check``: is this installation ready to run?
 
 Each check prints one line, ``ok`` or ``FAIL`` (``skip`` when an earlier failure makes it
-meaningless), and every failure comes with one sentence saying how to fix it:
+meaningless), and every failure comes with one sentence saying how to fix it. The checks run
+one after another and report as they go (:class:`CheckProgress`): a line when a check starts
+(what it does and how long it may take), a line when it ends. Every network check makes one
+attempt and gives up after :data:`CHECK_TIMEOUT_SECONDS`:
 
 * **settings** — every variable is valid (the same validation as at start-up);
 * **database** — the file opens (created if missing), migrations are applied, and SQLite's
-  ``quick_check`` passes;
+  ``quick_check`` passes. While a bot holds the database (:mod:`bot.instance_lock`) the file
+  is only read: ``check`` never migrates a database under a running bot;
 * **vidgo** — ``GET /api/user/balance`` with ``VIDGO_API_KEY`` (the key works, the credits);
 * **discord** — ``GET {DISCORD_API_BASE}/users/@me`` with ``DISCORD_TOKEN`` (the token works);
 * **public_url** — unset (polling only) or https (Vidgo calls only https URLs);
@@ -16,35 +20,50 @@ meaningless), and every failure comes with one sentence saying how to fix it:
   before the first start; if the bot is running, its listener answers the unknown token with
   404 ``unknown callback`` and writes nothing, which passes too.
 
+A failure to reach a server is named in words (:func:`describe_network_error`: connection
+refused, DNS, no answer within N s, TLS), never by an exception class alone.
+
 The output never contains a secret: messages are built from status codes and cleaned error
 texts, and the whole checklist passes through the same redactor as the logs.
+
+The module also holds what the running bot reports about itself at start-up:
+:func:`command_drift` (are the slash commands Discord has the ones this version defines?) and
+:func:`sync_command` (the exact command that fixes it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import re
 import secrets
+import shlex
+import socket
 import ssl
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
+import aiosqlite
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
+from bot.instance_lock import InstanceLock, InstanceLocked
 from bot.logs import Redactor
 from bot.settings import Settings, SettingsError
 from bot.vidgo.client import VidgoClient
 from bot.vidgo.errors import VidgoAuthError, VidgoError
 from bot.webhook import CallbackServer
-from storage.migrate import schema_version
+from storage.migrate import available_migrations, schema_version
 from storage.sqlite import SqliteJobStore
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 USER_AGENT = "DiscordBot (https://github.com/stemcord/stemcord, 0.1) Stemcord-check"
+# Each network check makes one attempt and waits at most this long for it.
+CHECK_TIMEOUT_SECONDS = 15.0
 
 
 class Status(StrEnum):
@@ -76,6 +95,59 @@ def _plain(text: object, limit: int = 200) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+def _host_port(exc: aiohttp.ClientConnectorError) -> str:
+    host = f"[{exc.host}]" if ":" in exc.host else exc.host
+    return f"{host}:{exc.port}"
+
+
+def describe_network_error(exc: BaseException, *, timeout: float | None = None) -> str:
+    """What went wrong reaching a server, in words an operator can act on.
+
+    Connection refused, a name DNS cannot resolve, no answer within ``timeout``, a TLS
+    failure, a dropped connection; never only an exception's class name, and never a URL's
+    query or a header (so never a secret).
+    """
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = _plain(getattr(exc.certificate_error, "verify_message", "") or "", 80)
+        return f"the TLS certificate of {exc.host} is not trusted" + (
+            f" ({reason})" if reason else ""
+        )
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return f"the TLS handshake with {_host_port(exc)} failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        if isinstance(cause, socket.gaierror):
+            return f"the host name {exc.host} could not be resolved (DNS)"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {_host_port(exc)} (nothing listens there)"
+        if isinstance(cause, TimeoutError):
+            return f"no answer from {_host_port(exc)} while connecting"
+        reason = cause.strerror if cause.strerror else str(cause)
+        return f"cannot connect to {_host_port(exc)}: {_plain(reason, 80).lower()}"
+    if isinstance(exc, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
+        return f"no answer within {timeout:g} s" if timeout else "no answer in time"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"the server sent an invalid answer (HTTP {exc.status})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the URL is not valid"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({_plain(exc.reason or exc, 80)})"
+    if isinstance(exc, socket.gaierror):
+        return "the host name could not be resolved (DNS)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(exc, OSError) and exc.strerror:
+        return _plain(exc.strerror, 80).lower()
+    text = _plain(exc, 120)
+    return text or "the request failed"
+
+
 def settings_failure(error: SettingsError) -> CheckResult:
     """The checklist line for settings that do not validate."""
     return CheckResult(
@@ -87,24 +159,62 @@ def settings_failure(error: SettingsError) -> CheckResult:
 
 
 async def check_database(settings: Settings) -> CheckResult:
-    """Open the database, apply migrations, run ``PRAGMA quick_check``."""
+    """Open the database, apply migrations, run ``PRAGMA quick_check``.
+
+    While another process holds the database's instance lock (a running bot), the file is
+    opened read-only instead: nothing is migrated or written under it.
+    """
+    lock = InstanceLock(settings.database_path, "check")
+    try:
+        lock.acquire()
+    except InstanceLocked as locked:
+        return await _check_database_in_use(settings, locked)
+    except OSError as exc:
+        return _database_unusable(settings, exc)
     store = SqliteJobStore(settings.database_path)
     try:
         await store.open()
         version = await schema_version(store.conn)
-        async with store.conn.execute("PRAGMA quick_check") as cur:
-            row = await cur.fetchone()
-        verdict = str(row[0]) if row else "no answer"
+        verdict = await _quick_check(store.conn)
     except Exception as exc:
-        return CheckResult(
-            "database",
-            Status.FAIL,
-            f"cannot open {settings.database_path}: {_plain(exc)}",
-            "point DATABASE_URL at a file in a folder this user can write "
-            "(sqlite:////data/stemcord.sqlite3 in the container)",
-        )
+        return _database_unusable(settings, exc)
     finally:
         await store.close()
+        lock.release()
+    return _database_verdict(settings, version, verdict, note="")
+
+
+async def _check_database_in_use(settings: Settings, locked: InstanceLocked) -> CheckResult:
+    """The read-only variant: a running bot holds the file."""
+    uri = f"{settings.database_path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = await aiosqlite.connect(uri, uri=True)
+    except Exception as exc:
+        return _database_unusable(settings, exc)
+    try:
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        async with conn.execute("SELECT MAX(version) FROM schema_migrations") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        verdict = await _quick_check(conn)
+    except Exception as exc:
+        return _database_unusable(settings, exc)
+    finally:
+        await conn.close()
+    note = f"; in use by another Stemcord process ({locked.holder.describe()}), so only read"
+    wanted = max(m.version for m in available_migrations())
+    if version < wanted:
+        note += f"; a bot of this version applies V{version + 1}-V{wanted} when it starts"
+    return _database_verdict(settings, version, verdict, note=note)
+
+
+async def _quick_check(conn: aiosqlite.Connection) -> str:
+    async with conn.execute("PRAGMA quick_check") as cur:
+        row = await cur.fetchone()
+    return str(row[0]) if row else "no answer"
+
+
+def _database_verdict(settings: Settings, version: int, verdict: str, *, note: str) -> CheckResult:
     if verdict != "ok":
         return CheckResult(
             "database",
@@ -112,17 +222,36 @@ async def check_database(settings: Settings) -> CheckResult:
             f"{settings.database_path}: quick_check says {_plain(verdict)}",
             "stop the bot and restore the database from a backup (docs/operations.md)",
         )
-    return CheckResult("database", Status.OK, f"{settings.database_path}, schema version {version}")
+    return CheckResult(
+        "database", Status.OK, f"{settings.database_path}, schema version {version}{note}"
+    )
+
+
+def _database_unusable(settings: Settings, exc: BaseException) -> CheckResult:
+    return CheckResult(
+        "database",
+        Status.FAIL,
+        f"cannot open {settings.database_path}: {_plain(exc)}",
+        "point DATABASE_URL at a file in a folder this user can write "
+        "(sqlite:////data/stemcord.sqlite3 in the container)",
+    )
+
+
+def vidgo_check_timeout(settings: Settings) -> float:
+    """The one attempt's deadline: the configured Vidgo timeout, at most the check's."""
+    return min(settings.VIDGO_TIMEOUT_SECONDS, CHECK_TIMEOUT_SECONDS)
 
 
 async def check_vidgo(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
     """Ask Vidgo for the balance with the configured key."""
+    timeout = vidgo_check_timeout(settings)
+    # One attempt: a retry would double the wait the checklist announced.
     client = VidgoClient(
         session,
         settings.VIDGO_BASE_URL,
         settings.VIDGO_API_KEY.get_secret_value(),
-        timeout=min(settings.VIDGO_TIMEOUT_SECONDS, 15.0),
-        max_retries=1,
+        timeout=timeout,
+        max_retries=0,
     )
     try:
         credits = await client.balance()
@@ -134,10 +263,18 @@ async def check_vidgo(settings: Settings, session: aiohttp.ClientSession) -> Che
             "copy the API key again from the Vidgo console into VIDGO_API_KEY",
         )
     except VidgoError as exc:
+        cause = exc.__cause__
+        if exc.status is None and cause is not None:
+            detail = (
+                f"cannot reach Vidgo at {settings.VIDGO_BASE_URL}: "
+                f"{describe_network_error(cause, timeout=timeout)}"
+            )
+        else:
+            detail = f"Vidgo at {settings.VIDGO_BASE_URL} failed: {_plain(exc.message)}"
         return CheckResult(
             "vidgo",
             Status.FAIL,
-            f"no answer from Vidgo at {settings.VIDGO_BASE_URL}: {exc.message}",
+            detail,
             "check VIDGO_BASE_URL and that this server can make outbound https requests",
         )
     note = "" if credits > 0 else " (no credits left: top up before separating)"
@@ -153,16 +290,28 @@ async def check_discord(settings: Settings, session: aiohttp.ClientSession) -> C
     }
     try:
         async with session.get(
-            url, headers=headers, timeout=aiohttp.ClientTimeout(total=15), allow_redirects=False
+            url,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
+            allow_redirects=False,
         ) as response:
             status = response.status
             body: Any = await response.json(content_type=None) if status == 200 else None
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
         return CheckResult(
             "discord",
             Status.FAIL,
-            f"no answer from Discord at {settings.DISCORD_API_BASE}: {type(exc).__name__}",
-            "check DISCORD_API_BASE and that this server can make outbound https requests",
+            f"cannot reach Discord at {settings.DISCORD_API_BASE}: "
+            f"{describe_network_error(exc, timeout=CHECK_TIMEOUT_SECONDS)}",
+            "check DISCORD_API_BASE, DNS, and that this server can make outbound https "
+            "requests (a firewall, a proxy)",
+        )
+    except ValueError:
+        return CheckResult(
+            "discord",
+            Status.FAIL,
+            f"Discord at {settings.DISCORD_API_BASE} answered GET /users/@me with invalid JSON",
+            "check DISCORD_API_BASE (default https://discord.com/api/v10)",
         )
     if status == 401:
         return CheckResult(
@@ -237,7 +386,7 @@ async def check_callbacks(
             url,
             json={"stemcord_check": True},
             ssl=ssl_context if ssl_context is not None else True,
-            timeout=aiohttp.ClientTimeout(total=15),
+            timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
             allow_redirects=False,
         ) as response:
             status = response.status
@@ -249,11 +398,12 @@ async def check_callbacks(
             f"{settings.PUBLIC_URL}: TLS failed ({_plain(exc, 120)})",
             "give the reverse proxy a valid certificate for this host (Caddy does it itself)",
         )
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, OSError) as exc:
+        reason = describe_network_error(exc, timeout=CHECK_TIMEOUT_SECONDS)
         return CheckResult(
             "callbacks",
             Status.FAIL,
-            f"{settings.PUBLIC_URL} is not reachable from this host ({type(exc).__name__})",
+            f"{settings.PUBLIC_URL} is not reachable from this host ({reason})",
             fix,
         )
     finally:
@@ -286,39 +436,185 @@ def _is_listener_reply(text: str) -> bool:
     return isinstance(body, dict) and body.get("message") == "unknown callback"
 
 
-async def run_checks(
-    settings: Settings, *, ssl_context: ssl.SSLContext | None = None
-) -> list[CheckResult]:
-    """Every check after the settings, in checklist order.
+class CheckProgress(Protocol):
+    """Told as the checklist goes: a check started (and what it does), a check ended."""
 
+    def started(self, name: str, action: str) -> None:
+        """``name`` began; ``action`` says what it does and how long it may take."""
+
+    def finished(self, result: CheckResult) -> None:
+        """One line of the checklist is known."""
+
+
+class _Quiet:
+    def started(self, name: str, action: str) -> None:
+        return None
+
+    def finished(self, result: CheckResult) -> None:
+        return None
+
+
+async def run_checks(
+    settings: Settings,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    progress: CheckProgress | None = None,
+) -> list[CheckResult]:
+    """Every check after the settings, in checklist order, one after another.
+
+    ``progress`` hears of each check as it starts and ends (the command line prints them).
     ``ssl_context`` replaces the system trust store for the callback probe only (tests use a
     private certificate authority).
     """
-    results = [CheckResult("settings", Status.OK, "valid")]
-    results.append(await check_database(settings))
+    report = progress or _Quiet()
+    results: list[CheckResult] = []
+
+    def done(result: CheckResult) -> None:
+        results.append(result)
+        report.finished(result)
+
+    done(CheckResult("settings", Status.OK, "valid"))
+    report.started("database", f"opening {settings.database_path}")
+    done(await check_database(settings))
+    wait = f"up to {CHECK_TIMEOUT_SECONDS:g} s"
     async with aiohttp.ClientSession() as session:
-        vidgo, discord = await asyncio.gather(
-            check_vidgo(settings, session), check_discord(settings, session)
+        report.started(
+            "vidgo",
+            f"asking {settings.VIDGO_BASE_URL} for the credit balance "
+            f"(up to {vidgo_check_timeout(settings):g} s)",
         )
-        results += [vidgo, discord, check_public_url(settings)]
-        results.append(await check_callbacks(settings, session, ssl_context))
+        done(await check_vidgo(settings, session))
+        report.started("discord", f"GET {settings.DISCORD_API_BASE}/users/@me ({wait})")
+        done(await check_discord(settings, session))
+        done(check_public_url(settings))
+        if settings.PUBLIC_URL is not None and settings.PUBLIC_URL.startswith("https://"):
+            report.started("callbacks", f"sending a probe through {settings.PUBLIC_URL} ({wait})")
+        done(await check_callbacks(settings, session, ssl_context))
     return results
+
+
+def format_started(name: str, action: str) -> str:
+    """The line shown while a check runs."""
+    return f"  {'..':<4}  {name:<10}  {action}"
+
+
+def format_result(result: CheckResult) -> str:
+    """One check's line, and its fix on the next line when it failed."""
+    line = f"  {result.status.value:<4}  {result.name:<10}  {result.detail}"
+    return line + (f"\n{'':18}fix: {result.fix}" if result.fix else "")
+
+
+def format_summary(results: Sequence[CheckResult]) -> str:
+    """The checklist's last line."""
+    failed = sum(1 for r in results if r.failed)
+    if not failed:
+        return "All checks passed."
+    return f"{failed} check(s) failed; fix them and run again."
 
 
 def format_checklist(results: Sequence[CheckResult], secrets: Sequence[str] = ()) -> str:
     """The checklist as printed, with every secret redacted."""
-    lines = ["Stemcord check"]
-    for result in results:
-        lines.append(f"  {result.status.value:<4}  {result.name:<10}  {result.detail}")
-        if result.fix:
-            lines.append(f"{'':18}fix: {result.fix}")
-    failed = sum(1 for r in results if r.failed)
-    lines.append(
-        "All checks passed." if not failed else f"{failed} check(s) failed; fix them and run again."
-    )
+    lines = ["Stemcord check", *(format_result(r) for r in results), format_summary(results)]
     return Redactor(secrets)("\n".join(lines))
 
 
 def exit_status(results: Sequence[CheckResult]) -> int:
     """0 when nothing failed, else 1."""
     return 1 if any(r.failed for r in results) else 0
+
+
+# --- what the running bot reports about itself ----------------------------------------------
+
+_SLASH = 1
+
+
+def _option_signature(option: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        int(option.get("type") or 0),
+        str(option.get("name", "")),
+        str(option.get("description") or ""),
+        bool(option.get("required", False)),
+        tuple((str(c.get("name")), c.get("value")) for c in option.get("choices") or ()),
+        bool(option.get("autocomplete", False)),
+        tuple(_option_signature(o) for o in option.get("options") or ()),
+    )
+
+
+def _command_key(command: Mapping[str, Any]) -> tuple[int, str]:
+    return int(command.get("type") or _SLASH), str(command.get("name", ""))
+
+
+def _command_signature(command: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What members see of a command: kind, name, description, options (Discord's defaults
+    filled in, fields Discord adds left out)."""
+    return (
+        *_command_key(command),
+        str(command.get("description") or ""),
+        tuple(_option_signature(o) for o in command.get("options") or ()),
+    )
+
+
+def _command_label(key: tuple[int, str]) -> str:
+    kind, name = key
+    return f"/{name}" if kind == _SLASH else f"'{name}' (menu)"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDrift:
+    """How the commands Discord has differ from the ones this version defines."""
+
+    missing: tuple[str, ...] = ()
+    outdated: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    @property
+    def in_sync(self) -> bool:
+        """Nothing to sync."""
+        return not (self.missing or self.outdated or self.extra)
+
+    def describe(self) -> str:
+        """``missing /lyrics; changed /separate; no longer defined /old`` (what applies)."""
+        parts = []
+        for label, names in (
+            ("missing", self.missing),
+            ("changed", self.outdated),
+            ("no longer defined", self.extra),
+        ):
+            if names:
+                parts.append(f"{label} {', '.join(names)}")
+        return "; ".join(parts) if parts else "in sync"
+
+
+def command_drift(
+    local: Iterable[Mapping[str, Any]], remote: Iterable[Mapping[str, Any]]
+) -> CommandDrift:
+    """Compare this version's command payloads with the ones Discord returned."""
+    mine = {_command_key(c): _command_signature(c) for c in local}
+    theirs = {_command_key(c): _command_signature(c) for c in remote}
+    return CommandDrift(
+        missing=tuple(_command_label(k) for k in sorted(mine.keys() - theirs.keys())),
+        outdated=tuple(
+            _command_label(k) for k in sorted(mine.keys() & theirs.keys()) if mine[k] != theirs[k]
+        ),
+        extra=tuple(_command_label(k) for k in sorted(theirs.keys() - mine.keys())),
+    )
+
+
+def sync_command(guild_id: int | None = None) -> str:
+    """The exact command that registers the slash commands for this installation.
+
+    The interpreter as this process was started (``.venv/bin/python`` from the project
+    folder), or Docker Compose's form in Stemcord's image (its Dockerfile sets
+    ``STEMCORD_IMAGE``; the operator types the command on the host, not in the container).
+    """
+    where = f" --guild {guild_id}" if guild_id is not None else ""
+    if os.environ.get("STEMCORD_IMAGE"):
+        return f"docker compose run --rm stemcord sync{where}"
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(python)
+    if os.sep not in shown:
+        shown = f".{os.sep}{shown}"
+    return f"{shlex.quote(shown)} -m bot sync{where}"

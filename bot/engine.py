@@ -417,7 +417,7 @@ class JobEngine:
 
     @property
     def dispatcher_running(self) -> bool:
-        """The dispatcher task is alive (readiness)."""
+        """Started, not stopped, and its dispatcher task alive (readiness asks this)."""
         return self._running and self._scheduler.running
 
     # --- requests -------------------------------------------------------------------------

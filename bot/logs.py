@@ -7,6 +7,13 @@
   engine around a submit or a callback, so every log call made while working on a job carries
   ``job_id`` and ``vidgo_task_id`` without repeating them. asyncio copies the context into
   tasks spawned from there, so background work for a job is labelled too.
+* :class:`VoiceWarningFilter` drops exactly discord.py's two start-up warnings that voice
+  support is missing (PyNaCl, davey): Stemcord never joins a voice channel, so they are
+  noise that looks like a fault to a new operator. Every other warning passes.
+* :class:`ReconnectLineFilter` turns discord.py's "Attempting a reconnect in N s" (logged
+  with a whole traceback at each try while the gateway cannot be reached) into one line that
+  ends with the error: the traceback says nothing more, and a retry every few seconds would
+  bury everything else.
 * :class:`RedactionFilter` replaces every configured secret (the Vidgo key, the Discord token)
   in the message, its arguments, the exception text and the stack before any formatter sees the
   record; the formatters redact their output once more, so a secret that reaches a log line by
@@ -77,6 +84,53 @@ class JobContextFilter(logging.Filter):
             record.job_id = job_id_var.get()
         if not hasattr(record, "vidgo_task_id"):
             record.vidgo_task_id = vidgo_task_id_var.get()
+        return True
+
+
+class VoiceWarningFilter(logging.Filter):
+    """Drops discord.py's "PyNaCl/davey is not installed, voice will NOT be supported"."""
+
+    LOGGER = "discord.client"
+    MESSAGES = frozenset(
+        {
+            "PyNaCl is not installed, voice will NOT be supported",
+            "davey is not installed, voice will NOT be supported",
+        }
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but those two (matched on logger, level and exact text)."""
+        return not (
+            record.name == self.LOGGER
+            and record.levelno == logging.WARNING
+            and not record.args
+            and record.msg in self.MESSAGES
+        )
+
+
+class ReconnectLineFilter(logging.Filter):
+    """discord.py's gateway reconnect attempts as one line each, the error at its end."""
+
+    LOGGER = "discord.client"
+    PREFIX = "Attempting a reconnect in"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keeps the record; folds the exception of a reconnect attempt into it."""
+        if (
+            record.name == self.LOGGER
+            and isinstance(record.msg, str)
+            and record.msg.startswith(self.PREFIX)
+            and record.exc_info
+            and record.exc_info[1] is not None
+        ):
+            error = record.exc_info[1]
+            detail = str(error).splitlines()[0] if str(error) else ""
+            record.msg = f"{record.getMessage()} (gateway: {type(error).__name__}" + (
+                f": {detail})" if detail else ")"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 
@@ -195,9 +249,12 @@ class JsonFormatter(logging.Formatter):
 def make_handler(
     fmt: LogFormat, secrets: Iterable[str], *, stream: TextIO | None = None
 ) -> logging.Handler:
-    """A stream handler with the job-context and redaction filters and the chosen format."""
+    """A stream handler with the voice-warning, job-context and redaction filters and the
+    chosen format."""
     redact = Redactor(secrets)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(VoiceWarningFilter())
+    handler.addFilter(ReconnectLineFilter())  # before redaction, which renders the message
     handler.addFilter(JobContextFilter())
     handler.addFilter(RedactionFilter(redact))
     handler.setFormatter(JsonFormatter(redact) if fmt == "json" else HumanFormatter(redact))

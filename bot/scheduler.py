@@ -68,14 +68,14 @@ class DueScheduler:
             self._wake.set()
 
     @property
-    def running(self) -> bool:
-        """The dispatcher task exists and has not ended."""
-        return self._task is not None and not self._task.done()
-
-    @property
     def busy(self) -> int:
         """Workers running now."""
         return len(self._workers)
+
+    @property
+    def running(self) -> bool:
+        """The dispatcher task was started, not stopped, and has not died."""
+        return self._task is not None and not self._task.done()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop claiming, give running workers ``grace`` seconds, then cancel the rest."""

@@ -1,11 +1,19 @@
 """Settings read from the environment and an optional ``.env`` file.
 
 Every setting is validated at start-up; :func:`load_settings` turns a validation failure into
-one line that names the variable and what it expects, and never echoes a secret's value.
+one line that names the variable and what it expects, says where ``.env`` was looked for, and
+never echoes a secret's value.
+
+Settings that cannot work are refused here rather than failing later: the URLs Stemcord talks
+to (``DISCORD_API_BASE``, ``DISCORD_GATEWAY_URL``, ``VIDGO_BASE_URL``) and the one Vidgo calls
+back (``PUBLIC_URL``) must be https/wss, because the token, the API key and the callback tokens
+travel in them. Plain http/ws is accepted only for a loopback host (127.0.0.0/8, ``::1``,
+``localhost``): the local fakes and a proxy on the same machine.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Literal
@@ -18,13 +26,44 @@ from storage.factory import check_database_url
 
 DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
 DISCORD_GATEWAY_DEFAULT = "wss://gateway.discord.gg/"
+ENV_FILE = ".env"
+_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
-def _http_url(value: str, *, name: str) -> str:
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ``::1`` or ``localhost``: traffic that never leaves this machine."""
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secure_url(value: str, *, secure: str, plain: str, example: str) -> str:
+    """``value`` if it is a ``secure`` URL, or a ``plain`` one to a loopback host."""
     parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError(f"{name} must be an http(s) URL such as https://example.org")
-    return value.rstrip("/")
+    if parts.scheme not in {secure, plain} or not parts.netloc:
+        raise ValueError(f"must be a {secure}:// URL such as {example}")
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise ValueError(f"must be a {secure}:// URL such as {example}")
+    if parts.scheme == plain and not is_loopback_host(host):
+        raise ValueError(
+            f"must use {secure}:// ({plain}:// is accepted only for a loopback host: "
+            "127.0.0.1, ::1, localhost)"
+        )
+    return value
+
+
+def _https_url(value: str) -> str:
+    checked = _secure_url(value, secure="https", plain="http", example="https://example.org")
+    return checked.rstrip("/")
 
 
 class DatabaseSettings(BaseSettings):
@@ -35,7 +74,7 @@ class DatabaseSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=True
     )
 
     DATABASE_URL: str = "sqlite:///data/stemcord.sqlite3"
@@ -56,7 +95,7 @@ class Settings(DatabaseSettings):
     """All of Stemcord's configuration; names are the environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=True,
@@ -89,7 +128,7 @@ class Settings(DatabaseSettings):
     # Lyrics files also carry a <mm:ss.xx> timestamp per word (enhanced LRC).
     LYRICS_ENHANCED_LRC: bool = False
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Vidgo's generate-midi is undocumented (contract §3.4): off unless the operator opts in.
+    # Vidgo has not documented generate-midi: off unless the operator opts in.
     ENABLE_MIDI: bool = False
 
     # Operations (docs/operations.md).
@@ -113,15 +152,12 @@ class Settings(DatabaseSettings):
     @field_validator("DISCORD_API_BASE", "VIDGO_BASE_URL")
     @classmethod
     def _check_http(cls, value: str) -> str:
-        return _http_url(value, name="the value")
+        return _https_url(value)
 
     @field_validator("DISCORD_GATEWAY_URL")
     @classmethod
     def _check_gateway(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"ws", "wss"} or not parts.netloc:
-            raise ValueError("must be a ws:// or wss:// URL")
-        return value
+        return _secure_url(value, secure="wss", plain="ws", example=DISCORD_GATEWAY_DEFAULT)
 
     @field_validator("PUBLIC_URL", mode="before")
     @classmethod
@@ -130,7 +166,7 @@ class Settings(DatabaseSettings):
             return None
         if not isinstance(value, str):
             raise ValueError("must be a URL")
-        return _http_url(value.strip(), name="the value")
+        return _https_url(value.strip())
 
     @field_validator("DEV_GUILD_ID", mode="before")
     @classmethod
@@ -157,8 +193,29 @@ class SettingsError(Exception):
     """Settings are missing or invalid; the message is one line fit for the operator."""
 
 
-def describe_error(exc: ValidationError) -> str:
-    """One line naming each bad variable and what it expects (never the value)."""
+def env_file_note(env_file: object = ENV_FILE) -> str:
+    """Where ``.env`` was looked for, as an absolute path, and whether it was there.
+
+    ``env_file`` is what pydantic-settings was given: a path relative to the working
+    directory (the default), an absolute one, or ``None`` for "do not read one".
+    """
+    if env_file is None:
+        return "no .env file was read"
+    if isinstance(env_file, (list, tuple)):
+        return "; ".join(env_file_note(item) for item in env_file) or "no .env file was read"
+    path = Path(str(env_file))
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    if absolute.is_file():
+        return f"read {absolute}"
+    return f"no file at {absolute}, so only the environment was read"
+
+
+def describe_error(exc: ValidationError, env_file: object = ENV_FILE) -> str:
+    """One line naming each bad variable and what it expects (never the value).
+
+    It ends with where ``.env`` was looked for: a value "not set" is often one written in a
+    ``.env`` in another folder than the one the bot was started from.
+    """
     parts: list[str] = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]) or "settings"
@@ -167,7 +224,7 @@ def describe_error(exc: ValidationError) -> str:
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
             parts.append(f"{name}: {msg}")
-    return "invalid settings: " + "; ".join(parts)
+    return f"invalid settings: {'; '.join(parts)} ({env_file_note(env_file)})"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -175,7 +232,7 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(describe_error(exc)) from None
+        raise SettingsError(describe_error(exc, overrides.get("_env_file", ENV_FILE))) from None
 
 
 def load_settings_or_exit() -> Settings:
@@ -192,4 +249,4 @@ def load_database_settings(**overrides: object) -> DatabaseSettings:
     try:
         return DatabaseSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(describe_error(exc)) from None
+        raise SettingsError(describe_error(exc, overrides.get("_env_file", ENV_FILE))) from None

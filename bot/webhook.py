@@ -5,12 +5,15 @@ its job due now, and the worker re-reads the task from Vidgo's detail endpoint. 
 answers within milliseconds and checks cheap things first:
 
 * body over the cap -> 413; not ``application/json`` -> 415; not a JSON object -> 400;
+* body not received within the listener's body deadline -> 408, and the connection is closed
+  (:class:`bot.listener.ListenerLimits`: Vidgo itself waits at most 10 s for an answer);
 * token not made by this bot, or of no job -> 404, nothing written;
 * known token -> 200 (also for duplicates and late callbacks, which change nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -19,7 +22,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
-from bot.listener import Listener
+from bot.listener import Listener, ListenerLimits
 from bot.observe import CallbackObserver
 from bot.vidgo.results import callback_task_id
 
@@ -56,12 +59,14 @@ class CallbackServer(Listener):
         port: int,
         max_body: int = 64 * 1024,
         observer: CallbackObserver | None = None,
+        limits: ListenerLimits | None = None,
     ) -> None:
         super().__init__(
             web.Application(client_max_size=max_body),
             host=host,
             port=port,
             name="callback listener",
+            limits=limits,
         )
         self._sink = sink
         self._observer = observer
@@ -84,9 +89,20 @@ class CallbackServer(Listener):
         if request.content_type != "application/json":
             return "wrong_type", _reply(415, "expected application/json")
         try:
-            raw = await request.read()
+            if request.content.is_eof():
+                # The whole body came with the head (the usual small callback): no waiting,
+                # so no deadline to arm on the hot path.
+                raw = await request.read()
+            else:
+                async with asyncio.timeout(self.limits.body_timeout):
+                    raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return "too_large", _reply(413, "body too large")
+        except TimeoutError:
+            # The rest of the body may never come: answer and close instead of waiting.
+            response = _reply(408, "body not received in time")
+            response.force_close()
+            return "too_slow", response
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):

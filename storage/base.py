@@ -398,3 +398,13 @@ class JobStore(ABC):
         Only jobs that ran their own Vidgo task count: answers from the results cache and
         followers of an identical job finish sooner than Vidgo does. Newest first.
         """
+
+    # --- readiness --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def check_writable(self, now: float) -> None:
+        """Make one tiny committed write (the readiness probe); raise if the store cannot.
+
+        Reading alone is not enough: a read-only file or a full disk still answers queries
+        while every job update fails. ``now`` is what the write records.
+        """

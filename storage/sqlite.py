@@ -1181,6 +1181,34 @@ class SqliteJobStore(JobStore):
             rows = await cur.fetchall()
         return [max(0.0, float(row[0])) for row in rows]
 
+    # --- readiness --------------------------------------------------------------------------
+
+    async def check_writable(self, now: float) -> None:
+        """See :meth:`JobStore.check_writable`: rewrites the one row of ``health_probe`` (V5).
+
+        Through a connection of its own, opened the way the next start will open the file
+        (``mode=rw``: never creates it), in a write transaction of its own (``BEGIN
+        IMMEDIATE`` ... ``COMMIT``). So the answer covers the write lock, the write-ahead log
+        and the commit, and also a file made read-only or replaced under the running bot:
+        the bot's open connection would go on writing to it, but no restart, backup or
+        maintenance command could.
+        """
+        uri = f"{self._path.resolve().as_uri()}?mode=rw"
+        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute("BEGIN IMMEDIATE")
+            cur = await conn.execute(
+                "INSERT INTO health_probe (id, written_at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+                (now,),
+            )
+            await cur.close()
+            await conn.execute("COMMIT")
+        finally:
+            # Closing rolls back whatever a failure left open and frees the write lock.
+            await conn.close()
+
 
 def integrity_ok(path: Path | str) -> bool:
     """``PRAGMA integrity_check`` on a database file (used by tests and the soak)."""

@@ -15,6 +15,7 @@ import shlex
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -130,15 +131,34 @@ async def test_the_healthcheck_command_passes_only_while_the_listener_answers() 
     assert await run_healthcheck(port) != 0
 
 
+_COMPOSE_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: object, env: dict[str, str]) -> object:
+    """Compose's ``${NAME}`` / ``${NAME:-default}`` substitution (from the shell or .env)."""
+    if isinstance(value, str):
+        return _COMPOSE_VARIABLE.sub(lambda m: env.get(m["name"]) or (m["default"] or ""), value)
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+def compose_with(env: dict[str, str]) -> dict[str, Any]:
+    resolved = interpolate(compose(), env)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
 def test_compose_runs_the_bot_with_a_named_volume_and_the_env_file() -> None:
-    spec = compose()
+    spec = compose_with({})
     services = spec["services"]
-    assert isinstance(services, dict)
     bot = services["stemcord"]
     assert bot["build"] == "."
     assert bot["env_file"] == ".env"
     assert "stemcord-data:/data" in bot["volumes"]
-    assert "stemcord-data" in spec["volumes"]  # type: ignore[operator]
+    assert "stemcord-data" in spec["volumes"]
     # Beats a DATABASE_URL copied from .env.example, so the data stays on the volume.
     assert bot["environment"]["DATABASE_URL"] == env_values()["DATABASE_URL"]
     assert bot["environment"]["ADMIN_HOST"] == "0.0.0.0"
@@ -148,14 +168,56 @@ def test_compose_runs_the_bot_with_a_named_volume_and_the_env_file() -> None:
     assert f"127.0.0.1:{admin_port}:{admin_port}" in bot["ports"]
     assert f"127.0.0.1:{webhook_port}:{webhook_port}" in bot["ports"]
     assert all(str(p).startswith("127.0.0.1:") for p in bot["ports"])
+    assert bot["environment"]["ADMIN_PORT"] == admin_port
+    assert bot["environment"]["WEBHOOK_PORT"] == webhook_port
+
+
+def test_compose_follows_the_ports_set_in_dotenv() -> None:
+    # Compose reads .env for ${...}: changing the ports there moves the bot's listeners, the
+    # published ports, the image's HEALTHCHECK (it reads ADMIN_PORT) and Caddy's upstream.
+    spec = compose_with({"WEBHOOK_PORT": "9090", "ADMIN_PORT": "9091"})
+    bot = spec["services"]["stemcord"]
+    assert bot["environment"]["WEBHOOK_PORT"] == "9090"
+    assert bot["environment"]["ADMIN_PORT"] == "9091"
+    assert sorted(bot["ports"]) == ["127.0.0.1:9090:9090", "127.0.0.1:9091:9091"]
+    assert spec["services"]["caddy"]["environment"]["WEBHOOK_PORT"] == "9090"
+    # An empty value (as .env.example leaves nothing empty, but an edited .env might) falls
+    # back to the default rather than publishing port "".
+    spec = compose_with({"WEBHOOK_PORT": "", "ADMIN_PORT": ""})
+    assert spec["services"]["stemcord"]["environment"]["ADMIN_PORT"] == str(default("ADMIN_PORT"))
 
 
 def test_compose_caddy_is_optional_and_proxies_only_callbacks() -> None:
-    caddy = compose()["services"]["caddy"]  # type: ignore[index]
+    caddy = compose_with({})["services"]["caddy"]
     assert caddy["profiles"] == ["https"]
     assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
     assert {"80:80", "443:443"} <= set(caddy["ports"])
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
     assert f"handle {CALLBACK_PATH}*" in caddyfile
-    assert f"reverse_proxy stemcord:{default('WEBHOOK_PORT')}" in caddyfile
+    assert f"reverse_proxy stemcord:{{$WEBHOOK_PORT:{default('WEBHOOK_PORT')}}}" in caddyfile
     assert "8081" not in caddyfile  # the admin port is never proxied
+
+
+def caddy_block(text: str, name: str) -> str:
+    """The body of the first ``name { ... }`` block (balanced braces)."""
+    start = text.index(name + " {") + len(name) + 2
+    depth, i = 1, start
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[start : i - 1]
+
+
+def test_caddy_limits_callback_bodies_and_slow_clients() -> None:
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    timeouts = dict(
+        line.split() for line in caddy_block(caddyfile, "timeouts").strip().splitlines()
+    )
+    # Vidgo waits 10 s for an answer: the head and the body must each arrive well within it.
+    assert timeouts["read_header"] == "5s" and timeouts["read_body"] == "5s"
+    assert set(timeouts) == {"read_header", "read_body", "write", "idle"}
+    callback_route = caddy_block(caddyfile, f"handle {CALLBACK_PATH}*")
+    body = caddy_block(callback_route, "request_body")
+    # The proxy refuses what the bot's own listener would refuse anyway.
+    assert body.split() == ["max_size", "64KiB"]
+    assert default("CALLBACK_MAX_BYTES") == 64 * 1024

@@ -11,9 +11,10 @@ import discord
 import pytest
 from discord.ext import commands
 
-from bot.admin import AdminRoutes, AdminServer
+from bot.admin import AdminRoutes, AdminServer, failure_text
 from bot.app import discord_connected
 from bot.engine import CallbackOutcome
+from bot.listener import ListenerLimits
 from bot.webhook import CallbackServer
 
 Check = Callable[[], Awaitable[bool]]
@@ -79,7 +80,7 @@ async def test_readyz_is_200_only_when_every_check_passes(
     )
     status, _, body = await get(not_ready + "/readyz")
     assert status == 503
-    assert '"database": "fail: RuntimeError"' in body
+    assert '"database": "fail: RuntimeError (database is locked)"' in body
     assert '"discord": "fail"' in body
     assert '"slow": "fail: no answer within 0.05 s"' in body
 
@@ -150,3 +151,36 @@ def test_discord_connected_needs_ready_and_an_open_socket() -> None:
     bot.is_ready.return_value = True
     bot.ws = None
     assert not discord_connected(bot)
+
+
+async def test_the_admin_listener_closes_a_stalled_request_head() -> None:
+    # The same deadlines as the callback listener: a health probe cannot be starved by a
+    # client that connects and stalls.
+    limits = ListenerLimits(header_timeout=0.2, body_timeout=60, keepalive_timeout=60)
+    server = AdminServer(AdminRoutes(checks={}), host="127.0.0.1", port=0, limits=limits)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /heal")
+        await writer.drain()
+        # Bounded only so a listener without the deadline fails here instead of hanging.
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        assert (await get(server.base_url + "/healthz"))[0] == 200  # others are still served
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (RuntimeError(), "fail: RuntimeError"),
+        (OSError("disk I/O error\nmore"), "fail: OSError (disk I/O error)"),
+        (ValueError("bad\x1b[31m red"), "fail: ValueError (bad [31m red)"),
+        (ValueError("x" * 300), "fail: ValueError (" + "x" * 119 + "…)"),
+    ],
+)
+def test_a_failed_check_names_the_error_class_and_its_first_line(
+    error: Exception, text: str
+) -> None:
+    assert failure_text(error) == text

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser, format_job_table, main
+from bot import cli
+from bot.cli import EXIT_STATUSES, build_parser, format_job_table, main
+from bot.instance_lock import InstanceLock
 from storage.jobstate import JobState
+from storage.migrate import available_migrations
 from storage.sqlite import SqliteJobStore
+from tests.bot.test_doctor import free_port, make_old_database
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
 from tests.storage.test_sqlite_store import NOW, new_job
 
 ROOT = Path(__file__).resolve().parents[2]
+LATEST = max(m.version for m in available_migrations())
 SETTING_PREFIXES = ("DISCORD_", "VIDGO_", "WEBHOOK_", "POLL_", "JOB_", "PUBLIC_URL", "DATABASE_URL")
 
 
@@ -65,14 +72,16 @@ def test_jobs_needs_an_action() -> None:
     assert info.value.code == 2
 
 
-def test_migrate_creates_then_reports_up_to_date(
+def test_migrate_creates_then_says_the_schema_is_current(
     offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["migrate"]) == 0
     first = capsys.readouterr().out
-    assert "applied V1" in first and "V4" in first and offline.exists()
+    assert "applied V1" in first and "V5" in first and offline.exists()
     assert main(["migrate"]) == 0
-    assert "up to date" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        f"{offline}: the schema is current (version {LATEST}); nothing to apply\n"
+    )
 
 
 def test_jobs_without_a_database_says_so(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,8 +254,6 @@ def test_jobs_reads_without_writing_to_the_database(
 def test_jobs_refuses_a_database_older_than_its_schema(
     offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from storage.migrate import available_migrations
-
     first = available_migrations()[0]
     offline.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(offline)
@@ -262,3 +269,257 @@ def test_jobs_refuses_a_database_older_than_its_schema(
     conn = sqlite3.connect(offline)
     assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone() == (1,)
     conn.close()
+
+
+# --- one line and an exit status for what the operator can fix ---------------------------------
+
+
+def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["run"], ["sync"]):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert "exit status:" in out
+        assert max(len(line) for line in out.split("exit status:")[1].splitlines()) <= 79
+        flowing = " ".join(out.split())
+        for code, meaning in EXIT_STATUSES:
+            assert f" {code} {meaning}" in flowing
+
+
+def operator_lines(err: str) -> list[str]:
+    """The lines meant for the operator (log lines have a timestamp and a level)."""
+    return [line for line in err.splitlines() if line.startswith("stemcord: ")]
+
+
+def bot_settings_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return child_env(
+        tmp_path,
+        DISCORD_TOKEN="unused-token-value",
+        VIDGO_API_KEY="unused-key-value",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        ADMIN_PORT="0",
+        **values,
+    )
+
+
+@pytest.mark.parametrize("command", [["run"], ["sync"], ["sync", "--guild", "42"]])
+async def test_discord_refusing_the_connection_is_one_line_and_status_3(
+    tmp_path: Path, command: list[str]
+) -> None:
+    port = free_port()
+    env = bot_settings_env(tmp_path, DISCORD_API_BASE=f"http://127.0.0.1:{port}/api/v10")
+    code, _, err = await run_cli(tmp_path, env, *command)
+    assert code == 3
+    assert operator_lines(err) == [
+        f"stemcord: cannot reach Discord at http://127.0.0.1:{port}/api/v10: connection refused "
+        f"by 127.0.0.1:{port} (nothing listens there); check DISCORD_API_BASE, DNS and that "
+        "this host can make outbound https requests"
+    ]
+    assert "Traceback" not in err
+
+
+async def test_a_discord_host_dns_cannot_resolve_is_one_line_and_status_3(tmp_path: Path) -> None:
+    env = bot_settings_env(tmp_path, DISCORD_API_BASE="https://stemcord-test.invalid/api/v10")
+    code, _, err = await run_cli(tmp_path, env, "run")
+    assert code == 3
+    [line] = operator_lines(err)
+    assert "the host name stemcord-test.invalid could not be resolved (DNS)" in line
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """main() installs the bot's handler on the root logger; put pytest's back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_a_discord_that_never_answers_is_given_up_on_with_one_line(
+    offline: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    monkeypatch.setattr(cli, "DISCORD_TIMEOUT_SECONDS", 0.5)
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        monkeypatch.setenv("DISCORD_TOKEN", "unused-token-value")
+        monkeypatch.setenv("VIDGO_API_KEY", "unused-key-value")
+        monkeypatch.setenv("ADMIN_ENABLED", "false")
+        monkeypatch.setenv("DISCORD_API_BASE", f"http://127.0.0.1:{port}/api/v10")
+        assert main(["run"]) == 3
+        assert main(["sync"]) == 3
+    err = capsys.readouterr().err
+    expected = (
+        f"stemcord: cannot reach Discord at http://127.0.0.1:{port}/api/v10: no answer within "
+        "0.5 s; check DISCORD_API_BASE, DNS and that this host can make outbound https requests"
+    )
+    assert operator_lines(err) == [expected, expected]
+
+
+async def test_sync_to_a_server_discord_does_not_know_says_so(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord, FakeVidgo() as vidgo:
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            VIDGO_API_KEY=vidgo.api_key,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, err = await run_cli(tmp_path, env, "sync", "--guild", "424242")
+    assert code == 1, err
+    assert operator_lines(err) == [
+        "stemcord: Discord knows no server 424242 (Unknown Guild); copy the server id again "
+        "(Developer Mode on, right-click the server, Copy Server ID)"
+    ]
+    assert out == ""
+
+
+def test_run_beside_a_running_bot_exits_4_before_touching_discord(
+    offline: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "unused-token-value")
+    monkeypatch.setenv("VIDGO_API_KEY", "unused-key-value")
+    # Were Discord tried, this would end in status 3 (refused), not 4.
+    monkeypatch.setenv("DISCORD_API_BASE", f"http://127.0.0.1:{free_port()}/api/v10")
+    with InstanceLock(offline, "run"):
+        assert main(["run"]) == 4
+    [line] = operator_lines(capsys.readouterr().err)
+    assert line.startswith(f"stemcord: another Stemcord instance holds the database {offline} (")
+    assert not offline.exists()  # the database was not even opened
+
+
+def test_migrate_beside_a_running_bot(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_old_database(offline, 1)
+    before = offline.read_bytes()
+    with InstanceLock(offline, "run"):
+        assert main(["migrate"]) == 4
+    [line] = operator_lines(capsys.readouterr().err)
+    pending = ", ".join(f"V{v}" for v in range(2, LATEST + 1))
+    assert line.startswith(f"stemcord: not migrating {offline}: {pending} pending, and another ")
+    assert line.endswith("(the bot migrates at every start)")
+    assert offline.read_bytes() == before  # untouched
+
+    assert main(["migrate"]) == 0  # once nothing holds it
+    capsys.readouterr()
+    with InstanceLock(offline, "run"):
+        assert main(["migrate"]) == 0  # nothing pending: fine beside the bot
+    assert capsys.readouterr().out == (
+        f"{offline}: the schema is current (version {LATEST}); nothing to apply\n"
+    )
+
+
+def test_run_refuses_a_database_folder_it_cannot_create(
+    offline: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    blocker = offline.parent
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the database folder should be")
+    monkeypatch.setenv("DISCORD_TOKEN", "unused-token-value")
+    monkeypatch.setenv("VIDGO_API_KEY", "unused-key-value")
+    assert main(["run"]) == 2
+    [line] = operator_lines(capsys.readouterr().err)
+    assert line.startswith(f"stemcord: cannot create {offline}.lock: ")
+    assert line.endswith("; point DATABASE_URL at a folder this user can write")
+
+
+class HeldVidgo:
+    """A Vidgo that accepts the balance request and answers only when the test says."""
+
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # read it all, so the close is a clean one
+        self.connected.set()
+        await self.release.wait()
+        writer.close()  # hang up without an answer
+
+
+async def test_check_prints_each_item_as_it_runs_and_nothing_else(tmp_path: Path) -> None:
+    vidgo = HeldVidgo()
+    server = await asyncio.start_server(vidgo.serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with FakeDiscord() as discord:
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            VIDGO_API_KEY="vidgo-key-for-the-held-server",
+            VIDGO_BASE_URL=url,
+            VIDGO_TIMEOUT_SECONDS="60",  # only the test ends the wait
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            LOG_LEVEL="DEBUG",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "check",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None
+            seen: list[str] = []
+            while not seen or not seen[-1].startswith("  ..    vidgo"):
+                line = await asyncio.wait_for(proc.stdout.readline(), 60)
+                assert line, seen
+                seen.append(line.decode().rstrip("\n"))
+            # The check is waiting on Vidgo, and says so, before it has an answer.
+            await asyncio.wait_for(vidgo.connected.wait(), 60)
+            assert proc.returncode is None
+            assert seen == [
+                "Stemcord check",
+                "  ok    settings    valid",
+                f"  ..    database    opening {tmp_path / 'db.sqlite3'}",
+                f"  ok    database    {tmp_path / 'db.sqlite3'}, schema version {LATEST}",
+                f"  ..    vidgo       asking {url} for the credit balance (up to 15 s)",
+            ]
+            vidgo.release.set()
+            rest, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            server.close()
+            await server.wait_closed()
+    lines = rest.decode().splitlines()
+    assert lines[0] == (
+        f"  FAIL  vidgo       cannot reach Vidgo at {url}: "
+        "the server closed the connection without answering"
+    )
+    assert lines[-1] == "1 check(s) failed; fix them and run again."
+    assert proc.returncode == 1
+    assert err.decode() == ""  # no log line (a retry warning, a voice warning) in between
+
+
+async def test_sync_with_a_rejected_token_is_one_line_and_status_2(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord:
+        env = child_env(
+            tmp_path,
+            DISCORD_TOKEN="a-token-discord-does-not-know",
+            DISCORD_API_BASE=discord.api_base,
+            VIDGO_API_KEY="unused-key-value",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        )
+        code, out, err = await run_cli(tmp_path, env, "sync")
+    assert code == 2
+    assert operator_lines(err) == [
+        "stemcord: Discord rejected DISCORD_TOKEN; copy the bot token again"
+    ]
+    assert "Traceback" not in err and "a-token-discord-does-not-know" not in err + out

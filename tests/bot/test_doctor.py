@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,17 +15,23 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot import doctor
 from bot.doctor import (
     CheckResult,
     Status,
+    check_database,
+    command_drift,
     exit_status,
     format_checklist,
     run_checks,
     settings_failure,
+    sync_command,
 )
 from bot.engine import CallbackOutcome
+from bot.instance_lock import InstanceLock
 from bot.settings import Settings, SettingsError, load_settings
 from bot.webhook import CallbackServer
+from storage.migrate import available_migrations
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.https_proxy import HttpsProxy
 from tests.fakes.vidgo import FakeVidgo
@@ -109,16 +119,17 @@ async def test_a_wrong_discord_token_fails_with_a_fix(env: Env) -> None:
     assert exit_status(results) == 1
 
 
-async def test_unreachable_services_fail(env: Env) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+async def test_unreachable_services_fail_naming_what_happened(env: Env) -> None:
+    port = free_port()
+    dead = f"http://127.0.0.1:{port}"
     results = by_name(
         await run_checks(env.settings(VIDGO_BASE_URL=dead, DISCORD_API_BASE=dead + "/api/v10"))
     )
-    assert (
-        results["vidgo"].status is Status.FAIL and "no answer from Vidgo" in results["vidgo"].detail
-    )
+    refused = f"connection refused by 127.0.0.1:{port} (nothing listens there)"
+    assert results["vidgo"].status is Status.FAIL
+    assert results["vidgo"].detail == f"cannot reach Vidgo at {dead}: {refused}"
     assert results["discord"].status is Status.FAIL
-    assert "no answer from Discord" in results["discord"].detail
+    assert results["discord"].detail == f"cannot reach Discord at {dead}/api/v10: {refused}"
 
 
 async def test_an_http_public_url_fails(env: Env) -> None:
@@ -239,3 +250,205 @@ async def test_something_else_answering_404_fails(env: Env) -> None:
         await runner.cleanup()
     assert results["callbacks"].status is Status.FAIL
     assert "got HTTP 404, not Stemcord's listener" in results["callbacks"].detail
+
+
+class SilentServer:
+    """Accepts connections and never answers (until released); counts them."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.held: list[asyncio.StreamWriter] = []
+        self.release = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SilentServer:
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        for writer in self.held:
+            writer.close()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.held.append(writer)
+        await self.release.wait()
+        writer.close()
+
+
+async def test_a_silent_endpoint_gets_one_attempt_within_the_stated_time(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor, "CHECK_TIMEOUT_SECONDS", 0.3)
+    async with SilentServer() as vidgo, SilentServer() as discord:
+        settings = env.settings(
+            VIDGO_BASE_URL=vidgo.url,
+            VIDGO_TIMEOUT_SECONDS=30,  # the check's own deadline is the shorter one
+            DISCORD_API_BASE=discord.url + "/api/v10",
+        )
+        results = by_name(await run_checks(settings))
+        assert (vidgo.connections, discord.connections) == (1, 1)  # no retry
+        assert results["vidgo"].detail == (
+            f"cannot reach Vidgo at {vidgo.url}: no answer within 0.3 s"
+        )
+        assert results["discord"].detail == (
+            f"cannot reach Discord at {discord.url}/api/v10: no answer within 0.3 s"
+        )
+
+
+async def test_an_unresolvable_host_is_named_as_a_dns_failure(env: Env) -> None:
+    # .invalid never resolves (RFC 6761), so this fails at DNS, before any connection.
+    results = by_name(
+        await run_checks(env.settings(DISCORD_API_BASE="https://stemcord-test.invalid/api/v10"))
+    )
+    assert results["discord"].detail == (
+        "cannot reach Discord at https://stemcord-test.invalid/api/v10: "
+        "the host name stemcord-test.invalid could not be resolved (DNS)"
+    )
+
+
+async def test_a_server_that_hangs_up_is_named_so(env: Env) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        results = by_name(
+            await run_checks(env.settings(DISCORD_API_BASE=f"http://127.0.0.1:{port}/api/v10"))
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert results["discord"].detail.endswith(
+        ": the server closed the connection without answering"
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def started(self, name: str, action: str) -> None:
+        self.events.append(("started", name))
+
+    def finished(self, result: CheckResult) -> None:
+        self.events.append(("finished", result.name))
+
+
+async def test_progress_hears_each_check_start_before_it_ends(env: Env) -> None:
+    recorder = Recorder()
+    results = await run_checks(env.settings(), progress=recorder)
+    assert recorder.events == [
+        ("finished", "settings"),
+        ("started", "database"),
+        ("finished", "database"),
+        ("started", "vidgo"),
+        ("finished", "vidgo"),
+        ("started", "discord"),
+        ("finished", "discord"),
+        ("finished", "public_url"),
+        ("finished", "callbacks"),  # skipped: no PUBLIC_URL, nothing to wait for
+    ]
+    assert [("finished", r.name) for r in results] == [
+        e for e in recorder.events if e[0] == "finished"
+    ]
+
+
+def make_old_database(path: Path, version: int) -> None:
+    """A database at schema ``version`` (as an older Stemcord left it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for migration in available_migrations()[:version]:
+        conn.executescript(migration.sql)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)"
+    )
+    for migration in available_migrations()[:version]:
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, 0)", (migration.version, migration.name)
+        )
+    conn.commit()
+    conn.close()
+
+
+async def test_check_only_reads_a_database_a_running_bot_holds(env: Env) -> None:
+    settings = env.settings()
+    make_old_database(settings.database_path, 1)
+    before = settings.database_path.read_bytes()
+    latest = max(m.version for m in available_migrations())
+    with InstanceLock(settings.database_path, "run"):  # a bot runs on it
+        result = await check_database(settings)
+    assert result.status is Status.OK
+    assert result.detail.startswith(f"{settings.database_path}, schema version 1; in use by ")
+    assert f"pid {os.getpid()}" in result.detail and "`run`" in result.detail
+    assert result.detail.endswith(f"a bot of this version applies V2-V{latest} when it starts")
+    assert settings.database_path.read_bytes() == before  # not migrated, not written
+
+
+async def test_check_migrates_a_database_nobody_holds_and_releases_the_lock(env: Env) -> None:
+    settings = env.settings()
+    make_old_database(settings.database_path, 1)
+    latest = max(m.version for m in available_migrations())
+    result = await check_database(settings)
+    assert result.detail == f"{settings.database_path}, schema version {latest}"
+    with InstanceLock(settings.database_path, "run"):  # free again for the bot
+        pass
+
+
+def test_command_drift_sees_missing_changed_and_removed_commands() -> None:
+    separate = {
+        "type": 1,
+        "name": "separate",
+        "description": "Separate a song",
+        "options": [{"type": 3, "name": "link", "description": "a link", "required": False}],
+    }
+    jobs = {"type": 1, "name": "jobs", "description": "Your jobs", "options": []}
+    menu = {"type": 3, "name": "Separate vocals", "description": ""}
+    # What Discord sends back: defaults left out, fields of its own added.
+    stored_separate = {
+        "id": "1",
+        "version": "2",
+        "type": 1,
+        "name": "separate",
+        "description": "Separate a song",
+        "options": [{"type": 3, "name": "link", "description": "a link"}],
+        "nsfw": False,
+    }
+    assert command_drift([separate, jobs, menu], [stored_separate, jobs, menu]).in_sync
+
+    changed = {**separate, "options": [{**separate["options"][0], "required": True}]}
+    old = {"type": 1, "name": "oldcmd", "description": "gone"}
+    drift = command_drift([changed, jobs, menu], [stored_separate, old])
+    assert not drift.in_sync
+    assert drift.missing == ("/jobs", "'Separate vocals' (menu)")
+    assert drift.outdated == ("/separate",)
+    assert drift.extra == ("/oldcmd",)
+    assert drift.describe() == (
+        "missing /jobs, 'Separate vocals' (menu); changed /separate; no longer defined /oldcmd"
+    )
+
+
+def test_sync_command_names_this_interpreter_as_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STEMCORD_IMAGE", raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    assert sync_command() == ".venv/bin/python -m bot sync"
+    assert sync_command(42) == ".venv/bin/python -m bot sync --guild 42"
+    monkeypatch.setattr(sys, "executable", "/opt/python 3/bin/python")
+    assert sync_command() == "'/opt/python 3/bin/python' -m bot sync"
+    monkeypatch.setenv("STEMCORD_IMAGE", "1")  # in the image, the command is typed on the host
+    assert sync_command(42) == "docker compose run --rm stemcord sync --guild 42"

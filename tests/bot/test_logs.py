@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import discord
 import pytest
 
 from bot.app import sync_commands
@@ -238,3 +239,54 @@ async def test_engine_log_lines_carry_the_job_and_task_ids(
     assert admitted["job_id"] == job.id
     delivered = next(r for r in records if "delivered" in str(r["message"]))
     assert (delivered["job_id"], delivered["vidgo_task_id"]) == (job.id, job.vidgo_task_id)
+
+
+def test_only_discords_two_voice_warnings_are_dropped(capture: Captured) -> None:
+    client_log = logging.getLogger("discord.client")
+    client_log.warning("PyNaCl is not installed, voice will NOT be supported")
+    client_log.warning("davey is not installed, voice will NOT be supported")
+    client_log.warning("Application has an interaction endpoint URL set, this means ...")
+    client_log.error("PyNaCl is not installed, voice will NOT be supported")  # not a warning
+    logging.getLogger("elsewhere").warning("davey is not installed, voice will NOT be supported")
+    assert [(r["logger"], r["level"], r["message"]) for r in capture.records()] == [
+        (
+            "discord.client",
+            "WARNING",
+            "Application has an interaction endpoint URL set, this means ...",
+        ),
+        ("discord.client", "ERROR", "PyNaCl is not installed, voice will NOT be supported"),
+        ("elsewhere", "WARNING", "davey is not installed, voice will NOT be supported"),
+    ]
+
+
+def test_a_new_discord_client_writes_no_voice_warning(
+    capture: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # discord.py warns once per process, from the first client it builds; make it warn again,
+    # so the test sees its own current wording go through the handler.
+    from discord.voice_client import VoiceClient
+
+    monkeypatch.setattr(VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(VoiceClient, "warn_dave", True)
+    discord.Client(intents=discord.Intents.none())
+    assert not VoiceClient.warn_nacl and not VoiceClient.warn_dave  # it did warn
+    assert "voice" not in capture.text
+
+
+def test_a_gateway_reconnect_attempt_is_one_line_with_its_error(capture: Captured) -> None:
+    client_log = logging.getLogger("discord.client")
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    except ConnectionRefusedError:
+        client_log.exception("Attempting a reconnect in %.2fs", 1.5)
+    try:
+        raise RuntimeError("not a reconnect")
+    except RuntimeError:
+        client_log.exception("Something else failed")
+    first, second = capture.records()
+    assert first["message"] == (
+        "Attempting a reconnect in 1.50s (gateway: ConnectionRefusedError: "
+        "[Errno 111] Connect call failed ('127.0.0.1', 9))"
+    )
+    assert "exception" not in first
+    assert "Traceback" in str(second["exception"])  # other errors keep their traceback

@@ -63,7 +63,7 @@ def test_invalid_value_names_variable_and_expectation_without_echoing_secrets(
     with pytest.raises(SettingsError) as info:
         load_settings()
     text = str(info.value)
-    assert "WEBHOOK_PORT" in text and "PUBLIC_URL" in text and "http(s)" in text
+    assert "WEBHOOK_PORT" in text and "PUBLIC_URL: must be a https:// URL" in text
     for secret in REQUIRED.values():
         assert secret not in text
 
@@ -152,3 +152,94 @@ def test_a_bad_midi_switch_names_the_variable(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ENABLE_MIDI", "perhaps")
     with pytest.raises(SettingsError, match="ENABLE_MIDI"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PUBLIC_URL", "http://bot.example.org"),
+        ("VIDGO_BASE_URL", "http://api.vidgo.ai"),
+        ("DISCORD_API_BASE", "http://discord.com/api/v10"),
+        ("DISCORD_API_BASE", "http://10.0.0.5:8000/api/v10"),  # private is not loopback
+        ("VIDGO_BASE_URL", "http://127.0.0.1.nip.io"),  # a name that only looks local
+    ],
+)
+def test_plain_http_is_refused_for_a_host_that_is_not_loopback(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert f"{name}: must use https:// (http:// is accepted only for a loopback host" in text
+    assert "\n" not in text
+
+
+def test_a_plain_ws_gateway_is_refused_unless_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", "ws://gateway.discord.gg/")
+    with pytest.raises(SettingsError, match=r"DISCORD_GATEWAY_URL: must use wss://"):
+        load_settings()
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", "http://gateway.discord.gg/")
+    with pytest.raises(SettingsError, match=r"DISCORD_GATEWAY_URL: must be a wss:// URL"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8900", "127.8.9.10", "localhost:8900", "LOCALHOST", "[::1]:8900"]
+)
+def test_plain_http_and_ws_are_accepted_for_a_loopback_host(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    # The local fakes (tests, the offline trial) and a proxy on this machine.
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    for name in ("PUBLIC_URL", "VIDGO_BASE_URL", "DISCORD_API_BASE"):
+        monkeypatch.setenv(name, f"http://{host}/")
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", f"ws://{host}/gateway")
+    s = load_settings()
+    assert s.PUBLIC_URL == s.VIDGO_BASE_URL == s.DISCORD_API_BASE == f"http://{host}"
+    gateway = s.DISCORD_GATEWAY_URL  # (a name in capitals reads as a constant to the linter)
+    assert gateway == f"ws://{host}/gateway"
+
+
+def test_https_and_wss_are_accepted_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PUBLIC_URL", "https://bot.example.org")
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", "wss://gateway.example.org/")
+    s = load_settings()
+    assert s.PUBLIC_URL == "https://bot.example.org"
+
+
+def test_settings_error_says_where_dotenv_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    expected = tmp_path / ".env"
+    assert f"(no file at {expected}, so only the environment was read)" in str(info.value)
+    assert expected.is_absolute()
+
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=abcdefgh\n")  # VIDGO_API_KEY still missing
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "VIDGO_API_KEY is required" in text and f"(read {expected})" in text
+    assert "DISCORD_TOKEN is required" not in text
+
+
+def test_settings_error_when_no_dotenv_is_read() -> None:
+    with pytest.raises(SettingsError, match=r"\(no \.env file was read\)$"):
+        load_settings(_env_file=None)
+
+
+def test_database_settings_error_also_says_where_dotenv_was_looked_for(tmp_path: Path) -> None:
+    from bot.settings import load_database_settings
+
+    (tmp_path / ".env").write_text("DATABASE_URL=postgres://nope\n")
+    with pytest.raises(SettingsError) as info:
+        load_database_settings()
+    assert "DATABASE_URL: must look like sqlite:///" in str(info.value)
+    assert f"(read {tmp_path / '.env'})" in str(info.value)

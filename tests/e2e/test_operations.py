@@ -45,7 +45,7 @@ async def test_health_readiness_and_metrics_of_a_running_bot(world: World) -> No
     status, body = await get(admin + "/readyz")
     assert (status, json.loads(body)) == (
         200,
-        {"ok": True, "checks": {"database": "ok", "discord": "ok"}},
+        {"ok": True, "checks": {"database": "ok", "dispatcher": "ok", "discord": "ok"}},
     )
     assert app.retention.runs >= 1  # retention ran at start
 
@@ -91,7 +91,11 @@ async def test_readyz_fails_while_the_gateway_does_not_answer(world: World) -> N
         await world.discord.wait_until(lambda: bool(held), 20)
         status, body = await get(app.admin.base_url + "/readyz")
         assert status == 503
-        assert json.loads(body)["checks"] == {"database": "ok", "discord": "fail"}
+        assert json.loads(body)["checks"] == {
+            "database": "ok",
+            "dispatcher": "ok",
+            "discord": "fail",
+        }
         assert (await get(app.admin.base_url + "/healthz"))[0] == 200
     finally:
         stop.set()

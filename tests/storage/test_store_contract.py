@@ -331,7 +331,8 @@ async def test_two_stores_on_one_database_never_claim_the_same_job(backend: Stor
     claimed: list[str] = []
     for _ in range(12):
         batches = await asyncio.gather(
-            first.claim_due(NOW, NOW + 600, limit=3, owner="w1"), second.claim_due(NOW, NOW + 600, limit=3, owner="w1")
+            first.claim_due(NOW, NOW + 600, limit=3, owner="w1"),
+            second.claim_due(NOW, NOW + 600, limit=3, owner="w1"),
         )
         claimed += [job.id for batch in batches for job in batch]
     assert sorted(claimed) == sorted(f"j{i}" for i in range(40))
