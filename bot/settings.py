@@ -82,7 +82,10 @@ class DatabaseSettings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _check_db(cls, value: str) -> str:
-        check_database_url(value)  # sqlite:/// or postgresql://; one line, never the URL
+        try:
+            check_database_url(value)  # sqlite:/// or postgresql://; one line, never the URL
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("DATABASE_URL ")) from None
         return value
 
     @property

@@ -21,7 +21,9 @@ class DyingStore(SqliteJobStore):
         super().__init__(path)
         self.die = asyncio.Event()
 
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
+    async def claim_due(
+        self, now: float, lease_until: float, limit: int, *, owner: str
+    ) -> list[JobRecord]:
         await self.die.wait()
         raise Fatal
 
@@ -34,7 +36,7 @@ async def test_the_dispatcher_is_running_only_between_start_and_stop(tmp_path: P
     store = SqliteJobStore(tmp_path / "db.sqlite3")
     await store.open()
     try:
-        scheduler = DueScheduler(store, no_work, clock=lambda: 0.0)
+        scheduler = DueScheduler(store, no_work, owner="test", clock=lambda: 0.0)
         assert not scheduler.running  # never started
         scheduler.start()
         assert scheduler.running
@@ -48,7 +50,7 @@ async def test_a_dispatcher_whose_task_died_is_not_running(tmp_path: Path) -> No
     store = DyingStore(tmp_path / "db.sqlite3")
     await store.open()
     try:
-        scheduler = DueScheduler(store, no_work, clock=lambda: 0.0)
+        scheduler = DueScheduler(store, no_work, owner="test", clock=lambda: 0.0)
         scheduler.start()
         assert scheduler.running
         store.die.set()

@@ -238,8 +238,9 @@ def test_settings_error_when_no_dotenv_is_read() -> None:
 def test_database_settings_error_also_says_where_dotenv_was_looked_for(tmp_path: Path) -> None:
     from bot.settings import load_database_settings
 
-    (tmp_path / ".env").write_text("DATABASE_URL=postgres://nope\n")
+    (tmp_path / ".env").write_text("DATABASE_URL=mysql://nope\n")
     with pytest.raises(SettingsError) as info:
         load_database_settings()
     assert "DATABASE_URL: must look like sqlite:///" in str(info.value)
+    assert "or postgresql://" in str(info.value)
     assert f"(read {tmp_path / '.env'})" in str(info.value)
