@@ -67,12 +67,16 @@ async def test_postgresql_claim_skips_jobs_another_process_is_claiming(
             # Another process is half-way through claiming the two earliest jobs.
             held = await other.fetch(postgres.LOCK_DUE, NOW + 10, 2)
             assert [row["id"] for row in held] == ["j0", "j1"]
-            claimed = await asyncio.wait_for(store.claim_due(NOW + 10, NOW + 600, 10), HANG_GUARD)
+            claimed = await asyncio.wait_for(
+                store.claim_due(NOW + 10, NOW + 600, 10, owner="w1"), HANG_GUARD
+            )
             assert [job.id for job in claimed] == ["j2", "j3", "j4"]
-            await other.execute(postgres.LEASE_JOBS, NOW + 600, ["j0", "j1"])
+            await other.execute(postgres.CLAIM_JOBS, "w2", NOW + 600, ["j0", "j1"])
     finally:
         await other.close()
-    assert await store.claim_due(NOW + 10, NOW + 600, 10) == []
+    assert await store.claim_due(NOW + 10, NOW + 600, 10, owner="w1") == []
+    owners = {job.id: job.lease_owner for job in await store.list_jobs()}
+    assert owners == {"j0": "w2", "j1": "w2", "j2": "w1", "j3": "w1", "j4": "w1"}
 
 
 async def test_postgresql_member_lock_orders_two_processes_racing_a_cap_of_one(
@@ -129,14 +133,14 @@ async def test_postgresql_two_processes_opening_a_fresh_schema_migrate_it_once(
     applied = sorted((s.applied_migrations for s in stores), key=len)
     assert applied == [[], [m.version for m in available_migrations("postgresql")]]
     rows = await fetch_rows(stores[0], "SELECT version FROM schema_migrations")
-    assert sorted(row[0] for row in rows) == [1, 2, 3, 4]
+    assert sorted(row[0] for row in rows) == [m.version for m in available_migrations("postgresql")]
 
 
 async def test_postgresql_opens_racing_without_help_all_succeed(pg_backend: StoreBackend) -> None:
     stores = [pg_store_for(pg_backend) for _ in range(3)]
     await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), HANG_GUARD)
     applied = [s.applied_migrations for s in stores]
-    assert sorted(map(len, applied)) == [0, 0, 4]
+    assert sorted(map(len, applied)) == [0, 0, len(available_migrations("postgresql"))]
 
 
 async def test_postgresql_failed_migration_leaves_the_previous_version(
@@ -261,15 +265,16 @@ async def test_postgresql_read_only_open_refuses_an_older_schema(
     pg_backend: StoreBackend, pg_dsn: str
 ) -> None:
     await pg_backend.open_store()
+    *older, latest = [m.version for m in available_migrations("postgresql")]
     conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
     try:
-        await conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", latest)
     finally:
         await conn.close()
     reader = PostgresJobStore(pg_dsn, schema=pg_backend.schema)
     with pytest.raises(OutdatedSchema) as caught:
         await reader.open(read_only=True)
-    assert (caught.value.have, caught.value.want) == (3, 4)
+    assert (caught.value.have, caught.value.want) == (older[-1], latest)
     with pytest.raises(RuntimeError, match="not open"):
         await reader.ping()
 
@@ -336,8 +341,8 @@ async def test_postgresql_callbacks_from_two_processes_each_count_once(
     hashes = [f"hash-j{i}" for i in range(20)]
     await asyncio.wait_for(
         asyncio.gather(
-            *(first.note_callback(h, NOW + 1) for h in hashes),
-            *(second.note_callback(h, NOW + 2) for h in reversed(hashes)),
+            *(first.note_callback(NOW + 1, token_hash=h) for h in hashes),
+            *(second.note_callback(NOW + 2, token_hash=h) for h in reversed(hashes)),
         ),
         HANG_GUARD,
     )
