@@ -17,6 +17,7 @@ import pytest
 
 from storage import migrate as migrate_module
 from storage import postgres
+from storage.base import LeaseLost
 from storage.jobstate import JobState
 from storage.migrate import Migration, advisory_key, available_migrations
 from storage.postgres import PostgresJobStore
@@ -357,3 +358,69 @@ async def test_postgresql_cache_put_replaces_an_entry(pg_store: PostgresJobStore
     assert await pg_store.cache_get("k") == CachedResult(
         "k", "m2", "t2", {"v": 2}, {"title": "T"}, NOW + 1
     )
+
+
+async def test_postgresql_two_processes_racing_a_claim_get_disjoint_jobs_and_the_loser_is_fenced(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    first, second = await pg_backend.open_store(), await pg_backend.open_store()
+    for i in range(10):
+        await first.admit(new_job(f"j{i}", key=f"k{i}"), NOW, submit_lease_until=NOW)
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        async with blocker.transaction():
+            # Both claims queue behind this lock and then run at the same moment.
+            await blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+            racing = [
+                asyncio.create_task(store.claim_due(NOW, NOW + 60, 10, owner=owner))
+                for store, owner in ((first, "w1"), (second, "w2"))
+            ]
+            await wait_for_lock_waiters(blocker, pg_backend.application_name, 2)
+        got_first, got_second = await asyncio.wait_for(asyncio.gather(*racing), HANG_GUARD)
+    finally:
+        await blocker.close()
+    ids_first, ids_second = {j.id for j in got_first}, {j.id for j in got_second}
+    assert ids_first.isdisjoint(ids_second)
+    assert ids_first | ids_second == {f"j{i}" for i in range(10)}
+    assert {j.lease_owner for j in got_first} <= {"w1"}
+    assert {j.lease_owner for j in got_second} <= {"w2"}
+    # A worker stalls past its lease; the other process takes its job over.
+    stalled_store, stalled = (first, got_first[0]) if got_first else (second, got_second[0])
+    taker = second if stalled_store is first else first
+    retaken = await taker.claim_due(NOW + 61, NOW + 200, 10, owner="w3")
+    assert stalled.id in {j.id for j in retaken}
+    before = await taker.get(stalled.id)
+    with pytest.raises(LeaseLost):
+        await stalled_store.transition(
+            stalled.id, JobState.SUBMITTED, NOW + 62, lease=stalled.lease_id, vidgo_task_id="t"
+        )
+    with pytest.raises(LeaseLost):
+        await stalled_store.update(stalled.id, NOW + 62, lease=stalled.lease_id, attempts=9)
+    assert await taker.get(stalled.id) == before
+
+
+async def test_postgresql_two_processes_creating_the_secret_at_once_get_one_value(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    first, second = await pg_backend.open_store(), await pg_backend.open_store()
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        # A third process is creating the secret: both stores find no row and both insert.
+        await blocker.execute(
+            "INSERT INTO app_secrets (name, value, created_at) VALUES ('callback-token', $1, 0)",
+            "00" * 32,
+        )
+        racing = [asyncio.create_task(store.secret("callback-token")) for store in (first, second)]
+        await wait_for_lock_waiters(blocker, pg_backend.application_name, 2)
+        # It gives up: now the two stores race each other for the first value.
+        await tx.rollback()
+        one, two = await asyncio.wait_for(asyncio.gather(*racing), HANG_GUARD)
+        stored = await blocker.fetchval(
+            "SELECT value FROM app_secrets WHERE name = 'callback-token'"
+        )
+    finally:
+        await blocker.close()
+    assert one == two == bytes.fromhex(stored)
+    assert one != bytes(32)
