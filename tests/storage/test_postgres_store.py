@@ -424,3 +424,17 @@ async def test_postgresql_two_processes_creating_the_secret_at_once_get_one_valu
         await blocker.close()
     assert one == two == bytes.fromhex(stored)
     assert one != bytes(32)
+
+
+async def test_postgresql_lease_callback_and_posted_queries_use_the_v6_indexes(
+    pg_store: PostgresJobStore,
+) -> None:
+    for sql, args in (
+        (postgres.LATEST_POSTED_IN_GUILD, ("song", 100)),
+        (postgres.LATEST_POSTED_WITHOUT_GUILD, ("song",)),
+    ):
+        assert "jobs_source_posted" in await plan_of(pg_store, sql, *args)
+    assert "jobs_lease_owner" in await plan_of(pg_store, postgres.RELEASE_OWNER, NOW, "w1")
+    assert "jobs_callback_key" in await plan_of(
+        pg_store, postgres.NOTE_CALLBACKS["callback_key"], NOW, ["key"], 2.0
+    )

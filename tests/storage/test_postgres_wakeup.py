@@ -64,9 +64,8 @@ class Pair:
 
 def pg_store(backend: StoreBackend, **options: Any) -> PostgresJobStore:
     """A store on the backend's schema (closed with the backend's stores), not opened."""
-    store = PostgresJobStore(
-        backend.dsn, schema=backend.schema, application_name=backend.application_name, **options
-    )
+    store = backend.new_store(**options)
+    assert isinstance(store, PostgresJobStore)
     backend.opened.append(store)
     return store
 
