@@ -1355,7 +1355,8 @@ class PostgresJobStore(JobStore):
                     first_attempt.set_result(None)
             if connected is None:
                 missed = True
-                await asyncio.sleep(delay)
+                # A random part of the wait keeps processes from reconnecting in step.
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(longest, delay * 2)
                 continue
             conn, dropped = connected
@@ -1416,9 +1417,12 @@ class PostgresJobStore(JobStore):
             try:
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=self._connect_timeout)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # a path that went silent would not carry a goodbye either
                 return
 
     async def _close_listener(self, conn: ListenerConnection) -> None:
+        if conn.is_closed():
+            return
         try:
             await asyncio.wait_for(conn.close(), timeout=self._connect_timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):

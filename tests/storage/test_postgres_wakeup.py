@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -339,6 +340,88 @@ async def test_postgresql_a_listener_keeps_trying_until_it_can_listen_then_wakes
     await both.barrier()
     assert await both.heard.next() == BARRIER_AT
     assert both.heard.queue.empty()
+
+
+class SilencingProxy:
+    """A TCP proxy on 127.0.0.1 to the PostgreSQL server that can go silent on one connection.
+
+    A silenced connection stays open but forwards nothing either way, as a network path
+    does when a NAT entry or a firewall state expires: no error ever reaches either side.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.connections: list[asyncio.Event] = []  # set = forwarding
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> SilencingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for pump in self._pumps:
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        forwarding = asyncio.Event()
+        forwarding.set()
+        self.connections.append(forwarding)
+        self._writers += [writer, up_writer]
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pump = asyncio.create_task(self._pump(source, sink, forwarding))
+            self._pumps.add(pump)
+
+    @staticmethod
+    async def _pump(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, forwarding: asyncio.Event
+    ) -> None:
+        while data := await source.read(65536):
+            await forwarding.wait()  # silenced: hold everything, close nothing
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+async def test_postgresql_a_listener_whose_network_path_went_silent_reconnects(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    server = urlsplit(pg_dsn)
+    async with SilencingProxy(server.hostname or "127.0.0.1", server.port or 5432) as proxy:
+        through_proxy = urlunsplit(
+            server._replace(netloc=f"{server.username}@127.0.0.1:{proxy.port}")
+        )
+        listener = PostgresJobStore(
+            through_proxy,
+            schema=pg_backend.schema,
+            connect_timeout=1.0,
+            listen_check=0.05,
+            listen_retry=(0.01, 0.04),
+        )
+        writer = await pg_backend.open_store()
+        assert isinstance(writer, PostgresJobStore)
+        await listener.open()
+        try:
+            both = Pair(listener, writer)
+            await listener.listen_for_due(both.heard)
+            # The listener opened the last connection; its path now drops every packet.
+            proxy.connections[-1].clear()
+            assert await both.heard.next() == WAKE_AFTER_GAP
+            await both.barrier()
+            assert await both.heard.next() == BARRIER_AT
+            assert both.heard.queue.empty()
+        finally:
+            await listener.close()
 
 
 async def test_postgresql_listening_stops_and_can_start_again(pair: Pair) -> None:
