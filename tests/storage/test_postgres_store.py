@@ -438,3 +438,36 @@ async def test_postgresql_lease_callback_and_posted_queries_use_the_v6_indexes(
     assert "jobs_callback_key" in await plan_of(
         pg_store, postgres.NOTE_CALLBACKS["callback_key"], NOW, ["key"], 2.0
     )
+
+
+async def test_postgresql_a_lease_taken_while_orphans_are_released_is_kept(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    store = await pg_backend.open_store()
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW + 60, owner="gone")
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        async with blocker.transaction():
+            # A process that has just started registers and claims the orphaned job; the
+            # release runs meanwhile and must wait for the job's row.
+            await blocker.execute(
+                "INSERT INTO instances (id, pid, host, started_at, heartbeat_at) "
+                "VALUES ('new', 1, 'h', $1, $1)",
+                NOW,
+            )
+            await blocker.execute(
+                "UPDATE jobs SET lease_owner = 'new', lease_id = lease_id + 1, due_at = $1 "
+                "WHERE id = 'j'",
+                NOW + 200,
+            )
+            releasing = asyncio.create_task(
+                store.release_orphaned_leases(NOW + 1, stale_before=NOW - 45)
+            )
+            await wait_for_lock_waiters(blocker, pg_backend.application_name, 1)
+        released = await asyncio.wait_for(releasing, HANG_GUARD)
+    finally:
+        await blocker.close()
+    assert released == 0
+    job = await store.get("j")
+    assert job is not None
+    assert (job.leased, job.lease_owner, job.lease_id, job.due_at) == (True, "new", 2, NOW + 200)
