@@ -346,6 +346,8 @@ class JobEngine:
             log.info(
                 "resuming %d job(s) that were in progress when a bot process stopped", released
             )
+        # Jobs made due by other processes sharing the database wake this dispatcher too.
+        await self.store.listen_for_due(self._scheduler.notify_due)
         self._running = True
         self._scheduler.start()
         self._housekeeper = asyncio.create_task(self._housekeep(), name="stemcord-housekeeping")
@@ -357,6 +359,7 @@ class JobEngine:
             task, self._housekeeper = self._housekeeper, None
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        await self.store.stop_listening()
         await self._scheduler.stop(grace=grace)
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace)

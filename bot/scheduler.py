@@ -2,8 +2,9 @@
 
 The store keeps each job's next due time (``due_at``). The dispatcher claims the due jobs
 (leasing them so nobody else picks them up), hands each to a worker, then sleeps exactly until
-the earliest ``due_at`` left — or until :meth:`DueScheduler.wake` says an earlier one was
-stored. Nothing scans the table on a fixed tick, so 100,000 waiting jobs cost one indexed
+the earliest ``due_at`` left — or until :meth:`DueScheduler.notify_due` says an earlier one
+was stored, by this process or (through the store's ``listen_for_due``) by another one.
+Nothing scans the table on a fixed tick, so 100,000 waiting jobs cost one indexed
 ``MIN(due_at)`` query per wake-up.
 """
 

@@ -12,12 +12,17 @@ nothing is written. A lease runs until ``due_at``; its owner renews all of its l
 lives (:meth:`JobStore.renew_leases`), so a held job is never claimed by another worker, and the
 leases of a process that is gone are released (:meth:`JobStore.release_orphaned_leases`).
 Writes made for a person (cancel, the status message) take no lease.
+
+**Waking.** A process's dispatcher sleeps until the earliest due time it knows of. Where
+several processes share a database, a job made due by one of them must wake the others too:
+:meth:`JobStore.listen_for_due` hands them each such due time (a no-op where one process owns
+the database).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from storage.jobstate import JobState
@@ -283,6 +288,26 @@ class JobStore(ABC):
     @abstractmethod
     async def unregister_instance(self, instance_id: str, now: float) -> int:
         """A clean stop: release the process's leases (due now) and forget it."""
+
+    # --- waking other processes ---------------------------------------------------------------
+
+    @abstractmethod
+    async def listen_for_due(self, on_due: Callable[[float], None]) -> None:
+        """Call ``on_due(due_at)`` whenever another process makes a job due sooner than later.
+
+        Admissions, callbacks, released leases, expedites, outcomes owed to a channel and
+        the heir of a cancelled job are announced by the process that wrote them, once the
+        write commits; ``on_due`` (the dispatcher's wake-up) decides whether that is sooner
+        than it planned. This store's own writes are not echoed: its process woke itself.
+        After a gap in listening (a lost connection), ``on_due(0.0)`` is called once, since
+        announcements may have been missed. A backend whose database only one process uses
+        does nothing. Listening lasts until :meth:`stop_listening` or :meth:`close`; a lost
+        connection is never raised to the caller.
+        """
+
+    @abstractmethod
+    async def stop_listening(self) -> None:
+        """Stop what :meth:`listen_for_due` started (harmless when nothing listens)."""
 
     # --- secrets ------------------------------------------------------------------------------
 

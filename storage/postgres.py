@@ -4,32 +4,56 @@ Several bot processes share one database, so where the SQLite backend relies on 
 at a time (``BEGIN IMMEDIATE``), this backend says what it locks:
 
 * a read-modify-write selects its job row ``FOR UPDATE`` and checks the state machine
-  (:func:`storage.jobstate.check_transition`) inside the same transaction;
+  (:func:`storage.jobstate.check_transition`) and the caller's lease inside the same
+  transaction;
 * :meth:`PostgresJobStore.claim_due` locks due rows ``FOR UPDATE SKIP LOCKED``, so
   processes claiming at the same moment get disjoint jobs and never wait on each other;
+  every claim bumps the job's ``lease_id`` (the fencing token) and names its owner;
+* a worker's single-row write carries ``AND leased AND lease_id = $n`` in its ``WHERE``,
+  so it lands only while the job still holds the worker's lease;
 * :meth:`PostgresJobStore.admit` takes transaction advisory locks on the requester
   (guild, member) before counting their limits and on the source key before looking for an
   identical job in flight, so two processes can neither both pass a cap nor both become the
   leader of one source; the leader it joins is locked ``FOR SHARE`` so that its outcome
-  cannot be recorded between the look-up and the insert (a follower would wait forever).
+  cannot be recorded between the look-up and the insert (a follower would wait forever);
+* callback batches lock their rows in id order before changing them, so two processes
+  storing overlapping batches cannot deadlock;
+* :meth:`PostgresJobStore.release_orphaned_leases` first reads which owners are gone, then
+  releases only their leases: a lease taken meanwhile by a process that registered after the
+  read is never mistaken for an orphan.
+
+**Waking other processes.** A write that makes a job due sooner than "later" (an admission,
+a callback, a released lease, an expedite, an outcome owed to a channel, an heir after a
+cancel) sends ``pg_notify`` on a channel named for the schema, inside its transaction, so it
+is delivered when (and only if) the write commits. :meth:`PostgresJobStore.listen_for_due`
+keeps one extra connection that ``LISTEN``\\s there and hands each due time to the process's
+dispatcher. A notification carries the due time and a token naming the sending store; a
+store ignores its own (its process woke its dispatcher itself).
 
 Every statement is a module constant or built by one small function next to it, so a new
-condition (a lease owner, say) is added in one place. Times are double precision epoch
-seconds, JSON columns the ``json`` type (kept verbatim), Discord ids bigint.
+condition is added in one place. Times are double precision epoch seconds, JSON columns the
+``json`` type (kept verbatim), Discord ids bigint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
+import math
+import random
+import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore
+from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost
 from storage.jobstate import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -49,6 +73,7 @@ from storage.records import (
     AdmissionLimits,
     AdmitResult,
     CachedResult,
+    InstanceInfo,
     JobRecord,
     LimitReached,
     LimitRule,
@@ -57,8 +82,11 @@ from storage.records import (
 )
 from storage.sqlite import OutdatedSchema
 
+log = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+ListenerConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 _COLUMNS = (
     "id",
@@ -96,13 +124,30 @@ _COLUMNS = (
     "finished_at",
     "result_channel_id",
     "dm_on_completion",
+    "leased",
+    "lease_id",
+    "lease_owner",
+    "unconfirmed_submit_at",
+    "task_hint",
+    "faults",
+    "delivery_started_at",
+    "polled_at",
+    "callback_key",
 )
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
+# The two columns a callback can name its job by: the key its token is derived from, or (for
+# jobs recorded before keys existed) the SHA-256 of a random token.
+_CALLBACK_COLUMNS = ("callback_key", "callback_token_hash")
 _CALLBACK_BATCH = 256
 _DAY = 86400.0
 # A transaction that lost a deadlock or a serialization conflict is run again from the
 # start (it was rolled back whole); past this many tries the error is the caller's.
 _TX_ATTEMPTS = 5
+# PostgreSQL refuses a channel name of 64 bytes or more (NAMEDATALEN).
+_MAX_CHANNEL = 63
+# What a listener hands its dispatcher after it (re)connected late: "something may be due
+# already" (the epoch is before any planned time, so the dispatcher looks at once).
+WAKE_AFTER_GAP = 0.0
 
 
 def _state_list(states: Collection[JobState]) -> str:
@@ -113,7 +158,6 @@ def _state_list(states: Collection[JobState]) -> str:
 _ACTIVE_SQL = _state_list(ACTIVE_STATES)
 _FINAL_SQL = _state_list(FINAL_STATES)
 _COLS = ", ".join(_COLUMNS)
-_JOBS_COLS = ", ".join(f"jobs.{column}" for column in _COLUMNS)
 
 # --- statements ---------------------------------------------------------------------------
 # Fixed SQL only: values are always $n parameters; the f-strings insert column and state
@@ -122,7 +166,6 @@ _JOBS_COLS = ", ".join(f"jobs.{column}" for column in _COLUMNS)
 SELECT_JOB = f"SELECT {_COLS} FROM jobs WHERE id = $1"  # noqa: S608
 LOCK_JOB = f"{SELECT_JOB} FOR UPDATE"
 SELECT_BY_TASK = f"SELECT {_COLS} FROM jobs WHERE vidgo_task_id = $1"  # noqa: S608
-SELECT_JOBS_BY_IDS = f"SELECT {_COLS} FROM jobs WHERE id = ANY($1::text[])"  # noqa: S608
 SELECT_FOLLOWERS = f"SELECT {_COLS} FROM jobs WHERE leader_id = $1 ORDER BY created_at"  # noqa: S608
 LOCK_WAITING_FOLLOWERS = (
     f"SELECT {_COLS} FROM jobs WHERE leader_id = $1 AND state IN {_ACTIVE_SQL} "  # noqa: S608
@@ -143,9 +186,10 @@ INSERT INTO jobs (
     guild_id, source_task_id, source_audio_id, source_url, options,
     status_message_id, reply_to_message_id, vidgo_task_id, leader_id, state,
     outcome, due_at, leased, deadline_at, callback_token_hash, result, track,
-    created_at, updated_at, finished_at, result_channel_id, dm_on_completion
+    created_at, updated_at, finished_at, result_channel_id, dm_on_completion,
+    lease_id, lease_owner, callback_key
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-          $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
+          $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
 RETURNING {_COLS}
 """  # noqa: S608
 # One statement, each part on an index (jobs_requester, jobs_requester_active).
@@ -159,51 +203,138 @@ SELECT
     (SELECT MAX(created_at) FROM jobs WHERE guild_id = $1 AND requester_id = $2)
 """  # noqa: S608
 
-# Outcomes and cancellation.
+# Outcomes and cancellation. With $7 (kept for immediate delivery) every changed job is
+# leased afresh to $8: a new lease id, as a claim would give it.
 RECORD_OUTCOME = f"""
 UPDATE jobs SET state = $1, outcome = $1, result = $2, track = COALESCE($3, track),
-    last_error = $4, error_kind = $5, due_at = $6, leased = $7, finished_at = $8,
-    updated_at = $8
-WHERE id = ANY($9::text[])
+    last_error = $4, error_kind = $5, due_at = $6, leased = $7, lease_owner = $8,
+    lease_id = lease_id + CASE WHEN $7 THEN 1 ELSE 0 END, finished_at = $9,
+    updated_at = $9, unconfirmed_submit_at = NULL, task_hint = NULL
+WHERE id = ANY($10::text[])
 RETURNING {_COLS}
 """  # noqa: S608
 CANCEL_JOB = """
 UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', due_at = NULL, leased = FALSE,
-    vidgo_task_id = NULL, callback_token_hash = NULL,
-    finished_at = COALESCE(finished_at, $2), updated_at = $2
+    lease_owner = NULL, vidgo_task_id = NULL, callback_token_hash = NULL, callback_key = NULL,
+    task_hint = NULL, finished_at = COALESCE(finished_at, $2), updated_at = $2
 WHERE id = $1
 """
+# The heir takes the task, the callback key (so Vidgo's callback finds it) and any
+# unconfirmed submit: a submit still in flight for the old leader may create the task, which
+# the heir then adopts instead of paying again.
 CROWN_HEIR = """
 UPDATE jobs SET leader_id = NULL, state = $2, vidgo_task_id = $3, callback_token_hash = $4,
-    due_at = $5, leased = FALSE, attempts = $6, polls = $7, callbacks = $8,
-    track = COALESCE(track, $9), updated_at = $10
+    callback_key = $5, due_at = $6, leased = FALSE, lease_owner = NULL, attempts = $7,
+    polls = $8, callbacks = $9, unconfirmed_submit_at = $10, task_hint = $11,
+    polled_at = $12, track = COALESCE(track, $13), updated_at = $14
 WHERE id = $1
 """
 FOLLOW_HEIR = "UPDATE jobs SET leader_id = $1, updated_at = $2 WHERE leader_id = $3 AND id <> $1"
 
-# Scheduling.
+# Scheduling. A leased job's due_at is the end of its lease: it is due again only once its
+# owner stopped renewing it.
 NEXT_DUE_AT = "SELECT MIN(due_at) FROM jobs"
 LOCK_DUE = (
-    f"SELECT {_COLS} FROM jobs WHERE due_at IS NOT NULL AND due_at <= $1 "  # noqa: S608
+    "SELECT id FROM jobs WHERE due_at IS NOT NULL AND due_at <= $1 "
     "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
-LEASE_JOBS = "UPDATE jobs SET leased = TRUE, due_at = $1 WHERE id = ANY($2::text[])"
-RELEASE_LEASES = "UPDATE jobs SET leased = FALSE, due_at = $1 WHERE leased"
-# Rows are locked in id order, so two processes storing overlapping batches cannot deadlock.
-NOTE_CALLBACKS = f"""
-WITH target AS (
-    SELECT id FROM jobs
-    WHERE callback_token_hash = ANY($2::text[]) AND state IN {_ACTIVE_SQL}
-    ORDER BY id FOR UPDATE
-)
-UPDATE jobs SET callbacks = jobs.callbacks + 1, updated_at = $1,
-    due_at = CASE WHEN jobs.leased THEN jobs.due_at
-                  WHEN jobs.due_at IS NULL OR jobs.due_at > $1 THEN $1 ELSE jobs.due_at END
-FROM target WHERE jobs.id = target.id
-RETURNING {_JOBS_COLS}
+CLAIM_JOBS = f"""
+UPDATE jobs SET leased = TRUE, lease_owner = $1, lease_id = lease_id + 1, due_at = $2
+WHERE id = ANY($3::text[])
+RETURNING {_COLS}
 """  # noqa: S608
-SELECT_BY_TOKENS = f"SELECT {_COLS} FROM jobs WHERE callback_token_hash = ANY($1::text[])"  # noqa: S608
+RENEW_LEASES = (
+    "UPDATE jobs SET due_at = $1 WHERE leased AND lease_owner = $2 AND id = ANY($3::text[])"
+)
+
+# Callbacks. Every row a batch names is locked first, in id order, so that two processes
+# storing overlapping batches cannot deadlock; the updates below then only touch rows this
+# transaction holds.
+LOCK_CALLBACK_TARGETS = f"""
+SELECT id FROM jobs
+WHERE (callback_key = ANY($1::text[]) OR callback_token_hash = ANY($2::text[]))
+  AND state IN {_ACTIVE_SQL}
+ORDER BY id FOR UPDATE
+"""  # noqa: S608
+
+
+def _note_callbacks_sql(column: str) -> str:
+    """Count a callback on the waiting jobs whose ``column`` is in ``$2``; make them due.
+
+    Due at ``$1`` or ``$3`` after the job's last detail read, whichever is later (a flood of
+    callbacks costs one read per gap); an earlier due time stands, and a leased job keeps its
+    lease's end (its worker sees the new count when it reschedules).
+    """
+    if column not in _CALLBACK_COLUMNS:
+        raise ValueError(f"not a callback column: {column!r}")
+    return f"""
+UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
+    due_at = CASE
+        WHEN leased THEN due_at
+        WHEN due_at IS NULL OR due_at > GREATEST($1, COALESCE(polled_at, 0) + $3)
+        THEN GREATEST($1, COALESCE(polled_at, 0) + $3)
+        ELSE due_at END
+WHERE {column} = ANY($2::text[]) AND state IN {_ACTIVE_SQL}
+RETURNING {_COLS}
+"""  # noqa: S608 - a column name from the fixed pair above
+
+
+NOTE_CALLBACKS = {column: _note_callbacks_sql(column) for column in _CALLBACK_COLUMNS}
+SELECT_BY_CALLBACK = {
+    column: f"SELECT {_COLS} FROM jobs WHERE {column} = ANY($1::text[])"  # noqa: S608
+    for column in _CALLBACK_COLUMNS
+}
+# Rare: a callback named a task for a job that never learned its task id (a lost answer).
+KEEP_TASK_HINT = "UPDATE jobs SET task_hint = $1 WHERE id = $2 AND vidgo_task_id IS NULL"
 COUNT_BY_STATE = "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+NOTIFY = "SELECT pg_notify($1, $2)"
+
+# Processes and their leases.
+UPSERT_INSTANCE = """
+INSERT INTO instances (id, pid, host, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
+"""
+HEARTBEAT_INSTANCE = "UPDATE instances SET heartbeat_at = $2 WHERE id = $1"
+LIST_INSTANCES = (
+    "SELECT id, pid, host, started_at, heartbeat_at FROM instances ORDER BY started_at, id"
+)
+DELETE_GONE_INSTANCES = "DELETE FROM instances WHERE heartbeat_at < $1 OR id = ANY($2::text[])"
+# Owners of leases who are not registered. Read in one snapshot with the registrations, so
+# an owner whose lease is visible here is visible as registered if it registered first
+# (every process registers before it claims anything).
+ORPHANED_OWNERS = """
+SELECT DISTINCT lease_owner FROM jobs
+WHERE leased AND lease_owner IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM instances WHERE instances.id = jobs.lease_owner)
+"""
+# A row claimed meanwhile by a live process is re-checked on its new version and skipped.
+RELEASE_ORPHANS = """
+UPDATE jobs SET leased = FALSE, lease_owner = NULL, due_at = $1
+WHERE leased AND (lease_owner IS NULL OR lease_owner = ANY($2::text[]))
+"""
+RELEASE_OWNER = (
+    "UPDATE jobs SET leased = FALSE, lease_owner = NULL, due_at = $1 "
+    "WHERE leased AND lease_owner = $2"
+)
+DELETE_INSTANCE = "DELETE FROM instances WHERE id = $1"
+
+# Server secrets (table app_secrets). The insert waits for a concurrent insert of the same
+# name and then does nothing; the select after it (a new snapshot) reads whichever value
+# committed first.
+INSERT_SERVER_KEY = (
+    "INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name) DO NOTHING"
+)
+SELECT_SERVER_KEY = "SELECT value FROM app_secrets WHERE name = $1"
+
+# A result already posted in a server (reads jobs_source_posted, V6). Two statements, so the
+# index serves the guild comparison in both cases (IS NOT DISTINCT FROM would not use it).
+_POSTED = (
+    f"SELECT {_COLS} FROM jobs WHERE source_key = $1 AND state = 'delivered' "  # noqa: S608
+    "AND outcome = 'succeeded' AND result_message_id IS NOT NULL"
+)
+LATEST_POSTED_IN_GUILD = f"{_POSTED} AND guild_id = $2 ORDER BY finished_at DESC LIMIT 1"
+LATEST_POSTED_WITHOUT_GUILD = f"{_POSTED} AND guild_id IS NULL ORDER BY finished_at DESC LIMIT 1"
 
 # Results cache and guild settings.
 SELECT_CACHE = (
@@ -262,19 +393,84 @@ RECENT_DURATIONS_SQL = (
 )
 
 
-def _update_job_sql(assignments: Sequence[str], where: str) -> str:
-    """``UPDATE jobs SET <assignments> WHERE <where> RETURNING <columns>``.
+class _Params:
+    """The positional parameters of one statement, numbered in the order they are added."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values: list[Any] = list(values)
+
+    def add(self, value: Any) -> str:
+        """Append ``value`` and return its placeholder (``$n``)."""
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _update_job_sql(assignments: Sequence[str], where: str, *, notify: str | None = None) -> str:
+    """``UPDATE jobs SET <assignments> WHERE <where>``, returning the changed row.
 
     ``assignments`` and ``where`` are fixed fragments written in this module with ``$n``
-    placeholders; column names in them come from :data:`UPDATABLE_COLUMNS` only.
+    placeholders; column names in them come from :data:`UPDATABLE_COLUMNS` only. ``notify``
+    (from :func:`_notify_if`) is evaluated on the changed row, in the same statement, so a
+    single-row write wakes other processes without a transaction of its own.
     """
-    return f"UPDATE jobs SET {', '.join(assignments)} WHERE {where} RETURNING {_COLS}"  # noqa: S608
+    update = f"UPDATE jobs SET {', '.join(assignments)} WHERE {where} RETURNING {_COLS}"  # noqa: S608
+    if notify is None:
+        return update
+    return f"WITH changed AS ({update}) SELECT {_COLS}, {notify} AS notified FROM changed"  # noqa: S608
+
+
+def _notify_if(condition: str, channel: str, payload_tail: str) -> str:
+    """A SQL expression that notifies ``channel`` of the row's due time when ``condition``.
+
+    Only a job that is due and not leased is announced: a leased job's due time is the end
+    of its lease, which other processes need not hear about.
+    """
+    return (
+        f"CASE WHEN ({condition}) AND due_at IS NOT NULL AND NOT leased "
+        f"THEN pg_notify({channel}, due_at::text || ' ' || {payload_tail}) END"
+    )
 
 
 def _list_jobs_sql(clauses: Sequence[str], *, oldest_first: bool, limit_param: int) -> str:
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     order = "ASC" if oldest_first else "DESC"
     return f"SELECT {_COLS} FROM jobs {where} ORDER BY created_at {order} LIMIT ${limit_param}"  # noqa: S608
+
+
+def due_channel(schema: str) -> str:
+    """The ``LISTEN``/``NOTIFY`` channel of the jobs in ``schema`` (a checked identifier).
+
+    One channel per schema, so bots (or test runs) sharing a database never wake each
+    other. A name too long for PostgreSQL keeps its start and gets a stable hash instead.
+    """
+    name = f"stemcord_due_{check_schema_name(schema)}"
+    if len(name) <= _MAX_CHANNEL:
+        return name
+    digest = hashlib.blake2b(schema.encode("utf-8"), digest_size=8).hexdigest()
+    return f"{name[: _MAX_CHANNEL - len(digest) - 1]}_{digest}"
+
+
+def _payload(due_at: float, sender: str) -> str:
+    """A notification's text: the due time, then the sending store's token."""
+    return f"{due_at!r} {sender}"
+
+
+def parse_due_payload(payload: object) -> tuple[float, str] | None:
+    """``(due_at, sender)`` of a notification, or ``None`` when it is not one of ours.
+
+    Anyone who may connect can notify the channel: the text is untrusted, and anything but
+    a finite time is dropped instead of waking the dispatcher.
+    """
+    if not isinstance(payload, str) or len(payload) > 200:
+        return None
+    head, _, sender = payload.partition(" ")
+    try:
+        due_at = float(head)
+    except ValueError:
+        return None
+    if not math.isfinite(due_at):
+        return None
+    return due_at, sender
 
 
 # --- values -------------------------------------------------------------------------------
@@ -346,28 +542,71 @@ def _row_to_job(row: asyncpg.Record) -> JobRecord:
         finished_at=row["finished_at"],
         result_channel_id=row["result_channel_id"],
         dm_on_completion=bool(row["dm_on_completion"]),
+        leased=bool(row["leased"]),
+        lease_id=int(row["lease_id"]),
+        lease_owner=row["lease_owner"],
+        unconfirmed_submit_at=row["unconfirmed_submit_at"],
+        task_hint=row["task_hint"],
+        faults=row["faults"],
+        delivery_started_at=row["delivery_started_at"],
+        polled_at=row["polled_at"],
+        callback_key=row["callback_key"],
     )
 
 
-def _assignments(changes: Mapping[str, Any], first: int) -> tuple[list[str], list[Any]]:
-    """SET fragments (placeholders from ``$first``) and parameters for whitelisted columns."""
+# Releasing a lease (a write that sets the next due time) forgets its owner.
+_RELEASE = ("leased = FALSE", "lease_owner = NULL")
+
+
+def _assignments(changes: Mapping[str, Any], params: _Params) -> list[str]:
+    """SET fragments for whitelisted columns, their values appended to ``params``."""
     unknown = set(changes) - UPDATABLE_COLUMNS
     if unknown:
         raise ValueError(f"cannot update columns: {sorted(unknown)}")
     parts: list[str] = []
-    params: list[Any] = []
     for column, value in changes.items():
-        parts.append(f"{column} = ${first + len(params)}")
-        params.append(_dumps(value) if column in _JSON_COLUMNS else value)
+        placeholder = params.add(_dumps(value) if column in _JSON_COLUMNS else value)
+        parts.append(f"{column} = {placeholder}")
     if "due_at" in changes:
-        parts.append("leased = FALSE")
-    return parts, params
+        parts.extend(_RELEASE)
+    return parts
+
+
+def _lease_guard(lease: int | None, params: _Params) -> str:
+    """The WHERE fragment of a fenced write: the job still holds the worker's lease."""
+    return "" if lease is None else f" AND leased AND lease_id = {params.add(lease)}"
+
+
+def _check_lease(job: JobRecord, lease: int | None) -> None:
+    """Inside a transaction: raise :class:`LeaseLost` unless the job holds ``lease``."""
+    if lease is not None and not (job.leased and job.lease_id == lease):
+        raise LeaseLost(job.id, lease)
 
 
 def _affected(status: str) -> int:
     """Rows counted in a command tag such as ``UPDATE 3``."""
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+@dataclass(slots=True)
+class _QueuedCallback:
+    """A callback waiting for the next group commit."""
+
+    column: str  # one of _CALLBACK_COLUMNS
+    value: str  # as stored (NUL replaced)
+    now: float
+    task_hint: str | None
+    min_poll_gap: float
+    future: asyncio.Future[JobRecord | None]
+
+
+def _hand_over(on_due: Callable[[float], None], due_at: float) -> None:
+    """Give a due time to the dispatcher; its failure must not end the listener."""
+    try:
+        on_due(due_at)
+    except Exception:
+        log.exception("waking the dispatcher failed")
 
 
 class PostgresJobStore(JobStore):
@@ -378,7 +617,12 @@ class PostgresJobStore(JobStore):
     is created on :meth:`open` if missing and becomes the connections' ``search_path``;
     without it the store uses the DSN's current schema (normally ``public``).
     ``application_name`` names the connections in ``pg_stat_activity`` (one per process,
-    say ``stemcord-worker-2``, tells the processes apart).
+    say ``stemcord-worker-2``, tells the processes apart); the connection that listens for
+    due jobs is named ``<application_name>-listener``.
+
+    ``listen_retry`` is the first and the longest wait (seconds) before the listener tries
+    to reconnect, doubling in between; ``listen_check`` how often an idle listener checks
+    that its connection still answers (a silently dropped network path sends no error).
     """
 
     def __init__(
@@ -390,6 +634,8 @@ class PostgresJobStore(JobStore):
         max_pool_size: int = 10,
         connect_timeout: float = 10.0,
         application_name: str = "stemcord",
+        listen_retry: tuple[float, float] = (0.5, 30.0),
+        listen_check: float = 30.0,
     ) -> None:
         self._dsn = dsn
         self._schema = check_schema_name(schema) if schema is not None else None
@@ -397,9 +643,16 @@ class PostgresJobStore(JobStore):
         self._max_pool_size = max_pool_size
         self._connect_timeout = connect_timeout
         self._application_name = application_name
+        self._listen_retry = listen_retry
+        self._listen_check = listen_check
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._callback_queue: list[tuple[str, float, asyncio.Future[JobRecord | None]]] = []
+        self._callback_queue: list[_QueuedCallback] = []
         self._callback_flusher: asyncio.Task[None] | None = None
+        # Names this store in its notifications, so its own listener skips them.
+        self._token = secrets.token_hex(8)
+        self._channel = ""
+        self._listener: asyncio.Task[None] | None = None
+        self._listener_conn: ListenerConnection | None = None
         # Versions the last open() applied (the ``migrate`` command reports them).
         self.applied_migrations: list[int] = []
 
@@ -418,6 +671,24 @@ class PostgresJobStore(JobStore):
         if self._pool is None:
             raise RuntimeError("store is not open")
         return self._pool
+
+    @property
+    def channel(self) -> str:
+        """The channel this store notifies and listens on (known after :meth:`open`)."""
+        return self._channel
+
+    @property
+    def listening(self) -> bool:
+        """:meth:`listen_for_due` was called and :meth:`stop_listening` was not."""
+        return self._listener is not None and not self._listener.done()
+
+    @property
+    def listener_backend_pid(self) -> int | None:
+        """The server process of the listening connection while it is connected."""
+        conn = self._listener_conn
+        if conn is None or conn.is_closed():
+            return None
+        return conn.get_server_pid()
 
     async def open(self, *, read_only: bool = False) -> None:
         """Connect, create the schema if needed and migrate (one process at a time).
@@ -458,6 +729,7 @@ class PostgresJobStore(JobStore):
         except BaseException:
             await pool.close()
             raise
+        self._channel = due_channel(self._schema)
         self._pool = pool
 
     async def schema_version(self) -> int:
@@ -466,7 +738,8 @@ class PostgresJobStore(JobStore):
             return await postgresql_schema_version(conn)
 
     async def close(self) -> None:
-        """Wait for pending callback writes, then close every connection."""
+        """Stop listening, wait for pending callback writes, then close every connection."""
+        await self.stop_listening()
         if self._pool is None:
             return
         if self._callback_flusher is not None:
@@ -501,6 +774,35 @@ class PostgresJobStore(JobStore):
     async def _many(conn: Conn, sql: str, *params: Any) -> list[JobRecord]:
         return [_row_to_job(row) for row in await conn.fetch(sql, *_args(params))]
 
+    async def _notify(self, conn: Conn, due_at: float | None) -> None:
+        """Inside a transaction: tell other processes a job is due at ``due_at`` (on commit)."""
+        if due_at is not None:
+            await conn.execute(NOTIFY, self._channel, _payload(due_at, self._token))
+
+    def _notify_sql(self, params: _Params, condition: str) -> str:
+        """:func:`_notify_if` with this store's channel and token as parameters."""
+        return _notify_if(condition, params.add(self._channel), params.add(self._token))
+
+    async def _write_one(
+        self, job_id: str, sql: str, params: _Params, *, lease: int | None
+    ) -> JobRecord:
+        """Run a single-row UPDATE; when it changed nothing, say why.
+
+        No such job -> :class:`JobNotFound`; a fenced write (``lease``) that matched
+        nothing -> :class:`LeaseLost`; otherwise (a guard such as "not leased" held the row
+        back) the job as it is.
+        """
+        async with self._conn() as conn:
+            job = await self._one(conn, sql, *params.values)
+            matched = job is not None
+            if job is None:
+                job = await self._one(conn, SELECT_JOB, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if lease is not None and not matched:
+            raise LeaseLost(job_id, lease)
+        return job
+
     # --- jobs -----------------------------------------------------------------------------
 
     async def admit(
@@ -509,12 +811,14 @@ class PostgresJobStore(JobStore):
         now: float,
         *,
         submit_lease_until: float,
+        owner: str | None = None,
         limits: AdmissionLimits | None = None,
     ) -> AdmitResult:
         """See :meth:`JobStore.admit`.
 
         Locks in a fixed order (member, then source, then the leader row), so two admits
-        never wait on each other in a cycle.
+        never wait on each other in a cycle. A job due now (a cached answer) or leased to
+        its admitter is announced to other processes on commit.
         """
         schema = self._schema
 
@@ -551,6 +855,7 @@ class PostgresJobStore(JobStore):
                 track = _dumps(cached.track if cached.track is not None else new.track)
             else:
                 track = _dumps(leader.track if leader and leader.track else new.track)
+            fresh = admission is Admission.NEW
             job = await self._one(
                 conn,
                 INSERT_JOB,
@@ -575,7 +880,7 @@ class PostgresJobStore(JobStore):
                 due_at,
                 leased,
                 new.deadline_at,
-                new.callback_token_hash if admission is Admission.NEW else None,
+                new.callback_token_hash if fresh else None,
                 _dumps(cached.result) if cached else None,
                 track,
                 now,
@@ -583,8 +888,14 @@ class PostgresJobStore(JobStore):
                 now if cached else None,
                 new.result_channel_id,
                 new.dm_on_completion,
+                # A new job is leased to its admitter, who submits it at once.
+                1 if leased else 0,
+                owner if leased else None,
+                new.callback_key if fresh else None,
             )
             assert job is not None  # noqa: S101 - INSERT … RETURNING always returns the row
+            # The end of the admitter's lease is when another process may take the job up.
+            await self._notify(conn, due_at)
             return AdmitResult(job, admission)
 
         return await self._in_tx(work)
@@ -606,6 +917,7 @@ class PostgresJobStore(JobStore):
         now: float,
         *,
         expect: Collection[JobState] | None = None,
+        lease: int | None = None,
         **changes: Any,
     ) -> JobRecord:
         """See :meth:`JobStore.transition`."""
@@ -613,28 +925,29 @@ class PostgresJobStore(JobStore):
             # A cancelled job is never due (SQLite lets the later assignment win; PostgreSQL
             # refuses a column assigned twice, so the caller's due time is dropped here).
             changes.pop("due_at", None)
-        parts, params = _assignments(changes, first=4)
+        params = _Params(job_id, target.value, now)
+        parts = _assignments(changes, params)
+        assignments = ["state = $2", "updated_at = $3", *parts]
+        if target.awaits_delivery:
+            assignments += ["outcome = $2", "finished_at = COALESCE(finished_at, $3)"]
+        elif target is JobState.CANCELLED:
+            assignments += [
+                "outcome = $2",
+                "finished_at = COALESCE(finished_at, $3)",
+                "due_at = NULL",
+                *_RELEASE,
+            ]
+        sql = _update_job_sql(assignments, "id = $1")
 
         async def work(conn: Conn) -> JobRecord:
             job = await self._one(conn, LOCK_JOB, job_id)
             if job is None:
                 raise JobNotFound(job_id)
+            _check_lease(job, lease)
             if expect is not None and job.state not in expect:
                 raise InvalidTransition(job_id, job.state, target)
             check_transition(job_id, job.state, target)
-            assignments = ["state = $2", "updated_at = $3", *parts]
-            if target.awaits_delivery:
-                assignments += ["outcome = $2", "finished_at = COALESCE(finished_at, $3)"]
-            elif target is JobState.CANCELLED:
-                assignments += [
-                    "outcome = $2",
-                    "finished_at = COALESCE(finished_at, $3)",
-                    "due_at = NULL",
-                    "leased = FALSE",
-                ]
-            updated = await self._one(
-                conn, _update_job_sql(assignments, "id = $1"), job_id, target.value, now, *params
-            )
+            updated = await self._one(conn, sql, *params.values)
             assert updated is not None  # noqa: S101 - the row is locked by this transaction
             return updated
 
@@ -651,11 +964,18 @@ class PostgresJobStore(JobStore):
         last_error: str | None = None,
         error_kind: str | None = None,
         cache: CachedResult | None = None,
+        lease: int | None = None,
         lease_until: float | None = None,
+        owner: str | None = None,
     ) -> list[JobRecord]:
-        """See :meth:`JobStore.record_outcome`."""
+        """See :meth:`JobStore.record_outcome`.
+
+        Without ``lease_until`` the deliveries are due now for any process, which is told
+        on commit; with it, the caller delivers them itself.
+        """
         if not target.awaits_delivery:
             raise ValueError(f"{target} is not an outcome")
+        keep = lease_until is not None
 
         async def work(conn: Conn) -> list[JobRecord]:
             job = await self._one(conn, LOCK_JOB, job_id)
@@ -663,6 +983,7 @@ class PostgresJobStore(JobStore):
                 raise JobNotFound(job_id)
             if not job.state.is_active:
                 return []
+            _check_lease(job, lease)
             check_transition(job_id, job.state, target)
             # A new statement after the lock: it sees every follower that joined before.
             waiting = await self._many(conn, LOCK_WAITING_FOLLOWERS, job_id)
@@ -677,13 +998,16 @@ class PostgresJobStore(JobStore):
                 _dumps(track),
                 last_error,
                 error_kind,
-                now if lease_until is None else lease_until,
-                lease_until is not None,
+                lease_until if keep else now,
+                keep,
+                owner if keep else None,
                 now,
                 ids,
             )
             if cache is not None:
                 await self._cache_put(conn, cache)
+            if not keep:
+                await self._notify(conn, now)
             order = {jid: i for i, jid in enumerate(ids)}
             return sorted(changed, key=lambda j: order[j.id])
 
@@ -698,92 +1022,127 @@ class PostgresJobStore(JobStore):
                 raise JobNotFound(job_id)
             check_transition(job_id, job.state, JobState.CANCELLED)
             waiting = await self._many(conn, LOCK_WAITING_FOLLOWERS, job_id)
-            # Free the unique task id and token before handing them over.
+            # Free the unique task id and callback key before handing them over.
             await conn.execute(CANCEL_JOB, job_id, now)
             if waiting:
                 heir = waiting[0]
+                # A submit still in flight for the old leader is orphaned: resubmit.
+                heir_due = now if job.state is JobState.ACCEPTED else (job.due_at or now)
                 await conn.execute(
                     CROWN_HEIR,
-                    heir.id,
-                    job.state.value,
-                    job.vidgo_task_id,
-                    job.callback_token_hash,
-                    # A submit still in flight for the old leader is orphaned: resubmit.
-                    now if job.state is JobState.ACCEPTED else (job.due_at or now),
-                    job.attempts,
-                    job.polls,
-                    job.callbacks,
-                    _dumps(job.track),
-                    now,
+                    *_args(
+                        [
+                            heir.id,
+                            job.state.value,
+                            job.vidgo_task_id,
+                            job.callback_token_hash,
+                            job.callback_key,
+                            heir_due,
+                            job.attempts,
+                            job.polls,
+                            job.callbacks,
+                            job.unconfirmed_submit_at,
+                            job.task_hint,
+                            job.polled_at,
+                            _dumps(job.track),
+                            now,
+                        ]
+                    ),
                 )
                 await conn.execute(FOLLOW_HEIR, heir.id, now, job_id)
+                await self._notify(conn, heir_due)
             cancelled = await self._one(conn, SELECT_JOB, job_id)
             assert cancelled is not None  # noqa: S101 - locked by this transaction
             return cancelled
 
         return await self._in_tx(work)
 
-    async def update(self, job_id: str, now: float, **changes: Any) -> JobRecord:
-        """See :meth:`JobStore.update`."""
-        return await self._set(job_id, now, changes, guard=None)
+    async def update(
+        self, job_id: str, now: float, *, lease: int | None = None, **changes: Any
+    ) -> JobRecord:
+        """See :meth:`JobStore.update`: one statement, fenced by ``lease`` when given."""
+        params = _Params(job_id, now)
+        parts = _assignments(changes, params)
+        where = "id = $1" + _lease_guard(lease, params)
+        sql = _update_job_sql(["updated_at = $2", *parts], where)
+        return await self._write_one(job_id, sql, params, lease=lease)
 
     async def expedite(self, job_id: str, now: float, **changes: Any) -> JobRecord:
-        """See :meth:`JobStore.expedite`: one statement, guarded by ``NOT leased``."""
-        return await self._set(job_id, now, {**changes, "due_at": now}, guard="NOT leased")
+        """See :meth:`JobStore.expedite`: one statement, guarded by ``NOT leased``.
 
-    async def _set(
-        self, job_id: str, now: float, changes: Mapping[str, Any], *, guard: str | None
-    ) -> JobRecord:
-        """One UPDATE of whitelisted columns (``guard``: a fixed extra condition), then read.
-
-        When the guard holds the row back, the job is returned as it is.
+        The job, due now, is announced to other processes in the same statement.
         """
-        parts, params = _assignments(changes, first=3)
-        where = "id = $1" if guard is None else f"id = $1 AND {guard}"
-        sql = _update_job_sql(["updated_at = $2", *parts], where)
-        async with self._conn() as conn:
-            job = await self._one(conn, sql, job_id, now, *params)
-            if job is None:
-                job = await self._one(conn, SELECT_JOB, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
+        params = _Params(job_id, now)
+        parts = _assignments({**changes, "due_at": now}, params)
+        sql = _update_job_sql(
+            ["updated_at = $2", *parts],
+            "id = $1 AND NOT leased",
+            notify=self._notify_sql(params, "TRUE"),
+        )
+        return await self._write_one(job_id, sql, params, lease=None)
 
     async def reschedule(
-        self, job_id: str, now: float, due_at: float | None, *, seen_callbacks: int, **changes: Any
+        self,
+        job_id: str,
+        now: float,
+        due_at: float | None,
+        *,
+        seen_callbacks: int,
+        lease: int | None = None,
+        min_poll_gap: float = 0.0,
+        **changes: Any,
     ) -> JobRecord:
-        """See :meth:`JobStore.reschedule`."""
+        """See :meth:`JobStore.reschedule`.
+
+        When a callback came in meanwhile, the job's new (sooner) due time is announced to
+        other processes in the same statement.
+        """
         changes.pop("due_at", None)
-        parts, params = _assignments(changes, first=5)
+        params = _Params(job_id, now)
+        seen = params.add(seen_callbacks)
+        planned = params.add(due_at)
+        # SET expressions read the row as it was: the detail read this very write records
+        # (polled_at in changes) is passed on its own.
+        polled = params.add(changes.get("polled_at"))
+        gap = params.add(min_poll_gap)
         assignments = [
             "updated_at = $2",
-            "leased = FALSE",
-            "due_at = CASE WHEN callbacks > $3 THEN $2 ELSE $4::double precision END",
-            *parts,
+            *_RELEASE,
+            f"due_at = CASE WHEN callbacks > {seen} "
+            f"THEN GREATEST($2, COALESCE({polled}::double precision, polled_at, 0) "
+            f"+ {gap}::double precision) "
+            f"ELSE {planned}::double precision END",
+            *_assignments(changes, params),
         ]
-        async with self._conn() as conn:
-            job = await self._one(
-                conn,
-                _update_job_sql(assignments, "id = $1"),
-                job_id,
-                now,
-                seen_callbacks,
-                due_at,
-                *params,
-            )
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
+        where = "id = $1" + _lease_guard(lease, params)
+        notify = self._notify_sql(params, f"callbacks > {seen}")
+        sql = _update_job_sql(assignments, where, notify=notify)
+        return await self._write_one(job_id, sql, params, lease=lease)
 
-    async def note_callback(self, token_hash: str, now: float) -> JobRecord | None:
+    async def note_callback(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> JobRecord | None:
         """See :meth:`JobStore.note_callback`.
 
         Callbacks that arrive together are written together: each caller waits for its own
-        row to be stored, but one statement stores a whole batch (group commit), as in the
-        SQLite backend.
+        row to be stored, but one transaction stores a whole batch (group commit), as in the
+        SQLite backend, and announces the soonest job it made due.
         """
+        if (callback_key is None) == (token_hash is None):
+            raise ValueError("give exactly one of callback_key and token_hash")
+        column = "callback_key" if callback_key is not None else "callback_token_hash"
+        value = callback_key if callback_key is not None else token_hash
+        assert value is not None  # noqa: S101 - checked above
         future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._callback_queue.append((token_hash, now, future))
+        self._callback_queue.append(
+            _QueuedCallback(column, _clean(value), now, task_hint, min_poll_gap, future)
+        )
         if self._callback_flusher is None or self._callback_flusher.done():
             self._callback_flusher = asyncio.create_task(self._flush_callbacks())
         return await future
@@ -793,34 +1152,61 @@ class PostgresJobStore(JobStore):
             batch = self._callback_queue[:_CALLBACK_BATCH]
             del self._callback_queue[:_CALLBACK_BATCH]
             try:
-                found = await self._note_callbacks(
-                    [h for h, _, _ in batch], max(now for _, now, _ in batch)
-                )
+                found = await self._note_callbacks(batch)
             except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                for entry in batch:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
                 continue
-            for token_hash, _, future in batch:
-                if not future.done():
-                    future.set_result(found.get(token_hash))
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_result(found.get((entry.column, entry.value)))
 
-    async def _note_callbacks(self, hashes: list[str], now: float) -> dict[str, JobRecord]:
-        unique = list(dict.fromkeys(_clean(h) for h in hashes))
+    async def _note_callbacks(
+        self, batch: list[_QueuedCallback]
+    ) -> dict[tuple[str, str], JobRecord]:
+        now = max(entry.now for entry in batch)
+        gap = max(entry.min_poll_gap for entry in batch)
+        values = {
+            column: list(dict.fromkeys(e.value for e in batch if e.column == column))
+            for column in _CALLBACK_COLUMNS
+        }
 
-        async def work(conn: Conn) -> dict[str, JobRecord]:
-            found: dict[str, JobRecord] = {}
-            for job in await self._many(conn, NOTE_CALLBACKS, now, unique):
-                found[job.callback_token_hash or ""] = job
-            missing = [h for h in unique if h not in found]
-            if missing:
-                # Finished jobs are returned unchanged; unknown hashes stay absent.
-                for job in await self._many(conn, SELECT_BY_TOKENS, missing):
-                    found[job.callback_token_hash or ""] = job
+        async def work(conn: Conn) -> dict[tuple[str, str], JobRecord]:
+            found: dict[tuple[str, str], JobRecord] = {}
+            await conn.execute(
+                LOCK_CALLBACK_TARGETS, values["callback_key"], values["callback_token_hash"]
+            )
+            soonest: float | None = None
+            for column in _CALLBACK_COLUMNS:
+                unique = values[column]
+                if not unique:
+                    continue
+                for job in await self._many(conn, NOTE_CALLBACKS[column], now, unique, gap):
+                    found[(column, str(getattr(job, column)))] = job
+                    if not job.leased and job.due_at is not None:
+                        soonest = job.due_at if soonest is None else min(soonest, job.due_at)
+                missing = [v for v in unique if (column, v) not in found]
+                if missing:
+                    # Finished jobs are returned unchanged; unknown ones stay absent.
+                    for job in await self._many(conn, SELECT_BY_CALLBACK[column], missing):
+                        found[(column, str(getattr(job, column)))] = job
+            for entry in batch:
+                hinted = found.get((entry.column, entry.value))
+                if (
+                    entry.task_hint is None
+                    or hinted is None
+                    or hinted.state is not JobState.ACCEPTED
+                    or hinted.vidgo_task_id is not None
+                ):
+                    continue
+                hint = _clean(entry.task_hint)
+                await conn.execute(KEEP_TASK_HINT, hint, hinted.id)
+                found[(entry.column, entry.value)] = replace(hinted, task_hint=hint)
+            await self._notify(conn, soonest)
             return found
 
-        found = await self._in_tx(work)
-        return {h: found[_clean(h)] for h in hashes if _clean(h) in found}
+        return await self._in_tx(work)
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""
@@ -828,21 +1214,238 @@ class PostgresJobStore(JobStore):
             value = await conn.fetchval(NEXT_DUE_AT)
         return None if value is None else float(value)
 
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[JobRecord]:
+    async def claim_due(
+        self, now: float, lease_until: float, limit: int, *, owner: str
+    ) -> list[JobRecord]:
         """See :meth:`JobStore.claim_due`: rows another process is claiming are skipped."""
 
         async def work(conn: Conn) -> list[JobRecord]:
-            claimed = await self._many(conn, LOCK_DUE, now, limit)
-            if claimed:
-                await conn.execute(LEASE_JOBS, lease_until, [job.id for job in claimed])
-            return claimed
+            ids = [str(row[0]) for row in await conn.fetch(LOCK_DUE, now, limit)]
+            if not ids:
+                return []
+            claimed = await self._many(conn, CLAIM_JOBS, owner, lease_until, ids)
+            order = {jid: i for i, jid in enumerate(ids)}
+            return sorted(claimed, key=lambda j: order[j.id])
 
         return await self._in_tx(work)
 
-    async def release_leases(self, now: float) -> int:
-        """See :meth:`JobStore.release_leases`."""
+    async def renew_leases(self, owner: str, lease_until: float, job_ids: Collection[str]) -> int:
+        """See :meth:`JobStore.renew_leases`."""
+        ids = list(job_ids)
+        if not ids:
+            return 0
         async with self._conn() as conn:
-            return _affected(await conn.execute(RELEASE_LEASES, now))
+            return _affected(await conn.execute(RENEW_LEASES, lease_until, *_args([owner, ids])))
+
+    # --- processes --------------------------------------------------------------------------
+
+    async def register_instance(self, instance: InstanceInfo) -> None:
+        """See :meth:`JobStore.register_instance`."""
+        async with self._conn() as conn:
+            await conn.execute(
+                UPSERT_INSTANCE,
+                *_args(
+                    [
+                        instance.id,
+                        instance.pid,
+                        instance.host,
+                        instance.started_at,
+                        instance.heartbeat_at,
+                    ]
+                ),
+            )
+
+    async def heartbeat_instance(self, instance_id: str, now: float) -> None:
+        """See :meth:`JobStore.heartbeat_instance`."""
+        async with self._conn() as conn:
+            await conn.execute(HEARTBEAT_INSTANCE, _clean(instance_id), now)
+
+    async def list_instances(self) -> list[InstanceInfo]:
+        """See :meth:`JobStore.list_instances`."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(LIST_INSTANCES)
+        return [
+            InstanceInfo(str(r[0]), int(r[1]), str(r[2]), float(r[3]), float(r[4])) for r in rows
+        ]
+
+    async def release_orphaned_leases(
+        self, now: float, *, stale_before: float, dead: Collection[str] = ()
+    ) -> int:
+        """See :meth:`JobStore.release_orphaned_leases`.
+
+        Three statements in one transaction: forget the gone, read which lease owners are
+        not registered, release exactly their leases (see :data:`ORPHANED_OWNERS`).
+        """
+        gone = _args(list(dead))
+
+        async def work(conn: Conn) -> int:
+            await conn.execute(DELETE_GONE_INSTANCES, stale_before, gone)
+            orphans = [str(row[0]) for row in await conn.fetch(ORPHANED_OWNERS)]
+            count = _affected(await conn.execute(RELEASE_ORPHANS, now, orphans))
+            if count:
+                await self._notify(conn, now)
+            return count
+
+        return await self._in_tx(work)
+
+    async def unregister_instance(self, instance_id: str, now: float) -> int:
+        """See :meth:`JobStore.unregister_instance`."""
+        instance_id = _clean(instance_id)
+
+        async def work(conn: Conn) -> int:
+            count = _affected(await conn.execute(RELEASE_OWNER, now, instance_id))
+            await conn.execute(DELETE_INSTANCE, instance_id)
+            if count:
+                await self._notify(conn, now)
+            return count
+
+        return await self._in_tx(work)
+
+    # --- waking other processes -------------------------------------------------------------
+
+    async def listen_for_due(self, on_due: Callable[[float], None]) -> None:
+        """See :meth:`JobStore.listen_for_due`: a dedicated connection ``LISTEN``\\s.
+
+        Returns once the first attempt to listen ended; when it failed, the listener keeps
+        trying in the background (waiting ``listen_retry``, doubling) and, once it listens,
+        calls ``on_due`` once with :data:`WAKE_AFTER_GAP`, since notifications may have been
+        missed meanwhile. The same happens after a lost connection.
+        """
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        if self.listening:
+            raise RuntimeError("this store already listens for due jobs")
+        first_attempt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.create_task(
+            self._listen(on_due, first_attempt), name="stemcord-due-listener"
+        )
+        await asyncio.wait({first_attempt, self._listener}, return_when=asyncio.FIRST_COMPLETED)
+
+    async def stop_listening(self) -> None:
+        """See :meth:`JobStore.stop_listening`."""
+        task, self._listener = self._listener, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _listen(
+        self, on_due: Callable[[float], None], first_attempt: asyncio.Future[None]
+    ) -> None:
+        """Listen until cancelled, reconnecting with backoff whenever the connection is lost."""
+        shortest, longest = self._listen_retry
+        delay = shortest
+        missed = False  # notifications may have been sent while nobody listened
+        while True:
+            connected: tuple[ListenerConnection, asyncio.Event] | None = None
+            try:
+                connected = await self._connect_listener(on_due)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning(
+                    "cannot listen for due jobs (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            except Exception:
+                log.exception("cannot listen for due jobs; retrying in %.1f s", delay)
+            finally:
+                if not first_attempt.done():
+                    first_attempt.set_result(None)
+            if connected is None:
+                missed = True
+                # A random part of the wait keeps processes from reconnecting in step.
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(longest, delay * 2)
+                continue
+            conn, dropped = connected
+            delay = shortest
+            if missed:
+                missed = False
+                _hand_over(on_due, WAKE_AFTER_GAP)
+            try:
+                await self._hold(conn, dropped)
+            finally:
+                self._listener_conn = None
+                await self._close_listener(conn)
+            log.warning("lost the connection that listens for due jobs; reconnecting")
+            missed = True
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _connect_listener(
+        self, on_due: Callable[[float], None]
+    ) -> tuple[ListenerConnection, asyncio.Event]:
+        """Open the listening connection; the event is set when it is lost."""
+        conn: ListenerConnection = await asyncpg.connect(
+            self._dsn,
+            timeout=self._connect_timeout,
+            server_settings={"application_name": f"{self._application_name}-listener"},
+        )
+        dropped = asyncio.Event()
+
+        def lost(_conn: object) -> None:
+            dropped.set()
+
+        def heard(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+            parsed = parse_due_payload(payload)
+            if parsed is None:
+                log.debug("ignored a notification that names no due time")
+                return
+            due_at, sender = parsed
+            if sender != self._token:  # this store's own writes woke its process already
+                _hand_over(on_due, due_at)
+
+        try:
+            conn.add_termination_listener(lost)
+            await conn.add_listener(self._channel, heard)
+        except BaseException:
+            await self._close_listener(conn)
+            raise
+        self._listener_conn = conn
+        return conn, dropped
+
+    async def _hold(self, conn: ListenerConnection, dropped: asyncio.Event) -> None:
+        """Return when the listening connection is lost (or stops answering a check)."""
+        while not conn.is_closed():
+            try:
+                await asyncio.wait_for(dropped.wait(), timeout=self._listen_check)
+            except TimeoutError:
+                pass
+            else:
+                return
+            try:
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=self._connect_timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # a path that went silent would not carry a goodbye either
+                return
+
+    async def _close_listener(self, conn: ListenerConnection) -> None:
+        if conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), timeout=self._connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            conn.terminate()
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    async def secret(self, name: str) -> bytes:
+        """See :meth:`JobStore.secret`: the first value committed wins in every process."""
+        name = _clean(name)
+        async with self._conn() as conn:
+            await conn.execute(INSERT_SERVER_KEY, name, secrets.token_hex(32), time.time())
+            value = await conn.fetchval(SELECT_SERVER_KEY, name)
+        if value is None:  # pragma: no cover - inserted above unless deleted in between
+            raise RuntimeError(f"secret {name!r} vanished while it was read")
+        return bytes.fromhex(str(value))
+
+    async def latest_posted(self, source_key: str, guild_id: int | None) -> JobRecord | None:
+        """See :meth:`JobStore.latest_posted` (reads ``jobs_source_posted``, V6)."""
+        async with self._conn() as conn:
+            if guild_id is None:
+                return await self._one(conn, LATEST_POSTED_WITHOUT_GUILD, source_key)
+            return await self._one(conn, LATEST_POSTED_IN_GUILD, source_key, guild_id)
 
     async def followers(self, leader_id: str) -> list[JobRecord]:
         """See :meth:`JobStore.followers`."""

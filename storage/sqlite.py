@@ -13,7 +13,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -900,6 +900,14 @@ class SqliteJobStore(JobStore):
             await cur.close()
             await conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
         return count
+
+    # --- waking other processes ---------------------------------------------------------------
+
+    async def listen_for_due(self, on_due: Callable[[float], None]) -> None:
+        """See :meth:`JobStore.listen_for_due`: nothing to do, one process owns the file."""
+
+    async def stop_listening(self) -> None:
+        """See :meth:`JobStore.stop_listening`: nothing listens."""
 
     # --- secrets ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -93,13 +94,13 @@ class StoreBackend:
         self.application_name = f"stemcord-{schema}" if schema else ""
         self.opened: list[JobStore] = []
 
-    def new_store(self) -> JobStore:
-        """A store on this backend's database, not yet opened."""
+    def new_store(self, **options: Any) -> JobStore:
+        """A store on this backend's database, not yet opened (``options`` for its class)."""
         if self.name == "sqlite":
             assert self.path is not None
-            return SqliteJobStore(self.path)
+            return SqliteJobStore(self.path, **options)
         return PostgresJobStore(
-            self.dsn, schema=self.schema, application_name=self.application_name
+            self.dsn, schema=self.schema, application_name=self.application_name, **options
         )
 
     async def open_store(self) -> JobStore:

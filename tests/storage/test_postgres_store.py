@@ -17,6 +17,7 @@ import pytest
 
 from storage import migrate as migrate_module
 from storage import postgres
+from storage.base import LeaseLost
 from storage.jobstate import JobState
 from storage.migrate import Migration, advisory_key, available_migrations
 from storage.postgres import PostgresJobStore
@@ -67,12 +68,16 @@ async def test_postgresql_claim_skips_jobs_another_process_is_claiming(
             # Another process is half-way through claiming the two earliest jobs.
             held = await other.fetch(postgres.LOCK_DUE, NOW + 10, 2)
             assert [row["id"] for row in held] == ["j0", "j1"]
-            claimed = await asyncio.wait_for(store.claim_due(NOW + 10, NOW + 600, 10), HANG_GUARD)
+            claimed = await asyncio.wait_for(
+                store.claim_due(NOW + 10, NOW + 600, 10, owner="w1"), HANG_GUARD
+            )
             assert [job.id for job in claimed] == ["j2", "j3", "j4"]
-            await other.execute(postgres.LEASE_JOBS, NOW + 600, ["j0", "j1"])
+            await other.execute(postgres.CLAIM_JOBS, "w2", NOW + 600, ["j0", "j1"])
     finally:
         await other.close()
-    assert await store.claim_due(NOW + 10, NOW + 600, 10) == []
+    assert await store.claim_due(NOW + 10, NOW + 600, 10, owner="w1") == []
+    owners = {job.id: job.lease_owner for job in await store.list_jobs()}
+    assert owners == {"j0": "w2", "j1": "w2", "j2": "w1", "j3": "w1", "j4": "w1"}
 
 
 async def test_postgresql_member_lock_orders_two_processes_racing_a_cap_of_one(
@@ -129,14 +134,14 @@ async def test_postgresql_two_processes_opening_a_fresh_schema_migrate_it_once(
     applied = sorted((s.applied_migrations for s in stores), key=len)
     assert applied == [[], [m.version for m in available_migrations("postgresql")]]
     rows = await fetch_rows(stores[0], "SELECT version FROM schema_migrations")
-    assert sorted(row[0] for row in rows) == [1, 2, 3, 4]
+    assert sorted(row[0] for row in rows) == [m.version for m in available_migrations("postgresql")]
 
 
 async def test_postgresql_opens_racing_without_help_all_succeed(pg_backend: StoreBackend) -> None:
     stores = [pg_store_for(pg_backend) for _ in range(3)]
     await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), HANG_GUARD)
     applied = [s.applied_migrations for s in stores]
-    assert sorted(map(len, applied)) == [0, 0, 4]
+    assert sorted(map(len, applied)) == [0, 0, len(available_migrations("postgresql"))]
 
 
 async def test_postgresql_failed_migration_leaves_the_previous_version(
@@ -261,15 +266,16 @@ async def test_postgresql_read_only_open_refuses_an_older_schema(
     pg_backend: StoreBackend, pg_dsn: str
 ) -> None:
     await pg_backend.open_store()
+    *older, latest = [m.version for m in available_migrations("postgresql")]
     conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
     try:
-        await conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", latest)
     finally:
         await conn.close()
     reader = PostgresJobStore(pg_dsn, schema=pg_backend.schema)
     with pytest.raises(OutdatedSchema) as caught:
         await reader.open(read_only=True)
-    assert (caught.value.have, caught.value.want) == (3, 4)
+    assert (caught.value.have, caught.value.want) == (older[-1], latest)
     with pytest.raises(RuntimeError, match="not open"):
         await reader.ping()
 
@@ -336,8 +342,8 @@ async def test_postgresql_callbacks_from_two_processes_each_count_once(
     hashes = [f"hash-j{i}" for i in range(20)]
     await asyncio.wait_for(
         asyncio.gather(
-            *(first.note_callback(h, NOW + 1) for h in hashes),
-            *(second.note_callback(h, NOW + 2) for h in reversed(hashes)),
+            *(first.note_callback(NOW + 1, token_hash=h) for h in hashes),
+            *(second.note_callback(NOW + 2, token_hash=h) for h in reversed(hashes)),
         ),
         HANG_GUARD,
     )
@@ -352,3 +358,116 @@ async def test_postgresql_cache_put_replaces_an_entry(pg_store: PostgresJobStore
     assert await pg_store.cache_get("k") == CachedResult(
         "k", "m2", "t2", {"v": 2}, {"title": "T"}, NOW + 1
     )
+
+
+async def test_postgresql_two_processes_racing_a_claim_get_disjoint_jobs_and_the_loser_is_fenced(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    first, second = await pg_backend.open_store(), await pg_backend.open_store()
+    for i in range(10):
+        await first.admit(new_job(f"j{i}", key=f"k{i}"), NOW, submit_lease_until=NOW)
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        async with blocker.transaction():
+            # Both claims queue behind this lock and then run at the same moment.
+            await blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+            racing = [
+                asyncio.create_task(store.claim_due(NOW, NOW + 60, 10, owner=owner))
+                for store, owner in ((first, "w1"), (second, "w2"))
+            ]
+            await wait_for_lock_waiters(blocker, pg_backend.application_name, 2)
+        got_first, got_second = await asyncio.wait_for(asyncio.gather(*racing), HANG_GUARD)
+    finally:
+        await blocker.close()
+    ids_first, ids_second = {j.id for j in got_first}, {j.id for j in got_second}
+    assert ids_first.isdisjoint(ids_second)
+    assert ids_first | ids_second == {f"j{i}" for i in range(10)}
+    assert {j.lease_owner for j in got_first} <= {"w1"}
+    assert {j.lease_owner for j in got_second} <= {"w2"}
+    # A worker stalls past its lease; the other process takes its job over.
+    stalled_store, stalled = (first, got_first[0]) if got_first else (second, got_second[0])
+    taker = second if stalled_store is first else first
+    retaken = await taker.claim_due(NOW + 61, NOW + 200, 10, owner="w3")
+    assert stalled.id in {j.id for j in retaken}
+    before = await taker.get(stalled.id)
+    with pytest.raises(LeaseLost):
+        await stalled_store.transition(
+            stalled.id, JobState.SUBMITTED, NOW + 62, lease=stalled.lease_id, vidgo_task_id="t"
+        )
+    with pytest.raises(LeaseLost):
+        await stalled_store.update(stalled.id, NOW + 62, lease=stalled.lease_id, attempts=9)
+    assert await taker.get(stalled.id) == before
+
+
+async def test_postgresql_two_processes_creating_the_secret_at_once_get_one_value(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    first, second = await pg_backend.open_store(), await pg_backend.open_store()
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        # A third process is creating the secret: both stores find no row and both insert.
+        await blocker.execute(
+            "INSERT INTO app_secrets (name, value, created_at) VALUES ('callback-token', $1, 0)",
+            "00" * 32,
+        )
+        racing = [asyncio.create_task(store.secret("callback-token")) for store in (first, second)]
+        await wait_for_lock_waiters(blocker, pg_backend.application_name, 2)
+        # It gives up: now the two stores race each other for the first value.
+        await tx.rollback()
+        one, two = await asyncio.wait_for(asyncio.gather(*racing), HANG_GUARD)
+        stored = await blocker.fetchval(
+            "SELECT value FROM app_secrets WHERE name = 'callback-token'"
+        )
+    finally:
+        await blocker.close()
+    assert one == two == bytes.fromhex(stored)
+    assert one != bytes(32)
+
+
+async def test_postgresql_lease_callback_and_posted_queries_use_the_v6_indexes(
+    pg_store: PostgresJobStore,
+) -> None:
+    for sql, args in (
+        (postgres.LATEST_POSTED_IN_GUILD, ("song", 100)),
+        (postgres.LATEST_POSTED_WITHOUT_GUILD, ("song",)),
+    ):
+        assert "jobs_source_posted" in await plan_of(pg_store, sql, *args)
+    assert "jobs_lease_owner" in await plan_of(pg_store, postgres.RELEASE_OWNER, NOW, "w1")
+    assert "jobs_callback_key" in await plan_of(
+        pg_store, postgres.NOTE_CALLBACKS["callback_key"], NOW, ["key"], 2.0
+    )
+
+
+async def test_postgresql_a_lease_taken_while_orphans_are_released_is_kept(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    store = await pg_backend.open_store()
+    await store.admit(new_job("j"), NOW, submit_lease_until=NOW + 60, owner="gone")
+    blocker = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_backend.schema})
+    try:
+        async with blocker.transaction():
+            # A process that has just started registers and claims the orphaned job; the
+            # release runs meanwhile and must wait for the job's row.
+            await blocker.execute(
+                "INSERT INTO instances (id, pid, host, started_at, heartbeat_at) "
+                "VALUES ('new', 1, 'h', $1, $1)",
+                NOW,
+            )
+            await blocker.execute(
+                "UPDATE jobs SET lease_owner = 'new', lease_id = lease_id + 1, due_at = $1 "
+                "WHERE id = 'j'",
+                NOW + 200,
+            )
+            releasing = asyncio.create_task(
+                store.release_orphaned_leases(NOW + 1, stale_before=NOW - 45)
+            )
+            await wait_for_lock_waiters(blocker, pg_backend.application_name, 1)
+        released = await asyncio.wait_for(releasing, HANG_GUARD)
+    finally:
+        await blocker.close()
+    assert released == 0
+    job = await store.get("j")
+    assert job is not None
+    assert (job.leased, job.lease_owner, job.lease_id, job.due_at) == (True, "new", 2, NOW + 200)

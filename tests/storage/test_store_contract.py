@@ -41,7 +41,7 @@ def test_each_backend_ships_the_same_migration_versions_and_names() -> None:
         for backend in MIGRATION_PACKAGES
     }
     assert names["sqlite"] == names["postgresql"]
-    assert [version for version, _ in names["sqlite"]] == [1, 2, 3, 4]
+    assert [version for version, _ in names["sqlite"]] == [1, 2, 3, 4, 6]
 
 
 async def test_new_job_is_accepted_and_leased_for_its_submit(store: JobStore) -> None:
@@ -187,7 +187,6 @@ async def test_claim_due_leases_only_due_jobs_earliest_first(store: JobStore) ->
     # Claimed jobs are leased: not claimable again until the lease runs out.
     assert await store.claim_due(NOW + 30, NOW + 500, limit=10, owner="w1") == []
     assert await store.next_due_at() == NOW + 99
-    # A new process releases the leases of the one that died.
     # A new process releases the leases of the one that died (never registered, here).
     assert await store.release_orphaned_leases(NOW + 31, stale_before=NOW) == 3
     again = await store.claim_due(NOW + 31, NOW + 500, limit=2, owner="w2")
@@ -332,7 +331,7 @@ async def test_two_stores_on_one_database_never_claim_the_same_job(backend: Stor
     for _ in range(12):
         batches = await asyncio.gather(
             first.claim_due(NOW, NOW + 600, limit=3, owner="w1"),
-            second.claim_due(NOW, NOW + 600, limit=3, owner="w1"),
+            second.claim_due(NOW, NOW + 600, limit=3, owner="w2"),
         )
         claimed += [job.id for batch in batches for job in batch]
     assert sorted(claimed) == sorted(f"j{i}" for i in range(40))
