@@ -1554,6 +1554,17 @@ class PostgresJobStore(JobStore):
         async with self._conn() as conn:
             await conn.fetchval("SELECT 1")
 
+    async def check_writable(self, now: float) -> None:
+        """See :meth:`JobStore.check_writable`: rewrites the one row of ``health_probe`` (V5)
+        in a transaction of its own, so a server that answers reads but refuses writes (read
+        only, out of space, a standby) fails the probe."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO health_probe (id, written_at) VALUES (1, $1) "
+                "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+                now,
+            )
+
     async def oldest_unfinished_created_at(self) -> float | None:
         """See :meth:`JobStore.oldest_unfinished_created_at`."""
         async with self._conn() as conn:

@@ -471,3 +471,21 @@ async def test_postgresql_a_lease_taken_while_orphans_are_released_is_kept(
     job = await store.get("j")
     assert job is not None
     assert (job.leased, job.lease_owner, job.lease_id, job.due_at) == (True, "new", 2, NOW + 200)
+
+
+async def test_postgresql_the_readiness_probe_commits_and_fails_where_writes_would(
+    pg_backend: StoreBackend, pg_dsn: str
+) -> None:
+    writer = await pg_backend.open_store()
+    await writer.check_writable(1234.5)
+    assert isinstance(writer, PostgresJobStore)
+    async with writer.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, written_at FROM health_probe")
+    assert [(r[0], r[1]) for r in rows] == [(1, 1234.5)]
+    # A server that answers reads but takes no writes (here: a read-only session) fails it.
+    reader = PostgresJobStore(pg_dsn, schema=pg_backend.schema)
+    pg_backend.opened.append(reader)
+    await reader.open(read_only=True)
+    await reader.ping()
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        await reader.check_writable(1300.0)
