@@ -5,7 +5,8 @@ One :class:`VidgoClient` is shared by the whole bot. It borrows the bot's
 concurrency cap and one rate limiter, and is counted in :attr:`VidgoClient.calls`.
 
 Failures are raised as the types in :mod:`bot.vidgo.errors`. Both the HTTP status and the
-body ``code`` are checked, because Vidgo's siblings report errors in the body of an HTTP 200.
+body ``code`` are checked, because a related Suno-based API reports errors in the body of an
+HTTP 200 and Vidgo's own error table is unknown (§6).
 
 Retries (tenacity, exponential backoff with full jitter, at most ``max_retries``):
 
@@ -18,6 +19,9 @@ Retries (tenacity, exponential backoff with full jitter, at most ``max_retries``
   raised (``maybe_processed=True``) and the caller decides;
 * a ``Retry-After`` longer than ``backoff_max`` is not slept through: the
   :class:`VidgoRateLimited` is raised at once so the caller can reschedule the work.
+
+"§N" in this package refers to section N of ``docs/vidgo-api.md``, the project's account of
+Vidgo's API.
 """
 
 from __future__ import annotations
@@ -71,12 +75,13 @@ BALANCE_PATH = "/api/user/balance"
 
 # Replies are small JSON documents; a huge one is a fault, not something to buffer.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# Vidgo's success code is 200; one PoYo client also accepts 0 (§6).
+# Vidgo's success code is 200; a client of a twin service of Vidgo's platform also accepts 0
+# (§1, §6).
 SUCCESS_CODES = frozenset({200, 0})
-# 429 is Vidgo's own rate-limit status; 430 (and body code 405) come from its siblings (§6, §7).
+# 429 is Vidgo's own rate-limit status; 430 (and body code 405) come from a related API (§6, §7).
 RATE_LIMIT_CODES = frozenset({429, 430})
 RATE_LIMIT_BODY_CODES = frozenset({405})
-# 455 is the siblings' "maintenance": the service refused the work, try later.
+# 455 is the related API's "maintenance" (§6): the service refused the work, try later.
 MAINTENANCE_CODE = 455
 # Replies after which a submit certainly created no task, so resending it is safe
 # (408: the server gave up before it had the whole request; 503 and 455: the service refused
@@ -208,7 +213,7 @@ class VidgoClient:
         return await self._submit(body)
 
     async def submit_midi(self, task_id: str, *, callback_url: str | None) -> SubmitReceipt:
-        """Submit ``generate-midi`` for a finished separation task (contract §3.4, unverified).
+        """Submit ``generate-midi`` for a finished separation task (§3.4, unverified).
 
         ``task_id`` is the separation's own task id, not the generation's. Retried like every
         other submit.
@@ -385,7 +390,7 @@ class VidgoClient:
     def _error(
         self, http_status: int, code: int | None, payload: object, retry_after: float | None
     ) -> VidgoError:
-        # An HTTP 200 carrying an error code is judged by the code (the siblings do this).
+        # An HTTP 200 carrying an error code is judged by the code (the related API does this, §6).
         status = code if 200 <= http_status < 300 and code is not None else http_status
         text = _message(payload)
         shown = f"code {code}" if status == code and status != http_status else f"HTTP {status}"

@@ -14,6 +14,9 @@ are at most :data:`MAX_MESSAGE_CHARS` long and never contain the API key.
   :attr:`VidgoTransientError.maybe_processed`).
 * :class:`VidgoMalformedResponse` (a transient error): a reply that is not JSON or not of the
   documented shape.
+
+Which failures mean "Vidgo certainly did not act" and which "it may have" is set out in §6 of
+``docs/vidgo-api.md`` (the document "§N" refers to).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Turn Vidgo's submit, detail and callback bodies into typed values (pure parsing, no I/O).
 
-Vidgo's published shapes and its draft disagree (contract §4, §5, §13), so parsing is lenient
-about form and strict about safety:
+Vidgo's published shapes and a draft of them disagree (§4, §5 and §13 of
+``docs/vidgo-api.md``, which "§N" refers to throughout), so parsing is lenient about form and
+strict about safety:
 
 * the ``{"code", "data"}`` envelope and a flat body are both accepted;
 * a separation result is read from the first of ``separate_vocals``, ``stem_split`` and
@@ -46,7 +47,7 @@ RESULT_FIELDS = ("separate_vocals", "stem_split", "vocal_removal")
 NON_STEM_FIELDS = frozenset(
     {"midi_data", "timestampe_lyrics", "timestamped_lyrics", "aligned_words"}
 )
-# The original track in the sibling API's stem list; it is not a stem of the song.
+# The original track in the related API's stem list (§4); it is not a stem of the song.
 NOT_STEMS = frozenset({"origin"})
 # Shown first so every caller lists the two karaoke stems the same way.
 LEADING_STEMS = ("vocals", "instrumental")
@@ -64,7 +65,7 @@ class Model(StrEnum):
     SEPARATE_VOCALS = "separate-vocals"
     STEM_SPLIT = "stem-split"
     UPLOAD_AND_SEPARATE = "upload-and-separate-vocals"
-    # Notes of a finished separation (contract §3.4, unverified; behind ENABLE_MIDI).
+    # Notes of a finished separation (§3.4, unverified; behind ENABLE_MIDI).
     GENERATE_MIDI = "generate-midi"
     TIMESTAMPED_LYRICS = "get-timestamped-lyrics"
 

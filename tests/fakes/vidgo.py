@@ -1,13 +1,14 @@
-"""A fake Vidgo music API: a real aiohttp server on 127.0.0.1 that follows the contract.
+"""A fake Vidgo music API: a real aiohttp server on 127.0.0.1 that behaves as Vidgo does.
 
-It implements what Stemcord uses (contract §3, §4, §5, §12, §16): submit for the three
-separation models, ``generate-midi`` (§3.4, as the draft describes it) and
+It implements what Stemcord uses, as ``docs/vidgo-api.md`` describes it ("§N" refers to that
+document: §3, §4, §5, §12, §16): submit for the three separation models, ``generate-midi``
+(§3.4, as a draft of Vidgo's documentation describes it) and
 ``get-timestamped-lyrics``, Query Music Detail, the balance, the stem files themselves, and
 callbacks with Vidgo's retry schedule. Tests drive task progress (:meth:`FakeVidgo.finish`,
 :meth:`FakeVidgo.fail`) and faults (the switches below and ``*_next`` methods) in process, or
 over HTTP through ``/_control/...`` when the bot runs as another process.
 
-Choices where the contract is silent (documented in docs/vidgo-decisions.md):
+Choices where Vidgo's documentation is silent (listed in §12):
 
 * error bodies are ``{"code": <HTTP status>, "msg": "...", "data": null}``;
 * a separate-vocals/stem-split input naming an unknown generation or audio id is a 404;
@@ -98,7 +99,7 @@ RESULT_FIELD = {
     STEM_SPLIT: "stem_split",
     UPLOAD_AND_SEPARATE: "vocal_removal",
 }
-# What a finished generate-midi task returns: a few instruments in the draft's note shape.
+# What a finished generate-midi task returns: a few instruments in the note shape of §3.4.
 MIDI_INSTRUMENTS: tuple[dict[str, Any], ...] = (
     {
         "name": "Vocals",
@@ -844,7 +845,7 @@ class FakeVidgo:
                 field_name = "vocal_removal"
             result = task.result
             if self.spaced_keys:
-                # The draft's stray spaces (§4): one or two after alternate keys.
+                # Stray spaces as in the draft result shapes (§4): one or two after alternate keys.
                 result = {
                     key + " " * (1 + i % 2): url for i, (key, url) in enumerate(result.items())
                 }
