@@ -1,6 +1,6 @@
 """MIDI from a finished separation: the ``generate-midi`` job kind and the ``.mid`` file.
 
-Vidgo's ``generate-midi`` is undocumented (contract §3.4): it takes the separation's task id
+Vidgo's ``generate-midi`` is undocumented (§3.4 of docs/vidgo-api.md): it takes the separation's task id
 and is believed to answer with ``files[0].midi_data``, a JSON string (or object) of
 ``{"state", "instruments": [{"name", "notes": [{"pitch", "start", "end", "velocity"}]}]}``
 with times in seconds and velocities from 0 to 1. The feature is behind ``ENABLE_MIDI``.
@@ -96,7 +96,8 @@ def _velocity(value: object) -> int:
     number = _number(value)
     if number is None:
         return DEFAULT_VELOCITY
-    # The draft says 0-1; a value above 1 reads as a MIDI velocity already.
+    # A draft of Vidgo's result shapes says 0-1 (§3.4); a value above 1 reads as a MIDI
+    # velocity already.
     scaled = number * 127 if number <= 1 else number
     return max(1, min(127, round(scaled)))
 

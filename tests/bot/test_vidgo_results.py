@@ -1,4 +1,4 @@
-"""Parsing of Vidgo's submit, detail and callback bodies (every variant the contract allows)."""
+"""Parsing of Vidgo's submit, detail and callback bodies (every variant docs/vidgo-api.md describes)."""
 
 from __future__ import annotations
 

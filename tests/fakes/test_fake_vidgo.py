@@ -1,4 +1,4 @@
-"""The fake Vidgo follows the contract, so tests built on it test the real thing."""
+"""The fake Vidgo follows docs/vidgo-api.md, so tests built on it test the real thing."""
 
 from __future__ import annotations
 
