@@ -1,9 +1,9 @@
 """Word-timed lyrics from ``get-timestamped-lyrics``: parsing, lines and LRC text (pure, no I/O).
 
-Vidgo's documentation (§16 of docs/vidgo-api.md) is vague about where the result arrives, so :func:`find_lyrics_payload`
-accepts all three documented possibilities: the fields directly in the submit reply's ``data``,
-an object, or a JSON string under ``timestampe_lyrics`` (sic) or ``timestamped_lyrics`` in a
-``files`` entry.
+Vidgo's documentation (§16 of docs/vidgo-api.md) is vague about where the result arrives, so
+:func:`find_lyrics_payload` accepts all three documented possibilities: the fields directly in
+the submit reply's ``data``, an object, or a JSON string under ``timestampe_lyrics`` (sic) or
+``timestamped_lyrics`` in a ``files`` entry.
 
 From ``aligned_words`` (``{word, start_s, end_s, success, palign}``) Stemcord builds lines:
 

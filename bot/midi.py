@@ -1,7 +1,7 @@
 """MIDI from a finished separation: the ``generate-midi`` job kind and the ``.mid`` file.
 
-Vidgo's ``generate-midi`` is undocumented (§3.4 of docs/vidgo-api.md): it takes the separation's task id
-and is believed to answer with ``files[0].midi_data``, a JSON string (or object) of
+Vidgo's ``generate-midi`` is undocumented (§3.4 of docs/vidgo-api.md): it takes the separation's
+task id and is believed to answer with ``files[0].midi_data``, a JSON string (or object) of
 ``{"state", "instruments": [{"name", "notes": [{"pitch", "start", "end", "velocity"}]}]}``
 with times in seconds and velocities from 0 to 1. The feature is behind ``ENABLE_MIDI``.
 

@@ -35,7 +35,8 @@ NUMBERS = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40),
     st.floats(allow_nan=True, allow_infinity=True),
 )
-# Strings Vidgo could send, including odd digits and the stray-space keys of a draft of its result shapes (§4).
+# Strings Vidgo could send, including odd digits and the stray-space keys of a draft of its
+# result shapes (§4).
 TEXT = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["²", "١٢٣", "12", "-3", " finished ", "running", "", "http://x/y.mp3"]),

@@ -1,4 +1,4 @@
-"""Parsing of Vidgo's submit, detail and callback bodies (every variant docs/vidgo-api.md describes)."""
+"""Parsing of Vidgo's submit, detail and callback bodies (every variant in docs/vidgo-api.md)."""
 
 from __future__ import annotations
 
