@@ -54,15 +54,13 @@ async def run(rates: list[int], seconds: float, workdir: Path) -> list[dict[str,
     db_path = workdir / "e2e.sqlite3"
     arrivals: dict[str, float] = {}
     async with FakeDiscord() as discord, FakeVidgo(api_key="e2e-key") as vidgo:
-        original_store = discord._store_message
 
-        def store_and_time(message: Any) -> None:
-            original_store(message)
+        def time_arrival(message: Any) -> None:
             nonce = str(message.nonce or "")
             if nonce.startswith("stemcord-"):
                 arrivals.setdefault(nonce.removeprefix("stemcord-"), time.perf_counter())
 
-        discord._store_message = store_and_time  # type: ignore[method-assign]
+        discord.message_observers.append(time_arrival)
         guild = discord.add_guild()
         member = discord.add_user(name="singer")
         # Polls far away: completion must come from the callback.

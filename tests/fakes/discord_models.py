@@ -65,6 +65,11 @@ FLAG_COMPONENTS_V2 = 1 << 15
 CHANNEL_GUILD_TEXT = 0
 CHANNEL_DM = 1
 
+# Interaction types.
+INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_COMPONENT = 3
+INTERACTION_AUTOCOMPLETE = 4
+
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
@@ -80,6 +85,11 @@ class Snowflakes:
         candidate = ms << 22
         self._last = max(self._last + 1, candidate)
         return self._last
+
+
+def shard_for(guild_id: int, shard_count: int) -> int:
+    """The gateway shard that carries a guild's events: ``(guild_id >> 22) % shard_count``."""
+    return (guild_id >> 22) % shard_count
 
 
 def snowflake_time(snowflake: int) -> datetime:
@@ -302,6 +312,17 @@ class FakeInteraction:
     expired: bool = False
     # The choices of an accepted autocomplete answer (type 8).
     choices: list[dict[str, Any]] | None = None
+    # The gateway shard of the interaction's guild, and whether a session of that shard took
+    # the INTERACTION_CREATE (live, or kept for its RESUME); one that was not is never answered.
+    shard: int = 0
+    dispatched: bool = True
+
+    @property
+    def label(self) -> str:
+        """``/name`` for a command, ``component 'custom_id'`` for a press (for messages)."""
+        if self.name:
+            return f"/{self.name}"
+        return f"component {self.custom_id!r}"
 
     @property
     def acked(self) -> bool:
@@ -344,6 +365,8 @@ class FakeInteraction:
             "followup_ids": [str(m.id) for m in self.followups],
             "ephemeral": self.ephemeral,
             "expired": self.expired,
+            "shard": self.shard,
+            "dispatched": self.dispatched,
         }
 
 

@@ -3,7 +3,8 @@
 Each ``check_*`` function returns a list of :class:`FormError`; the fake answers a non-empty
 list with HTTP 400, code 50035 "Invalid Form Body", and Discord's nested ``errors`` object
 (:func:`invalid_form_body`), which discord.py flattens to "In embeds.0.title: Must be 256 or
-fewer in length.". Numbers are those of /work/shared/discord-notes.md.
+fewer in length.". The numbers are the constants below; docs/testing-fake-discord.md lists
+every rule the fake enforces, with its number and its answer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from tests.fakes.discord_models import FLAG_COMPONENTS_V2, FLAG_EPHEMERAL
 
+# Discord's documented limits on messages, components, commands and interaction responses.
 MAX_CONTENT = 2000
 MAX_EMBEDS = 10
 MAX_EMBED_TITLE = 256
@@ -41,6 +43,8 @@ MAX_COMMAND_DESCRIPTION = 100
 MAX_COMMAND_OPTIONS = 25
 MAX_COMMAND_CHARS = 8000
 MAX_MODAL_TITLE = 45
+MAX_AUTOCOMPLETE_CHOICES = 25
+MAX_CHOICE_NAME = 100
 
 URL_SCHEMES = ("http", "https")
 EMBED_URL_SCHEMES = ("http", "https", "attachment")
@@ -531,6 +535,29 @@ def check_modal(data: object) -> list[FormError]:
         errors.append(
             FormError(("data", "components"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5.")
         )
+    return errors
+
+
+def check_choices(data: object) -> list[FormError]:
+    """An autocomplete answer (response type 8): at most 25 choices, names 1-100, a value each."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list):
+        return [_required(("data", "choices"))]
+    errors: list[FormError] = []
+    if len(choices) > MAX_AUTOCOMPLETE_CHOICES:
+        errors.append(_too_long(("data", "choices"), MAX_AUTOCOMPLETE_CHOICES))
+    for index, choice in enumerate(choices):
+        name = choice.get("name") if isinstance(choice, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_CHOICE_NAME:
+            errors.append(
+                FormError(
+                    ("data", "choices", index, "name"),
+                    "BASE_TYPE_BAD_LENGTH",
+                    f"Must be between 1 and {MAX_CHOICE_NAME} in length.",
+                )
+            )
+        if not isinstance(choice, dict) or "value" not in choice:
+            errors.append(_required(("data", "choices", index, "value")))
     return errors
 
 
