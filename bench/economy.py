@@ -54,7 +54,7 @@ async def run(callbacks: bool, jobs: int, low: float, high: float) -> dict[str, 
                     callbacks=callbacks,
                 )
                 await h.start()
-                from bot.engine import SeparationRequest
+                from bot.separation import separation_request
                 from bot.sources import StemChoice, plan_for, source_from_ids
 
                 began = time.perf_counter()
@@ -64,11 +64,12 @@ async def run(callbacks: bool, jobs: int, low: float, high: float) -> dict[str, 
                     source = source_from_ids("BENCHGEN", audio_id)
                     assert h.engine is not None
                     sub = await h.engine.submit(
-                        SeparationRequest(
-                            source=source,
-                            plan=plan_for(source, StemChoice.VOCALS),
+                        separation_request(
+                            source,
+                            plan_for(source, StemChoice.VOCALS),
                             requester_id=1,
                             channel_id=1,
+                            guild_id=None,
                         )
                     )
                     job_ids.append(sub.job.id)

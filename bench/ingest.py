@@ -93,6 +93,7 @@ def _serve_stemcord(port_queue: Any, stop: Any, db_path: str, tokens: list[str])
             vidgo=None,  # type: ignore[arg-type]
             delivery=NoDelivery(),
             config=EngineConfig(public_url="https://bench.invalid"),
+            kinds=[],
         )
         server = CallbackServer(engine, host="127.0.0.1", port=0)
         await server.start()

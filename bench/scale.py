@@ -82,6 +82,7 @@ def child(db_path: str, vidgo_url: str, rate: float) -> None:
     import aiohttp
 
     from bot.engine import EngineConfig, JobEngine
+    from bot.separation import SeparationKind
     from bot.vidgo.client import VidgoClient
     from storage.sqlite import SqliteJobStore
 
@@ -99,7 +100,11 @@ def child(db_path: str, vidgo_url: str, rate: float) -> None:
         async with aiohttp.ClientSession() as session:
             client = VidgoClient(session, vidgo_url, "bench-key", rate_per_second=rate)
             engine = JobEngine(
-                store, client, NoDelivery(), EngineConfig(public_url="https://bench.invalid")
+                store,
+                client,
+                NoDelivery(),
+                EngineConfig(public_url="https://bench.invalid"),
+                kinds=[SeparationKind(client)],
             )
             await engine.start()
             await asyncio.sleep(0)  # let the dispatcher take its first look

@@ -207,7 +207,7 @@ def _discord_failure(exc: BaseException, settings: Settings) -> tuple[str, int] 
     from bot.doctor import describe_network_error  # noqa: PLC0415
 
     api = settings.DISCORD_API_BASE
-    from bot.app import GatewayUnreachable  # noqa: PLC0415
+    from cogs.client import GatewayUnreachable  # noqa: PLC0415
 
     if isinstance(exc, GatewayUnreachable):
         reason = describe_network_error(exc.cause)

@@ -53,25 +53,19 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
 from bot.instances import dead_instances, this_instance
-from bot.kinds import (
-    SEPARATION,
-    JobKind,
-    SeparationApi,
-    SeparationKind,
-    UnusableResult,
-)
+from bot.jobs import ErrorKind, JobRequest, Submitted
+from bot.kinds import JobKind, Unsubmittable, UnusableResult
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
 from bot.policy import GuildPolicy
 from bot.scheduler import DueScheduler
-from bot.sources import Plan, Source
 from bot.vidgo.errors import (
     VidgoAuthError,
     VidgoDuplicateError,
@@ -102,31 +96,14 @@ UNCONFIRMED_MESSAGE = (
 INTERNAL_MESSAGE = "Stemcord kept failing while working on this job"
 
 
-class ErrorKind(StrEnum):
-    """Why a job failed; the Discord layer maps each to one sentence."""
-
-    AUTH = "auth"  # Vidgo refused our key
-    DUPLICATE = "duplicate"  # Vidgo's once-per-track rule
-    INVALID = "invalid"  # Vidgo refused the input
-    NOT_FOUND = "not_found"  # the source or the task is unknown to Vidgo
-    VIDGO_FAILED = "vidgo_failed"  # the task failed at Vidgo (error_message shown)
-    NO_STEMS = "no_stems"  # finished without a usable stem URL (bot.kinds.NO_STEMS)
-    EXPIRED = "expired"  # no answer before JOB_TIMEOUT_SECONDS
-    SUBMIT_GAVE_UP = "submit_gave_up"  # Vidgo stayed unreachable for every submit attempt
-    UNCONFIRMED = "unconfirmed"  # a submit may have created a task that was never confirmed
-    MALFORMED = "malformed"  # Vidgo's result could not be read
-    INTERNAL = "internal"  # Stemcord kept failing on the job (see the logs)
-    NOT_ENABLED = "not_enabled"  # a job of a kind this bot no longer runs
-
-
 class KindNotEnabled(LookupError):
     """A job of a kind this build or configuration does not run (a local condition)."""
 
 
-class VidgoApi(SeparationApi, Protocol):
-    """The part of :class:`bot.vidgo.client.VidgoClient` the engine uses.
+class VidgoApi(Protocol):
+    """The part of :class:`bot.vidgo.client.VidgoClient` the engine itself uses: task reads.
 
-    Task reads, plus the separation submits: separations are always enabled.
+    Submits belong to the job kinds (:mod:`bot.kinds`), each with its own part of the client.
     """
 
     async def get_task(self, task_id: str) -> TaskDetail: ...
@@ -171,68 +148,6 @@ class EngineConfig:
     def callbacks_enabled(self) -> bool:
         """Callbacks are requested only with a public URL."""
         return self.public_url is not None
-
-
-@dataclass(frozen=True, slots=True)
-class JobRequest:
-    """A validated request of any kind (see :mod:`bot.kinds`), ready to be recorded.
-
-    Requests with the same ``source_key`` are identical: the later one joins the earlier one
-    while it runs, or is answered from the results cache once it succeeded. Every kind starts
-    its keys with its model's name (as separations do), so keys of two kinds never clash.
-    """
-
-    kind: str
-    model: str
-    source_kind: SourceKind
-    source_key: str
-    requester_id: int
-    channel_id: int
-    guild_id: int | None = None
-    source_task_id: str | None = None
-    source_audio_id: str | None = None
-    source_url: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    track: Mapping[str, Any] | None = None
-    status_message_id: int | None = None
-    reply_to_message_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SeparationRequest:
-    """A validated ``/separate`` request."""
-
-    source: Source
-    plan: Plan
-    requester_id: int
-    channel_id: int
-    guild_id: int | None = None
-    status_message_id: int | None = None
-
-    def as_job_request(self) -> JobRequest:
-        """The generic request the engine records."""
-        return JobRequest(
-            kind=SEPARATION,
-            model=self.plan.model.value,
-            source_kind=self.source.kind,
-            source_key=self.plan.source_key,
-            requester_id=self.requester_id,
-            channel_id=self.channel_id,
-            guild_id=self.guild_id,
-            source_task_id=self.source.task_id,
-            source_audio_id=self.source.audio_id,
-            source_url=self.source.url,
-            options=dict(self.plan.options),
-            status_message_id=self.status_message_id,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """What :meth:`JobEngine.submit` did with a request."""
-
-    job: JobRecord
-    admission: Admission
 
 
 class CallbackOutcome(StrEnum):
@@ -303,7 +218,7 @@ class JobEngine:
         delivery: Delivery,
         config: EngineConfig,
         *,
-        kinds: Mapping[str, JobKind] | None = None,
+        kinds: Sequence[JobKind],
         clock: Callable[[], float] = time.time,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -312,8 +227,11 @@ class JobEngine:
         self.vidgo = vidgo
         self.delivery = delivery
         self.config = config
-        # Separations always; other kinds (MIDI, lyrics) are added by the app.
-        self.kinds: dict[str, JobKind] = {SEPARATION: SeparationKind(vidgo), **(kinds or {})}
+        # Every kind this bot runs, by the name its jobs are stored under; the composition
+        # root lists them (a job of a kind not listed fails as "not enabled").
+        self.kinds: dict[str, JobKind] = {kind.NAME: kind for kind in kinds}
+        if len(self.kinds) != len(kinds):
+            raise ValueError("two job kinds share a name")
         self._clock = clock
         self.instance = this_instance(clock())
         self._scheduler = DueScheduler(
@@ -425,17 +343,13 @@ class JobEngine:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def submit(
-        self, request: SeparationRequest | JobRequest, *, policy: GuildPolicy | None = None
-    ) -> Submitted:
+    async def submit(self, request: JobRequest, *, policy: GuildPolicy | None = None) -> Submitted:
         """Record a request, then submit it to Vidgo (unless cached or joined).
 
         ``policy`` is the server's: its per-member limits are checked as the job is recorded
         (raising :class:`storage.records.LimitReached`, with nothing recorded), and the job
         keeps its result channel and DM choice. ``None`` means no limits.
         """
-        if isinstance(request, SeparationRequest):
-            request = request.as_job_request()
         now = self._clock()
         job_id = new_job_id()
         new = NewJob(
@@ -489,6 +403,24 @@ class JobEngine:
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job by id."""
         return await self.store.get(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        guild_id: int | None = None,
+        requester_id: int | None = None,
+        states: Collection[JobState] | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs filtered by server, requester and state; newest first unless asked."""
+        return await self.store.list_jobs(
+            guild_id=guild_id,
+            requester_id=requester_id,
+            states=states,
+            limit=limit,
+            oldest_first=oldest_first,
+        )
 
     async def posted_result(self, request: JobRequest) -> JobRecord | None:
         """The job whose result for this request was already posted in its server, if any.
@@ -688,6 +620,11 @@ class JobEngine:
                 await self._await_confirmation(job, now)
             else:
                 await self._fail_duplicate(job, exc)
+            return
+        except Unsubmittable as exc:
+            await self._finish(
+                job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
+            )
             return
         except (VidgoAuthError, VidgoInvalidRequest, VidgoNotFound) as exc:
             error_kind = (

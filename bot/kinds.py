@@ -8,26 +8,34 @@ delivery); only two things differ between a stem separation, MIDI notes or timed
   into the job's stored result (:meth:`JobKind.result_of`, :meth:`JobKind.result_at_submit`).
 
 A kind raises :class:`UnusableResult` when Vidgo finished but sent nothing usable; the job then
-fails with that reason. The engine looks kinds up by ``JobRecord.kind``.
+fails with that reason. Each kind names itself (:attr:`JobKind.NAME`, stored as
+``JobRecord.kind``); the composition root gives the engine its list of kinds.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
-from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
-from storage.records import JobRecord, SourceKind
+from bot.vidgo.results import SubmitReceipt, TaskDetail
+from storage.records import JobRecord
 
-SEPARATION = "separation"
 # Vidgo's clock and ours may disagree this much when a task's creation time is compared.
 CLOCK_SKEW_SECONDS = 600.0
-# The error kind of a separation that finished without a usable stem link.
-NO_STEMS = "no_stems"
 
 
 class UnusableResult(Exception):
     """Vidgo finished the task but its result cannot be used; the job fails with this."""
+
+    def __init__(self, error_kind: str, message: str) -> None:
+        super().__init__(message)
+        self.error_kind = error_kind
+        self.message = message
+
+
+class Unsubmittable(Exception):
+    """The job can never be submitted as recorded (a local condition, not Vidgo's answer);
+    it fails at once with ``error_kind``."""
 
     def __init__(self, error_kind: str, message: str) -> None:
         super().__init__(message)
@@ -43,7 +51,8 @@ class JobKind(ABC):
     the event loop (Discord's heartbeat, callbacks, every other job).
     """
 
-    PARSE_IN_THREAD = False
+    NAME: ClassVar[str]
+    PARSE_IN_THREAD: ClassVar[bool] = False
 
     @abstractmethod
     async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
@@ -87,59 +96,3 @@ class JobKind(ABC):
             if name in echoed and str(echoed[name]).strip() != (value or ""):
                 return f"its input {name} differs from the job's"
         return None
-
-
-class SeparationApi(Protocol):
-    """The part of the Vidgo client that separations use."""
-
-    async def submit_separation(
-        self, model: Model, *, task_id: str, audio_id: str, callback_url: str | None
-    ) -> SubmitReceipt: ...
-
-    async def submit_upload_separation(
-        self,
-        *,
-        audio_url: str,
-        title: str | None = None,
-        model_name: str | None = None,
-        output_type: str | None = None,
-        callback_url: str | None = None,
-    ) -> SubmitReceipt: ...
-
-
-class SeparationKind(JobKind):
-    """Stems of a Vidgo song (separate-vocals, stem-split) or of any audio (upload)."""
-
-    def __init__(self, vidgo: SeparationApi) -> None:
-        self.vidgo = vidgo
-
-    async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
-        """Vidgo songs by their ids; links and attachments through the upload model."""
-        if job.source_kind is SourceKind.IDS:
-            assert job.source_task_id and job.source_audio_id  # noqa: S101
-            return await self.vidgo.submit_separation(
-                Model(job.model),
-                task_id=job.source_task_id,
-                audio_id=job.source_audio_id,
-                callback_url=callback_url,
-            )
-        assert job.source_url  # noqa: S101
-        return await self.vidgo.submit_upload_separation(
-            audio_url=job.source_url,
-            title=job.options.get("title"),
-            model_name=job.options.get("model_name"),
-            output_type=job.options.get("output_type"),
-            callback_url=callback_url,
-        )
-
-    def resend_is_safe(self, job: JobRecord) -> bool:
-        """A Vidgo song: ``separate-vocals`` and ``stem-split`` run once per track (409)."""
-        return job.source_kind is SourceKind.IDS
-
-    def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
-        """``{"stems": {name: url}, "vidgo_task_id": ...}``."""
-        if not detail.stems:
-            raise UnusableResult(
-                NO_STEMS, "Vidgo finished the task but returned no usable stem links"
-            )
-        return {"stems": dict(detail.stems), "vidgo_task_id": detail.task_id}

@@ -30,9 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.engine import JobRequest
-from bot.kinds import JobKind, UnusableResult
-from bot.vidgo.errors import VidgoInvalidRequest
+from bot.jobs import ErrorKind, JobRequest
+from bot.kinds import JobKind, Unsubmittable, UnusableResult
 from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
 
@@ -545,6 +544,7 @@ class LyricsApi(Protocol):
 class LyricsKind(JobKind):
     """Word-timed lyrics of a Vidgo generation (``get-timestamped-lyrics``)."""
 
+    NAME = LYRICS
     PARSE_IN_THREAD = True
 
     def __init__(self, vidgo: LyricsApi) -> None:
@@ -554,7 +554,9 @@ class LyricsKind(JobKind):
         """Lyrics exist only for Vidgo songs, named by their ids."""
         if job.source_kind is not SourceKind.IDS or not job.source_task_id:
             # Only reachable through a bug; the job then fails instead of being retried.
-            raise VidgoInvalidRequest("lyrics jobs need a Vidgo song (task_id + audio_id)")
+            raise Unsubmittable(
+                ErrorKind.INVALID, "lyrics jobs need a Vidgo song (task_id + audio_id)"
+            )
         assert job.source_audio_id  # noqa: S101 - ids sources carry both ids
         return await self.vidgo.submit_lyrics(
             task_id=job.source_task_id, audio_id=job.source_audio_id, callback_url=callback_url

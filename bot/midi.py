@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import mido
 
-from bot.engine import JobRequest
+from bot.jobs import JobRequest
 from bot.kinds import JobKind, UnusableResult
 from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from storage.records import JobRecord, SourceKind
@@ -256,6 +256,7 @@ class MidiApi(Protocol):
 class MidiKind(JobKind):
     """``generate-midi`` for a finished separation's Vidgo task."""
 
+    NAME = MIDI
     PARSE_IN_THREAD = True
 
     def __init__(self, vidgo: MidiApi) -> None:

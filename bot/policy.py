@@ -7,11 +7,14 @@ are ignored and missing ones take the default, so a setting added later needs no
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from storage.base import JobStore
-from storage.records import AdmissionLimits
+from storage.records import AdmissionLimits, LimitReached
 
 DEFAULT_MAX_UNFINISHED = 2
 DEFAULT_DAILY_QUOTA = 10
@@ -93,3 +96,40 @@ async def load_policy(store: JobStore, guild_id: int | None) -> GuildPolicy:
 async def save_policy(store: JobStore, guild_id: int, policy: GuildPolicy, now: float) -> None:
     """Store a guild's policy; effective for the next request."""
     await store.put_guild_settings(guild_id, policy.to_stored(), now)
+
+
+class Policies:
+    """Every server's policy, read and changed through the store (one per process).
+
+    Changes are read-modify-write, one at a time in this process, so two managers editing
+    settings at once never lose one of the changes.
+    """
+
+    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._write_lock = asyncio.Lock()
+
+    async def get(self, guild_id: int | None) -> GuildPolicy:
+        """A guild's policy (the defaults for DMs or a guild that never changed anything)."""
+        return await load_policy(self._store, guild_id)
+
+    async def update(
+        self, guild_id: int, edit: Callable[[GuildPolicy], GuildPolicy]
+    ) -> GuildPolicy:
+        """Apply ``edit`` to the stored policy and store the result; return it."""
+        async with self._write_lock:
+            policy = edit(await self.get(guild_id))
+            await save_policy(self._store, guild_id, policy, self._clock())
+        return policy
+
+    async def early_refusal(
+        self, guild_id: int, member_id: int, policy: GuildPolicy
+    ) -> LimitReached | None:
+        """The per-member limit a request would break now (a read-only early answer).
+
+        Only a hint for a quick private refusal: the store checks again as it admits.
+        """
+        return await self._store.limit_reached(
+            guild_id, member_id, policy.admission_limits(), self._clock()
+        )

@@ -50,6 +50,15 @@ def may_control(member: discord.Member | discord.User, job: JobRecord, policy: G
     return member.id == job.requester_id or is_moderator(member, policy)
 
 
-def job_visible_in(job: JobRecord | None, guild_id: int | None) -> bool:
-    """A job exists for this server only if it was started there (ids never leak across)."""
-    return job is not None and guild_id is not None and job.guild_id == guild_id
+def job_visible_to(job: JobRecord | None, guild_id: int | None, user_id: int) -> bool:
+    """Whether a job exists for someone asking from ``guild_id`` (``None``: a DM).
+
+    In a server: only that server's jobs (ids never leak across servers). In a DM: only the
+    member's own jobs, whose results the bot sent there (the job's server's rules still
+    apply to what they may do with it).
+    """
+    if job is None:
+        return False
+    if guild_id is not None:
+        return job.guild_id == guild_id
+    return job.requester_id == user_id

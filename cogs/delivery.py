@@ -12,8 +12,8 @@
   shows its place in the server's queue and an ETA (:mod:`bot.progress`) and carries the
   Refresh and Cancel buttons (:mod:`cogs.buttons`); they go away when the job ends.
 
-Result messages can carry extra interactive buttons (``result_items``, e.g. MIDI), each
-offered per job by a function the app registers according to its settings.
+Each job is shown by its kind's view (:mod:`cogs.views`): its status words, its outcome
+message, and the buttons other kinds offer on it (Lyrics and MIDI on separation results).
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import discord
 
 from bot.delivery import DeliveryError, delivery_key
 from bot.progress import Progress, ProgressTracker
 from cogs.buttons import status_items
-from cogs.render import Outcome, render_outcome, status_embed
+from cogs.render import KindWords, Outcome, status_embed
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 
@@ -45,9 +45,6 @@ NONCE_TRUST_SECONDS = 120.0
 HISTORY_LOOKBACK = 100
 # Progress edits of one job at most this often unless its state changed.
 PROGRESS_MIN_INTERVAL = 10.0
-
-# Offers an interactive button for a job's result message (or None for this job).
-ResultItem = Callable[[JobRecord], discord.ui.Item[Any] | None]
 
 
 async def _send(
@@ -76,20 +73,49 @@ async def _send(
     )
 
 
+class ShownKind(Protocol):
+    """How one kind of job is shown (a :class:`cogs.views.KindView`)."""
+
+    @property
+    def words(self) -> KindWords:
+        """The kind's status words."""
+        ...
+
+    def render(self, job: JobRecord) -> Outcome:
+        """The job's one outcome message."""
+        ...
+
+    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+        """The kind's own fields on the status message."""
+        ...
+
+
+class KindShowing(Protocol):
+    """Every kind's view (:class:`cogs.views.KindViews`)."""
+
+    def of(self, job: JobRecord) -> ShownKind:
+        """The view of the job's kind."""
+        ...
+
+    def offers(self, job: JobRecord) -> list[discord.ui.Item[Any]]:
+        """The buttons other kinds put on this job's result message."""
+        ...
+
+
 class DiscordDelivery:
     """Implements :class:`bot.delivery.Delivery` with a discord.py client."""
 
     def __init__(
         self,
         client: discord.Client,
+        views: KindShowing,
+        progress: ProgressTracker,
         *,
-        progress: ProgressTracker | None = None,
-        result_items: Sequence[ResultItem] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
+        self.views = views
         self.progress = progress
-        self.result_items = list(result_items)
         self._clock = clock
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
         self._admissions: dict[str, Admission] = {}
@@ -108,9 +134,9 @@ class DiscordDelivery:
         self._last_progress.pop(job_id, None)
 
     def render(self, job: JobRecord) -> Outcome:
-        """The job's outcome message with the buttons this bot offers on it (Lyrics, MIDI)."""
-        outcome = render_outcome(job)
-        extra = [item for offer in self.result_items if (item := offer(job)) is not None]
+        """The job's outcome message with the buttons other kinds offer on it."""
+        outcome = self.views.of(job).render(job)
+        extra = self.views.offers(job)
         if extra:
             outcome = dataclasses.replace(outcome, items=[*outcome.items, *extra])
         return outcome
@@ -226,19 +252,26 @@ class DiscordDelivery:
     ) -> tuple[discord.Embed, discord.ui.View | None]:
         """The status embed and its buttons (``None`` = no buttons: remove them on edit)."""
         progress: Progress | None = None
-        if self.progress is not None and job.state.is_active:
+        if job.state.is_active:
             try:
                 progress = await self.progress.progress_of(job)
             except Exception:  # the status message is a courtesy: show it without progress
                 log.warning("job %s: no queue position or ETA", job.id, exc_info=True)
-        embed = status_embed(job, admission or self._admissions.get(job.id), progress)
+        kind = self.views.of(job)
+        embed = status_embed(
+            job,
+            kind.words,
+            admission or self._admissions.get(job.id),
+            progress,
+            details=kind.status_details(job),
+        )
         items = status_items(job)
         if not items:
             return embed, None
-        view = discord.ui.View(timeout=None)
+        buttons = discord.ui.View(timeout=None)
         for item in items:
-            view.add_item(item)
-        return embed, view
+            buttons.add_item(item)
+        return embed, buttons
 
     async def _edit_status(self, job: JobRecord) -> None:
         remembered = self._interactions.get(job.id)

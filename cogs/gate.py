@@ -10,18 +10,13 @@ the same sentence through :func:`refuse_after_defer`.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import discord
 
-from bot.policy import GuildPolicy, load_policy
+from bot.policy import GuildPolicy, Policies
 from cogs.access import is_moderator
 from storage.records import JobRecord, LimitReached, LimitRule
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +68,13 @@ def rule_refusal(policy: GuildPolicy, interaction: discord.Interaction) -> str |
     return None
 
 
-async def admission_gate(bot: StemcordBot, interaction: discord.Interaction) -> Gate:
+async def admission_gate(policies: Policies, interaction: discord.Interaction) -> Gate:
     """Load the server's policy and say whether this member may start a job here now."""
-    engine = bot.engine
-    assert engine is not None  # noqa: S101 - set before login
     guild_id = interaction.guild_id
-    policy = await load_policy(engine.store, guild_id)
+    policy = await policies.get(guild_id)
     refusal = rule_refusal(policy, interaction)
     if refusal is None and guild_id is not None:
-        early = await engine.store.limit_reached(
-            guild_id, interaction.user.id, policy.admission_limits(), time.time()
-        )
+        early = await policies.early_refusal(guild_id, interaction.user.id, policy)
         refusal = limit_sentence(early) if early is not None else None
     return Gate(policy, refusal)
 

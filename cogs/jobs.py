@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import JOB_ID_LENGTH
-from bot.policy import GuildPolicy, load_policy
+from bot.balance import BalanceCache
+from bot.engine import JOB_ID_LENGTH, JobEngine
+from bot.policy import GuildPolicy, Policies
 from bot.vidgo.errors import VidgoError
-from cogs.access import is_moderator, is_server_manager, job_visible_in, may_control
+from cogs.access import is_moderator, is_server_manager, job_visible_to, may_control
 from cogs.pages import Pages, page_count
 from cogs.render import (
     JOBS_PER_PAGE,
@@ -31,12 +31,9 @@ from cogs.render import (
     source_text,
     state_word,
 )
+from cogs.views import KindViews
 from storage.jobstate import ACTIVE_STATES, OUTCOME_STATES, JobState
 from storage.records import JobRecord
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
-    from bot.engine import JobEngine
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +71,20 @@ class JobsCog(commands.Cog):
         name="jobs", description="Your Stemcord jobs, and the server's queue", guild_only=True
     )
 
-    def __init__(self, bot: StemcordBot) -> None:
-        self.bot = bot
-
-    @property
-    def engine(self) -> JobEngine:
-        """The running engine."""
-        engine = self.bot.engine
-        assert engine is not None  # noqa: S101 - set before login
-        return engine
+    def __init__(
+        self, engine: JobEngine, policies: Policies, balance: BalanceCache, views: KindViews
+    ) -> None:
+        self.engine = engine
+        self.policies = policies
+        self.balance_cache = balance
+        self.views = views
 
     async def _policy(self, interaction: discord.Interaction) -> GuildPolicy:
-        return await load_policy(self.engine.store, interaction.guild_id)
+        return await self.policies.get(interaction.guild_id)
 
     async def _visible_job(self, interaction: discord.Interaction, job_id: str) -> JobRecord | None:
         job = await self.engine.get_job(job_id.strip().lower())
-        return job if job_visible_in(job, interaction.guild_id) else None
+        return job if job_visible_to(job, interaction.guild_id, interaction.user.id) else None
 
     async def _choices(
         self,
@@ -99,7 +94,7 @@ class JobsCog(commands.Cog):
         states: frozenset[JobState] | None = None,
         anyone: bool = False,
     ) -> list[app_commands.Choice[str]]:
-        jobs = await self.engine.store.list_jobs(
+        jobs = await self.engine.list_jobs(
             guild_id=interaction.guild_id,
             requester_id=None if anyone else interaction.user.id,
             states=states,
@@ -132,7 +127,7 @@ class JobsCog(commands.Cog):
     @jobs.command(name="mine", description="Your recent jobs in this server")
     async def mine(self, interaction: discord.Interaction) -> None:
         """The caller's recent jobs, newest first, ten a page."""
-        found = await self.engine.store.list_jobs(
+        found = await self.engine.list_jobs(
             guild_id=interaction.guild_id, requester_id=interaction.user.id, limit=MINE_LIMIT
         )
         pages = page_count(len(found), JOBS_PER_PAGE)
@@ -158,7 +153,8 @@ class JobsCog(commands.Cog):
         if found is None:
             await interaction.response.send_message(not_found(job), ephemeral=True)
             return
-        await interaction.response.send_message(embed=job_detail_embed(found), ephemeral=True)
+        embed = job_detail_embed(found, self.views.of(found).words)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @jobs.command(name="queue", description="Moderators: every unfinished job of this server")
     async def queue(self, interaction: discord.Interaction) -> None:
@@ -166,7 +162,7 @@ class JobsCog(commands.Cog):
         if not is_moderator(interaction.user, await self._policy(interaction)):
             await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
             return
-        found = await self.engine.store.list_jobs(
+        found = await self.engine.list_jobs(
             guild_id=interaction.guild_id,
             states=ACTIVE_STATES,
             limit=QUEUE_LIMIT,
@@ -217,10 +213,7 @@ class JobsCog(commands.Cog):
             "task, so it may still run there, but Stemcord stopped tracking it and will not "
             "post its result.",
             ephemeral=True,
-        )
-        delivery = self.bot.delivery
-        if delivery is not None:
-            await delivery.show_progress(cancelled)  # the status message says "Cancelled"
+        )  # the engine updates the status message to say "Cancelled"
 
     @jobs.command(name="retry", description="Moderators: check a job now, or post it again")
     @app_commands.describe(job="The job id to retry")
@@ -253,15 +246,9 @@ class JobsCog(commands.Cog):
         if not is_server_manager(interaction.user):
             await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
             return
-        cache = self.bot.balance
-        if cache is None:
-            await interaction.response.send_message(
-                "The balance is not available in this setup.", ephemeral=True
-            )
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            balance = await cache.get()
+            balance = await self.balance_cache.get()
         except VidgoError as exc:
             log.warning("could not read the Vidgo balance: %s", exc)
             await interaction.edit_original_response(
@@ -273,8 +260,3 @@ class JobsCog(commands.Cog):
             f"(as of <t:{int(balance.fetched_at)}:R>). Credits are charged only when a "
             "separation succeeds."
         )
-
-
-async def setup(bot: StemcordBot) -> None:
-    """discord.py extension entry point."""
-    await bot.add_cog(JobsCog(bot))

@@ -8,21 +8,16 @@ admins can change who sees a command.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.policy import GuildPolicy, load_policy, save_policy
+from bot.policy import GuildPolicy, Policies
 from cogs.access import is_server_manager
 from cogs.render import COLOR_WORKING, FIELD_VALUE_MAX
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
 
 MAX_UNFINISHED_LIMIT = 100
 DAILY_QUOTA_LIMIT = 10_000
@@ -100,15 +95,11 @@ class KaraokeCog(commands.Cog):
         name="settings", description="Show or change Stemcord's settings", parent=karaoke
     )
 
-    def __init__(self, bot: StemcordBot) -> None:
-        self.bot = bot
-        # Settings are read-modify-write: one change at a time, so none is lost.
-        self._write_lock = asyncio.Lock()
+    def __init__(self, policies: Policies) -> None:
+        self.policies = policies
 
     async def _policy(self, guild_id: int) -> GuildPolicy:
-        engine = self.bot.engine
-        assert engine is not None  # noqa: S101 - set before login
-        return await load_policy(engine.store, guild_id)
+        return await self.policies.get(guild_id)
 
     async def _show(self, interaction: discord.Interaction) -> None:
         """Reply with every setting (ephemeral)."""
@@ -132,11 +123,16 @@ class KaraokeCog(commands.Cog):
         if not is_server_manager(interaction.user) or guild_id is None:
             await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
             return
-        engine = self.bot.engine
-        assert engine is not None  # noqa: S101 - set before login
-        async with self._write_lock:
-            done, policy = edit(await self._policy(guild_id))
-            await save_policy(engine.store, guild_id, policy, time.time())
+        said: list[str] = []
+
+        def apply(current: GuildPolicy) -> GuildPolicy:
+            done, changed = edit(current)
+            said.append(done)
+            return changed
+
+        # Read-modify-write as one step (Policies.update), so no concurrent change is lost.
+        policy = await self.policies.update(guild_id, apply)
+        done = said[-1]
         await interaction.response.send_message(done, embed=policy_embed(policy), ephemeral=True)
 
     async def _change_channels(
@@ -292,8 +288,3 @@ class KaraokeCog(commands.Cog):
         """``/karaoke settings dm_on_completion``."""
         done = "Requesters now also get their result by DM." if enabled else "No more DM copies."
         await self._change(interaction, done, dm_on_completion=enabled)
-
-
-async def setup(bot: StemcordBot) -> None:
-    """discord.py extension entry point."""
-    await bot.add_cog(KaraokeCog(bot))

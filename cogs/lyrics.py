@@ -1,33 +1,31 @@
-"""Karaoke lyrics: ``/lyrics``, the restart-proof Lyrics button, and the lyrics message.
+"""Karaoke lyrics in Discord: the lyrics kind's view, its Lyrics button, and ``/lyrics``.
 
 A Vidgo song's word-timed lyrics become one message with a synced ``.lrc`` file, a preview of
 the first lines and a waveform picture. Two ways in:
 
 * the **Lyrics** button on the result message of a separation whose source is a Vidgo
-  generation (uploads and links have no generation to read lyrics from). Anyone in the
-  channel may press it; the button's ``custom_id`` (``stemcord:lyrics:<job id>``) carries the
-  separation job, which is loaded from the store, so it works after a restart. The lyrics
-  reply to that result message;
+  generation (uploads and links have no generation to read lyrics from). Anyone allowed to
+  use Stemcord in the channel may press it, within their own limits; the button's
+  ``custom_id`` (``stemcord:lyrics:<job id>``) carries the separation job, so it works after a
+  restart. The lyrics reply to that result message;
 * ``/lyrics`` with ``task_id`` + ``audio_id`` or a ``storage.vidgo.ai`` song link.
 
-Both submit one lyrics job to the engine, keyed by the source track: a request identical to
-one in flight joins it, a later one is answered from the stored result, so presses never cost
-more than one Vidgo call per track. The member gets a private answer at once; the lyrics
-message itself is public.
+Both go through :meth:`cogs.desk.JobDesk.start_privately`: one lyrics job per track (a
+request identical to one in flight joins it, a second press of the same button is dropped),
+and lyrics already posted in the server are pointed to privately instead of posted again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import ErrorKind, JobEngine, JobRequest, Submitted
-from bot.kinds import SEPARATION
+from bot.jobs import ErrorKind, Submitted
 from bot.lyrics import (
     LYRICS,
     NO_LYRICS,
@@ -38,28 +36,29 @@ from bot.lyrics import (
     lyrics_request,
     to_lrc,
 )
-from bot.policy import GuildPolicy, load_policy
+from bot.policy import Policies
+from bot.separation import SEPARATION
 from bot.sources import Source, SourceError, source_from_ids, source_from_link
 from bot.waveform import draw_waveform
-from cogs.buttons import JobButton
-from cogs.gate import admission_gate, limit_sentence, posted_pointer, press_refusal
+from cogs.access import job_visible_to
+from cogs.buttons import ButtonHandler, JobButton, job_template
+from cogs.desk import JobDesk
+from cogs.gate import admission_gate, press_refusal
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
     DESCRIPTION_MAX,
     FIELD_VALUE_MAX,
-    OUTCOME_RENDERERS,
     TITLE_MAX,
+    KindWords,
     Outcome,
+    common_failure_sentence,
     escape_untrusted,
-    failure_sentence,
     format_duration,
 )
+from cogs.views import Item, KindView, PressServices
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord, LimitReached, SourceKind
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
+from storage.records import Admission, JobRecord, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,6 @@ def lyrics_failure_sentence(job: JobRecord) -> str:
         )
     if kind == NO_LYRICS:
         return "Vidgo finished but sent no lyrics. Try again later."
-    if kind in (ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.SUBMIT_GAVE_UP):
-        return failure_sentence(job)  # worded the same for every kind of job
     if kind == ErrorKind.VIDGO_FAILED:
         reason = escape_untrusted(job.last_error or "no reason given", 900)
         return f"Vidgo could not time the lyrics of this song: {reason}"
@@ -112,6 +109,9 @@ def lyrics_failure_sentence(job: JobRecord) -> str:
         return f"Vidgo refused this request: {reason}"
     if kind == ErrorKind.DUPLICATE:
         return "Vidgo refused to read these lyrics again and Stemcord has no copy. Try later."
+    common = common_failure_sentence(job)  # worded the same for every kind of job
+    if common is not None:
+        return common
     return escape_untrusted(job.last_error or "The lyrics could not be made.", 900)
 
 
@@ -190,42 +190,20 @@ def render_lyrics(job: JobRecord) -> Outcome:
     )
 
 
-# --- the button ------------------------------------------------------------------------------
+# --- the button and the view -------------------------------------------------------------------
 
 
-class LyricsButton(JobButton, template=r"^stemcord:lyrics:(?P<job_id>[0-9a-z]{1,32})$"):
+class LyricsButton(JobButton, template=job_template("lyrics")):
     """The Lyrics button of one separation result; its custom_id names the separation job."""
 
     ACTION = "lyrics"
     LABEL = "Lyrics"
     EMOJI = "\N{MICROPHONE}"
 
-    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
-        """Submit the lyrics of the separation's source track."""
-        await press_lyrics(cast("StemcordBot", interaction.client), interaction, self.job_id)
-
-    @classmethod
-    def offer(cls, job: JobRecord) -> LyricsButton | None:
-        """The button for a result message: separations of a Vidgo generation only."""
-        if (
-            job.kind != SEPARATION
-            or job.outcome is not JobState.SUCCEEDED
-            or job.source_kind is not SourceKind.IDS
-            or not job.source_task_id
-            or not job.source_audio_id
-        ):
-            return None
-        return cls(job.id)
-
 
 def press_problem(separation: JobRecord | None, guild_id: int | None, user_id: int) -> str | None:
     """Why a press cannot give lyrics (``None`` when it can)."""
-    visible = separation is not None and (
-        separation.guild_id == guild_id
-        if guild_id is not None
-        else separation.requester_id == user_id  # a result that went to the requester's DMs
-    )
-    if separation is None or not visible:
+    if separation is None or not job_visible_to(separation, guild_id, user_id):
         return "Stemcord no longer knows this result, so it cannot find the song's lyrics."
     if separation.kind != SEPARATION or separation.source_kind is not SourceKind.IDS:
         return "Lyrics exist only for songs generated on Vidgo, not for uploads or links."
@@ -234,110 +212,103 @@ def press_problem(separation: JobRecord | None, guild_id: int | None, user_id: i
     return None
 
 
-async def press_lyrics(
-    bot: StemcordBot, interaction: discord.Interaction[discord.Client], job_id: str
-) -> None:
-    """A press of a Lyrics button: answer privately, post the lyrics as a reply."""
-    engine = bot.engine
-    assert engine is not None  # noqa: S101 - set before login
-    # Loading the job and submitting may take longer than Discord's 3 seconds.
-    await interaction.response.defer(ephemeral=True, thinking=True)
-    separation = await engine.get_job(job_id)
-    problem = press_problem(separation, interaction.guild_id, interaction.user.id)
-    if problem is not None or separation is None:
-        await interaction.edit_original_response(content=problem)
-        return
-    assert separation.source_task_id and separation.source_audio_id  # noqa: S101 - checked
-    # Lyrics spend credits: the channel and role rules of /separate apply to the press.
-    policy = await load_policy(engine.store, separation.guild_id)
-    refusal = await press_refusal(bot, interaction, policy, separation)
-    if refusal is not None:
-        await interaction.edit_original_response(content=refusal)
-        return
-    result_message = separation.result_message_id or (
-        interaction.message.id if interaction.message is not None else None
-    )
-    request = lyrics_request(
-        task_id=separation.source_task_id,
-        audio_id=separation.source_audio_id,
-        requester_id=interaction.user.id,
-        channel_id=interaction.channel_id or separation.channel_id,
-        guild_id=interaction.guild_id,
-        track=separation.track,
-        reply_to_message_id=result_message,
-        enhanced_lrc=bot.settings.LYRICS_ENHANCED_LRC,
-    )
-    # Anyone allowed in the channel may press (the result is already there), within the
-    # member limits; the reply goes where the result is, whatever the server's result channel
-    # is now.
-    await submit_and_answer(
-        engine,
-        interaction,
-        request,
-        where="as a reply to this result",
-        policy=policy.with_changes(result_channel_id=None),
+class LyricsView(KindView):
+    """The lyrics kind in Discord: its message, its failures, its button on separations."""
+
+    kind = LYRICS
+    words = KindWords(
+        title="Timed lyrics",
+        working="Timing the lyrics…",
+        result="the lyrics are",
+        cached="Read before",
+        posted="These lyrics were",
     )
 
+    def __init__(self, *, enhanced_lrc: bool) -> None:
+        self.enhanced_lrc = enhanced_lrc
 
-async def submit_and_answer(
-    engine: JobEngine,
-    interaction: discord.Interaction[discord.Client],
-    request: JobRequest,
-    *,
-    where: str,
-    policy: GuildPolicy | None = None,
-) -> Submitted | None:
-    """Submit a lyrics request and tell the member (privately) what happens next.
+    def render(self, job: JobRecord) -> Outcome:
+        """The .lrc file and the waveform, or why there are none."""
+        return render_lyrics(job)
 
-    ``policy`` is the server's: its per-member limits are checked as the job is recorded.
-    Lyrics already posted in the server are pointed to privately instead of posted again.
-    """
-    earlier = await engine.posted_result(request)
-    if earlier is not None:
-        await interaction.edit_original_response(
-            content=posted_pointer(earlier, "These lyrics were")
-        )
-        return None
-    try:
-        submitted = await engine.submit(request, policy=policy)
-    except LimitReached as refused:
-        await interaction.edit_original_response(content=limit_sentence(refused))
-        return None
-    except Exception:
-        log.exception("could not record a lyrics request")
-        await interaction.edit_original_response(
-            content="Something went wrong while recording your request. "
-            "Nothing was sent to Vidgo; please try again in a minute."
-        )
-        return None
-    await interaction.edit_original_response(content=await answer_for(engine, submitted, where))
-    return submitted
+    def failure_sentence(self, job: JobRecord) -> str:
+        """Why there are no lyrics."""
+        return lyrics_failure_sentence(job)
 
-
-async def answer_for(engine: JobEngine, submitted: Submitted, where: str) -> str:
-    """The private answer to a lyrics request, by how the engine took it.
-
-    A request that joins an identical one bound for the same message (a second press, or a
-    second member pressing) is dropped, so the channel gets the lyrics once.
-    """
-    job = submitted.job
-    if submitted.admission is Admission.CACHED:
-        return f"Here they are — these lyrics were read before, so they are posted {where} now."
-    if submitted.admission is Admission.JOINED:
-        leader = await engine.get_job(job.leader_id) if job.leader_id else None
+    def offer(self, job: JobRecord) -> Item | None:
+        """The Lyrics button on results of separations of a Vidgo generation."""
         if (
-            leader is not None
-            and leader.channel_id == job.channel_id
-            and leader.reply_to_message_id == job.reply_to_message_id
+            job.kind != SEPARATION
+            or job.outcome is not JobState.SUCCEEDED
+            or job.source_kind is not SourceKind.IDS
+            or not job.source_task_id
+            or not job.source_audio_id
         ):
-            await engine.cancel(job.id)
+            return None
+        return LyricsButton(job.id)
+
+    def buttons(self) -> list[type[JobButton]]:
+        """The Lyrics button."""
+        return [LyricsButton]
+
+    def routes(self, services: PressServices) -> dict[str, ButtonHandler]:
+        """Lyrics presses go to :meth:`press`."""
+        return {LyricsButton.ACTION: functools.partial(self.press, services)}
+
+    def admitted(self, submitted: Submitted, where: str) -> str:
+        """The private answer to a lyrics request."""
+        job = submitted.job
+        if submitted.admission is Admission.CACHED:
+            return f"Here they are — these lyrics were read before, so they are posted {where} now."
+        if submitted.admission is Admission.DROPPED:
             return f"The lyrics are already on their way — they will be posted {where} once."
-        return "Someone asked for these lyrics a moment ago; they are on their way to you too."
-    if job.outcome is JobState.SUCCEEDED:
-        return f"Done — the lyrics are posted {where}."  # Vidgo answered with the result
-    if job.outcome is not None:
-        return f"That did not work — the reason is posted {where}."
-    return f"Working on the lyrics (job `{job.id}`) — they will be posted {where} when ready."
+        if submitted.admission is Admission.JOINED:
+            return "Someone asked for these lyrics a moment ago; they are on their way to you too."
+        if job.outcome is JobState.SUCCEEDED:
+            return f"Done — the lyrics are posted {where}."  # Vidgo answered with the result
+        if job.outcome is not None:
+            return f"That did not work — the reason is posted {where}."
+        return f"Working on the lyrics (job `{job.id}`) — they will be posted {where} when ready."
+
+    async def press(
+        self, services: PressServices, interaction: discord.Interaction, job_id: str
+    ) -> None:
+        """A press of a Lyrics button: answer privately, post the lyrics as a reply."""
+        # Loading the job and submitting may take longer than Discord's 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        separation = await services.engine.get_job(job_id)
+        problem = press_problem(separation, interaction.guild_id, interaction.user.id)
+        if problem is not None or separation is None:
+            await interaction.edit_original_response(content=problem)
+            return
+        assert separation.source_task_id and separation.source_audio_id  # noqa: S101 - checked
+        # Lyrics spend credits: the channel and role rules of /separate apply to the press.
+        policy = await services.policies.get(separation.guild_id)
+        refusal = await press_refusal(interaction.client, interaction, policy, separation)
+        if refusal is not None:
+            await interaction.edit_original_response(content=refusal)
+            return
+        result_message = separation.result_message_id or (
+            interaction.message.id if interaction.message is not None else None
+        )
+        request = lyrics_request(
+            task_id=separation.source_task_id,
+            audio_id=separation.source_audio_id,
+            requester_id=interaction.user.id,
+            channel_id=interaction.channel_id or separation.channel_id,
+            guild_id=separation.guild_id,
+            track=separation.track,
+            reply_to_message_id=result_message,
+            enhanced_lrc=self.enhanced_lrc,
+        )
+        # Within the presser's own limits; the reply goes where the result is, whatever the
+        # server's result channel is now.
+        await services.desk.start_privately(
+            interaction,
+            request,
+            policy.with_changes(result_channel_id=None),
+            where="as a reply to this result",
+        )
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -373,10 +344,12 @@ def lyrics_source(*, task_id: str | None, audio_id: str | None, link: str | None
 
 
 class LyricsCog(commands.Cog):
-    """The ``/lyrics`` command; the Lyrics button is registered with the bot in :func:`setup`."""
+    """The ``/lyrics`` command."""
 
-    def __init__(self, bot: StemcordBot) -> None:
-        self.bot = bot
+    def __init__(self, desk: JobDesk, policies: Policies, *, enhanced_lrc: bool) -> None:
+        self.desk = desk
+        self.policies = policies
+        self.enhanced_lrc = enhanced_lrc
 
     @app_commands.command(name="lyrics", description="Word-timed lyrics of a Vidgo song (.lrc)")
     @app_commands.guild_only()
@@ -387,7 +360,7 @@ class LyricsCog(commands.Cog):
     )
     async def lyrics(
         self,
-        interaction: discord.Interaction[discord.Client],
+        interaction: discord.Interaction,
         task_id: str | None = None,
         audio_id: str | None = None,
         link: str | None = None,
@@ -399,13 +372,11 @@ class LyricsCog(commands.Cog):
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         # Lyrics cost credits like a separation: the server's channel, role and limits apply.
-        gate = await admission_gate(self.bot, interaction)
+        gate = await admission_gate(self.policies, interaction)
         if gate.refusal is not None:
             await interaction.response.send_message(gate.refusal, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        engine = self.bot.engine
-        assert engine is not None  # noqa: S101 - set before login
         assert source.task_id and source.audio_id  # noqa: S101 - a Vidgo song has both ids
         request = lyrics_request(
             task_id=source.task_id,
@@ -413,28 +384,8 @@ class LyricsCog(commands.Cog):
             requester_id=interaction.user.id,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
-            enhanced_lrc=self.bot.settings.LYRICS_ENHANCED_LRC,
+            enhanced_lrc=self.enhanced_lrc,
         )
         result_channel = gate.policy.result_channel_id
         where = f"in <#{result_channel}>" if result_channel else "in this channel"
-        await submit_and_answer(engine, interaction, request, where=where, policy=gate.policy)
-
-
-# Lyrics jobs render their own message (registered on import; the app offers the button on
-# separation results through the delivery's result items).
-OUTCOME_RENDERERS[LYRICS] = render_lyrics
-
-
-async def setup(bot: StemcordBot) -> None:
-    """discord.py extension entry point: the command and the restart-proof button."""
-    bot.add_dynamic_items(LyricsButton)
-    await bot.add_cog(LyricsCog(bot))
-
-
-async def teardown(bot: StemcordBot) -> None:
-    """discord.py extension exit point: forget the button.
-
-    The renderer stays registered: lyrics jobs still owed a message must render the same way
-    in every client of this process (tests run several one after another).
-    """
-    bot.remove_dynamic_items(LyricsButton)
+        await self.desk.start_privately(interaction, request, gate.policy, where=where)

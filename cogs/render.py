@@ -1,27 +1,26 @@
-"""Everything Stemcord shows in Discord: escaping, status embeds, result and failure messages.
+"""What every kind of job shares in Discord: escaping, the status embed, the outcome message
+shape, job lists.
 
 Text that comes from members or from Vidgo (titles, file names, error messages) is rendered
 only through :func:`escape_untrusted`, which neutralises markdown and mentions, removes
 invisible characters and truncates to the limit of the place it goes. Every builder here stays
-within Discord's limits (checked by the tests and enforced by the fake Discord).
+within Discord's limits (checked by the tests and enforced by the fake Discord). What differs
+by kind (wording, the outcome message itself) lives in each kind's view (:mod:`cogs.views`).
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import discord
 
-from bot.engine import ErrorKind
-from bot.kinds import SEPARATION
-from bot.lyrics import LYRICS
-from bot.midi import MIDI
+from bot.jobs import ErrorKind
 from bot.progress import Progress
+from bot.separation import SEPARATION
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
 
@@ -140,29 +139,17 @@ def format_duration(seconds: object) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class KindWords:
-    """How the status of one kind of job is worded."""
+    """How the status of one kind of job is worded (each kind's view has one)."""
 
-    title: str
-    working: str
+    title: str  # the status message's title: "Stem separation"
+    working: str  # "Separating…"
     result: str  # "the stems are", as in "Done — the stems are in …"
-    cached: str
+    cached: str  # "Already separated"
+    posted: str  # "These stems were", as in "… already posted here"
 
 
-KIND_WORDS = {
-    SEPARATION: KindWords("Stem separation", "Separating…", "the stems are", "Already separated"),
-    LYRICS: KindWords("Timed lyrics", "Timing the lyrics…", "the lyrics are", "Read before"),
-    MIDI: KindWords("MIDI", "Writing down the notes…", "the MIDI file is", "Made before"),
-}
-
-
-def kind_words(job: JobRecord) -> KindWords:
-    """The wording for the job's kind (a separation's for any kind not listed)."""
-    return KIND_WORDS.get(job.kind, KIND_WORDS[SEPARATION])
-
-
-def state_text(job: JobRecord, admission: Admission | None = None) -> str:
+def state_text(job: JobRecord, words: KindWords, admission: Admission | None = None) -> str:
     """One line on where the job is."""
-    words = kind_words(job)
     started = f"<t:{int(job.created_at)}:R>"
     if job.state is JobState.ACCEPTED and job.unconfirmed_submit_at is not None:
         return (
@@ -227,11 +214,17 @@ def eta_text(progress: Progress) -> str:
 
 
 def status_embed(
-    job: JobRecord, admission: Admission | None = None, progress: Progress | None = None
+    job: JobRecord,
+    words: KindWords,
+    admission: Admission | None = None,
+    progress: Progress | None = None,
+    *,
+    details: list[tuple[str, str]] | None = None,
 ) -> discord.Embed:
     """The public status message of a job, edited as it moves.
 
-    ``progress`` (unfinished jobs only) adds the job's place in the server's queue and an ETA.
+    ``details`` are the kind's own fields (a separation's stems asked for); ``progress``
+    (unfinished jobs only) adds the job's place in the server's queue and an ETA.
     """
     outcome = job.outcome
     colour = (
@@ -241,11 +234,11 @@ def status_embed(
         if outcome in (JobState.FAILED, JobState.EXPIRED)
         else COLOR_WORKING
     )
-    embed = discord.Embed(title=kind_words(job).title, colour=colour)
+    embed = discord.Embed(title=words.title, colour=colour)
     embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
-    if job.kind == SEPARATION:
-        embed.add_field(name="Stems", value=stems_asked(job), inline=True)
-    embed.add_field(name="State", value=state_text(job, admission), inline=False)
+    for name, value in details or ():
+        embed.add_field(name=name, value=value, inline=True)
+    embed.add_field(name="State", value=state_text(job, words, admission), inline=False)
     if progress is not None and job.state.is_active:
         queue = queue_text(progress)
         if queue is not None:
@@ -255,43 +248,24 @@ def status_embed(
     return embed
 
 
-def failure_sentence(job: JobRecord) -> str:
-    """One sentence a member can act on, per failure kind."""
+def common_failure_sentence(job: JobRecord) -> str | None:
+    """The sentence for failures worded the same for every kind of job (``None``: none)."""
     kind = job.error_kind
     if kind == ErrorKind.AUTH:
         return "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner."
-    if kind == ErrorKind.DUPLICATE:
-        return (
-            "This track was already separated on Vidgo (each song can be split only once), "
-            "and Stemcord has no copy of that result. Try `stems` with the other choice, "
-            "or use the earlier result."
-        )
-    if kind == ErrorKind.VIDGO_FAILED:
-        reason = escape_untrusted(job.last_error or "no reason given", 900)
-        return f"Vidgo could not separate this song: {reason}"
-    if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
-        return (
-            "Vidgo did not finish in time, so Stemcord stopped waiting. "
-            "Run `/separate` again later."
-        )
     if kind == ErrorKind.NOT_FOUND:
         return (
             "Vidgo does not know that song. Check the `task_id` and `audio_id` "
             "(or paste the song's storage.vidgo.ai link)."
         )
-    if kind == ErrorKind.INVALID:
-        reason = escape_untrusted(job.last_error or "", 500)
-        return f"Vidgo refused this input: {reason} Check the link or file and try again."
-    if kind == ErrorKind.NO_STEMS:
-        return "Vidgo finished but returned no usable stem links. Try again later."
     if kind == ErrorKind.SUBMIT_GAVE_UP:
         return "Vidgo could not be reached for a long time. Try again later."
     if kind == ErrorKind.UNCONFIRMED:
         return (
             "Vidgo may have this task, but it could not be confirmed: the answer to Stemcord's "
             "request was lost and Vidgo never reported back. Stemcord did not send it again, "
-            "so you were not charged twice. Check again later with `/separate`; if Vidgo says "
-            "the song was already separated, a moderator can look up the task on Vidgo."
+            "so you were not charged twice. Try again later; if Vidgo says it was already "
+            "done, a moderator can look the task up on Vidgo."
         )
     if kind == ErrorKind.MALFORMED:
         return "Vidgo's answer could not be read, so there is no result to show. Try again later."
@@ -302,7 +276,7 @@ def failure_sentence(job: JobRecord) -> str:
         )
     if kind == ErrorKind.NOT_ENABLED:
         return "This bot no longer runs this kind of job."
-    return escape_untrusted(job.last_error or "The separation failed.", 900)
+    return None
 
 
 @dataclass(frozen=True)
@@ -354,62 +328,6 @@ class Outcome:
     def discord_files(self) -> list[discord.File]:
         """New file objects for one send."""
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
-
-
-# Job kinds other than separations register how their outcome message looks.
-OutcomeRenderer = Callable[[JobRecord], Outcome]
-OUTCOME_RENDERERS: dict[str, OutcomeRenderer] = {}
-
-
-def render_outcome(job: JobRecord) -> Outcome:
-    """The one message a job's requester gets, rendered by the job's kind."""
-    renderer = OUTCOME_RENDERERS.get(job.kind, render_separation)
-    return renderer(job)
-
-
-def render_separation(job: JobRecord) -> Outcome:
-    """A separation's message: the stems, or why there are none."""
-    mention = f"<@{job.requester_id}>"
-    if job.outcome is not JobState.SUCCEEDED:
-        embed = discord.Embed(
-            title="Separation failed" if job.outcome is JobState.FAILED else "Separation timed out",
-            description=failure_sentence(job)[:DESCRIPTION_MAX],
-            colour=COLOR_FAILED,
-        )
-        embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
-        embed.set_footer(text=f"Job {job.id}")
-        return Outcome(f"{mention} your separation did not work out.", embed, [])
-
-    track = job.track or {}
-    stems: dict[str, str] = dict((job.result or {}).get("stems") or {})
-    title = escape_untrusted(str(track.get("title") or ""), TITLE_MAX) or source_text(job)
-    embed = discord.Embed(
-        title=title[:TITLE_MAX] or "Your stems",
-        description=f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready — "
-        "the links may expire within a day, download them soon.",
-        colour=COLOR_DONE,
-    )
-    cover = track.get("cover_url")
-    if isinstance(cover, str) and is_safe_link(cover):
-        embed.set_thumbnail(url=cover)
-    duration = format_duration(track.get("duration"))
-    if duration:
-        embed.add_field(name="Duration", value=duration, inline=True)
-    buttons: list[tuple[str, str]] = []
-    extra: list[str] = []
-    for name, url in stems.items():
-        if is_safe_link(url) and len(buttons) < BUTTONS_MAX:
-            buttons.append((stem_label(name), url))
-        else:
-            # The name comes from Vidgo: escaped, so it cannot bring its own markdown.
-            extra.append(f"[{escape_untrusted(stem_label(name), 80)}](<{url}>)")
-    # Stems beyond the buttons go into fields, whole links only, each field within its limit.
-    for value in pack_lines(extra, FIELD_VALUE_MAX):
-        if len(embed.fields) >= FIELDS_MAX - 1:
-            break
-        embed.add_field(name="More stems", value=value, inline=False)
-    embed.set_footer(text=f"Job {job.id}")
-    return Outcome(f"{mention} your stems are ready.", embed, buttons)
 
 
 # --- job lists (/jobs) ----------------------------------------------------------------------
@@ -475,9 +393,9 @@ def job_list_embed(
     return embed
 
 
-def job_detail_embed(job: JobRecord) -> discord.Embed:
+def job_detail_embed(job: JobRecord, words: KindWords) -> discord.Embed:
     """``/jobs status``: the status embed, with who asked, when, and the result link."""
-    embed = status_embed(job)
+    embed = status_embed(job, words)
     embed.add_field(name="Requested by", value=f"<@{job.requester_id}>", inline=True)
     embed.add_field(name="Asked", value=f"<t:{int(job.created_at)}:R>", inline=True)
     link = result_link(job)

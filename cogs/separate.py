@@ -1,24 +1,24 @@
-"""``/separate``: one command, exactly one source, answered within Discord's 3 seconds.
+"""``/separate`` and the separation kind's view: stems of a song, in one message.
 
 Input mistakes are found before anything is sent anywhere and answered privately
-(ephemeral) with how to fix them. A valid request is deferred publicly at once, recorded by the
-engine, and the deferred answer becomes the job's status message.
-
-Everything after the source is validated is :func:`start_separation`, shared by ``/separate``
-and the "Separate vocals" message menu (:mod:`cogs.separate_message`).
+(ephemeral) with how to fix them. A valid request goes through the server's channel and role
+rules, is deferred publicly at once, recorded by the engine, and the deferred answer becomes
+the job's status message (:meth:`cogs.desk.JobDesk.start_with_status`, shared with the
+"Separate vocals" message menu).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import SeparationRequest
+from bot.jobs import ErrorKind
+from bot.policy import Policies
+from bot.separation import NO_STEMS, SEPARATION, separation_request
 from bot.sources import (
     Source,
     SourceError,
@@ -28,11 +28,30 @@ from bot.sources import (
     source_from_ids,
     source_from_link,
 )
-from cogs.gate import admission_gate, refuse_after_defer
-from storage.records import LimitReached
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
+from cogs.desk import JobDesk
+from cogs.gate import admission_gate
+from cogs.render import (
+    BUTTONS_MAX,
+    COLOR_DONE,
+    COLOR_FAILED,
+    DESCRIPTION_MAX,
+    FIELD_VALUE_MAX,
+    FIELDS_MAX,
+    TITLE_MAX,
+    KindWords,
+    Outcome,
+    common_failure_sentence,
+    escape_untrusted,
+    format_duration,
+    is_safe_link,
+    pack_lines,
+    source_text,
+    stem_label,
+    stems_asked,
+)
+from cogs.views import KindView
+from storage.jobstate import JobState
+from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +102,106 @@ def choose_source(
     return source_from_attachment(file.url, file.filename, file.content_type, file.size, max_bytes)
 
 
+class SeparationView(KindView):
+    """How a separation looks in Discord: its status words, its stems message, its failures."""
+
+    kind = SEPARATION
+    words = KindWords(
+        title="Stem separation",
+        working="Separating…",
+        result="the stems are",
+        cached="Already separated",
+        posted="These stems were",
+    )
+
+    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+        """The stems asked for, on the status message."""
+        return [("Stems", stems_asked(job))]
+
+    def failure_sentence(self, job: JobRecord) -> str:
+        """One sentence a member can act on, per failure kind."""
+        kind = job.error_kind
+        if kind == ErrorKind.DUPLICATE:
+            return (
+                "This track was already separated on Vidgo (each song can be split only once), "
+                "and Stemcord has no copy of that result. Try `stems` with the other choice, "
+                "or use the earlier result."
+            )
+        if kind == ErrorKind.VIDGO_FAILED:
+            reason = escape_untrusted(job.last_error or "no reason given", 900)
+            return f"Vidgo could not separate this song: {reason}"
+        if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
+            return (
+                "Vidgo did not finish in time, so Stemcord stopped waiting. "
+                "Run `/separate` again later."
+            )
+        if kind == ErrorKind.INVALID:
+            reason = escape_untrusted(job.last_error or "", 500)
+            return f"Vidgo refused this input: {reason} Check the link or file and try again."
+        if kind == NO_STEMS:
+            return "Vidgo finished but returned no usable stem links. Try again later."
+        common = common_failure_sentence(job)
+        if common is not None:
+            return common
+        return escape_untrusted(job.last_error or "The separation failed.", 900)
+
+    def render(self, job: JobRecord) -> Outcome:
+        """A separation's message: the stems, or why there are none."""
+        return render_separation(job, self.failure_sentence(job))
+
+
+def render_separation(job: JobRecord, failure: str) -> Outcome:
+    """A separation's message: the stems, or why there are none."""
+    mention = f"<@{job.requester_id}>"
+    if job.outcome is not JobState.SUCCEEDED:
+        embed = discord.Embed(
+            title="Separation failed" if job.outcome is JobState.FAILED else "Separation timed out",
+            description=failure[:DESCRIPTION_MAX],
+            colour=COLOR_FAILED,
+        )
+        embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
+        embed.set_footer(text=f"Job {job.id}")
+        return Outcome(f"{mention} your separation did not work out.", embed, [])
+
+    track = job.track or {}
+    stems: dict[str, str] = dict((job.result or {}).get("stems") or {})
+    title = escape_untrusted(str(track.get("title") or ""), TITLE_MAX) or source_text(job)
+    embed = discord.Embed(
+        title=title[:TITLE_MAX] or "Your stems",
+        description=f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready — "
+        "the links may expire within a day, download them soon.",
+        colour=COLOR_DONE,
+    )
+    cover = track.get("cover_url")
+    if isinstance(cover, str) and is_safe_link(cover):
+        embed.set_thumbnail(url=cover)
+    duration = format_duration(track.get("duration"))
+    if duration:
+        embed.add_field(name="Duration", value=duration, inline=True)
+    buttons: list[tuple[str, str]] = []
+    extra: list[str] = []
+    for name, url in stems.items():
+        if is_safe_link(url) and len(buttons) < BUTTONS_MAX:
+            buttons.append((stem_label(name), url))
+        else:
+            # The name comes from Vidgo: escaped, so it cannot bring its own markdown.
+            extra.append(f"[{escape_untrusted(stem_label(name), 80)}](<{url}>)")
+    # Stems beyond the buttons go into fields, whole links only, each field within its limit.
+    for value in pack_lines(extra, FIELD_VALUE_MAX):
+        if len(embed.fields) >= FIELDS_MAX - 1:
+            break
+        embed.add_field(name="More stems", value=value, inline=False)
+    embed.set_footer(text=f"Job {job.id}")
+    return Outcome(f"{mention} your stems are ready.", embed, buttons)
+
+
 class SeparateCog(commands.Cog):
     """The ``/separate`` command."""
 
-    def __init__(self, bot: StemcordBot) -> None:
-        self.bot = bot
+    def __init__(self, desk: JobDesk, policies: Policies, *, max_upload_mb: float) -> None:
+        self.desk = desk
+        self.policies = policies
+        self.max_upload_bytes = int(max_upload_mb * 1_048_576)
 
     @app_commands.command(name="separate", description="Split a song into karaoke stems")
     @app_commands.guild_only()
@@ -114,7 +228,6 @@ class SeparateCog(commands.Cog):
         stems: app_commands.Choice[str] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
-        settings = self.bot.settings
         info = (
             AttachmentInfo(file.url, file.filename, file.content_type, file.size)
             if file is not None
@@ -126,61 +239,36 @@ class SeparateCog(commands.Cog):
                 audio_id=audio_id,
                 link=link,
                 file=info,
-                max_bytes=int(settings.MAX_UPLOAD_MB * 1_048_576),
+                max_bytes=self.max_upload_bytes,
             )
         except SourceError as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
-        await start_separation(self.bot, interaction, source, choice)
+        await start_separation(self.desk, self.policies, interaction, source, choice)
 
 
 async def start_separation(
-    bot: StemcordBot, interaction: discord.Interaction, source: Source, choice: StemChoice
+    desk: JobDesk,
+    policies: Policies,
+    interaction: discord.Interaction,
+    source: Source,
+    choice: StemChoice,
 ) -> None:
-    """Apply the server's policy, then acknowledge, record and report a validated request.
+    """Apply the server's policy, then start a validated separation with a status message.
 
     Shared by ``/separate`` and the "Separate vocals" message menu, so both obey the same
-    channel, role and per-member rules. The status message is public.
+    channel, role and per-member rules.
     """
-    gate = await admission_gate(bot, interaction)
+    gate = await admission_gate(policies, interaction)
     if gate.refusal is not None:
         await interaction.response.send_message(gate.refusal, ephemeral=True)
         return
-    # Everything after this may be slow: acknowledge first (Discord allows 3 s).
-    await interaction.response.defer(thinking=True)
-    engine = bot.engine
-    delivery = bot.delivery
-    assert engine is not None and delivery is not None  # noqa: S101 - set before login
-    request = SeparationRequest(
-        source=source,
-        plan=plan_for(source, choice),
+    request = separation_request(
+        source,
+        plan_for(source, choice),
         requester_id=interaction.user.id,
         channel_id=interaction.channel_id or 0,
         guild_id=interaction.guild_id,
     )
-    try:
-        submitted = await engine.submit(request, policy=gate.policy)
-    except LimitReached as refused:  # lost a race the early check could not see
-        await refuse_after_defer(interaction, refused)
-        return
-    except Exception:
-        log.exception("could not record a separation request")
-        await interaction.edit_original_response(
-            content="Something went wrong while recording your request. "
-            "Nothing was sent to Vidgo; please try again in a minute."
-        )
-        return
-    job = submitted.job
-    delivery.remember_interaction(job.id, interaction, submitted.admission)
-    embed, view = await delivery.status_message(job, submitted.admission)
-    message = await interaction.edit_original_response(embed=embed, view=view)
-    fresh = await engine.attach_status_message(job.id, message.id)
-    if fresh.state is not job.state:
-        # The job moved while we were answering (a fast result): show where it is now.
-        await delivery.show_progress(fresh)
-
-
-async def setup(bot: StemcordBot) -> None:
-    """discord.py extension entry point."""
-    await bot.add_cog(SeparateCog(bot))
+    await desk.start_with_status(interaction, request, gate.policy)

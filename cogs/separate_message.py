@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.policy import Policies
 from bot.sources import (
     AUDIO_EXTENSIONS,
     Source,
@@ -30,10 +31,8 @@ from bot.sources import (
     source_from_attachment,
     source_from_link,
 )
+from cogs.desk import JobDesk
 from cogs.separate import AttachmentInfo, start_separation
-
-if TYPE_CHECKING:
-    from bot.app import StemcordBot
 
 MENU_NAME = "Separate vocals"
 _LINK = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -90,8 +89,18 @@ def source_from_message(
 class SeparateMessageCog(commands.Cog):
     """Adds the message menu to the command tree while loaded."""
 
-    def __init__(self, bot: StemcordBot) -> None:
-        self.bot = bot
+    def __init__(
+        self,
+        desk: JobDesk,
+        policies: Policies,
+        tree: app_commands.CommandTree[Any],
+        *,
+        max_upload_mb: float,
+    ) -> None:
+        self.desk = desk
+        self.policies = policies
+        self.tree = tree
+        self.max_upload_bytes = int(max_upload_mb * 1_048_576)
         # Servers only, like /separate (jobs, queues and moderators belong to a server).
         self.menu = app_commands.ContextMenu(
             name=MENU_NAME,
@@ -102,11 +111,11 @@ class SeparateMessageCog(commands.Cog):
 
     async def cog_load(self) -> None:
         """Register the menu (context menus cannot be declared inside a cog)."""
-        self.bot.tree.add_command(self.menu)
+        self.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
         """Take the menu out of the tree again."""
-        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def separate_message(
         self, interaction: discord.Interaction, message: discord.Message
@@ -119,14 +128,9 @@ class SeparateMessageCog(commands.Cog):
             source = source_from_message(
                 message.content,
                 attachments,
-                max_bytes=int(self.bot.settings.MAX_UPLOAD_MB * 1_048_576),
+                max_bytes=self.max_upload_bytes,
             )
         except SourceError as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await start_separation(self.bot, interaction, source, StemChoice.VOCALS)
-
-
-async def setup(bot: StemcordBot) -> None:
-    """discord.py extension entry point."""
-    await bot.add_cog(SeparateMessageCog(bot))
+        await start_separation(self.desk, self.policies, interaction, source, StemChoice.VOCALS)

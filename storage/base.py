@@ -63,6 +63,19 @@ UPDATABLE_COLUMNS = frozenset(
 )
 
 
+def is_redundant(new: NewJob, leader: JobRecord) -> bool:
+    """A request identical to ``leader`` that would post to the very same place.
+
+    A second press of one button (by anyone) would only repeat the reply the first press
+    already has coming: :meth:`JobStore.admit` records nothing for it.
+    """
+    return (
+        new.reply_to_message_id is not None
+        and new.reply_to_message_id == leader.reply_to_message_id
+        and new.channel_id == leader.channel_id
+    )
+
+
 class JobNotFound(LookupError):
     """No job has that id."""
 
@@ -112,7 +125,9 @@ class JobStore(ABC):
         * a cached result for ``new.source_key`` -> the job is stored ``succeeded`` with it
           (delivery due now);
         * an identical job in flight (same ``source_key``, no leader) -> stored as its follower
-          in ``submitted``, with nothing scheduled: the leader's outcome is copied to it;
+          in ``submitted``, with nothing scheduled: the leader's outcome is copied to it —
+          unless it would post to the very same message (:func:`is_redundant`): then nothing
+          is recorded and the leader is returned as ``dropped``;
         * otherwise -> stored ``accepted`` and leased to ``owner`` until ``submit_lease_until``
           (the caller submits it now; if the process dies, the lease is released and the job
           is taken up again).

@@ -53,7 +53,7 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost
+from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost, is_redundant
 from storage.jobstate import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -845,6 +845,8 @@ class PostgresJobStore(JobStore):
                 admission = Admission.CACHED
                 state, outcome, due_at, leased = JobState.SUCCEEDED, JobState.SUCCEEDED, now, False
                 leader = None
+            elif leader is not None and is_redundant(new, leader):
+                return AdmitResult(leader, Admission.DROPPED)
             elif leader is not None:
                 admission = Admission.JOINED
                 state, outcome, due_at, leased = JobState.SUBMITTED, None, None, False

@@ -27,6 +27,9 @@ class Admission(StrEnum):
     NEW = "new"  # a fresh job that must be submitted to Vidgo
     JOINED = "joined"  # follows an identical job already in flight
     CACHED = "cached"  # answered from the results cache; no Vidgo call
+    # Identical to a job in flight that will post to the same place (a second press of one
+    # button): nothing is recorded, the returned job is that one.
+    DROPPED = "dropped"
 
 
 @dataclass(frozen=True, slots=True)

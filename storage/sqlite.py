@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost
+from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost, is_redundant
 from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
 from storage.migrate import available_migrations, migrate
 from storage.records import (
@@ -356,6 +356,8 @@ class SqliteJobStore(JobStore):
                     (new.source_key,),
                 )
                 leader = found[0] if found else None
+            if leader is not None and is_redundant(new, leader):
+                return AdmitResult(leader, Admission.DROPPED)
             if cached is not None:
                 admission = Admission.CACHED
                 state, outcome, due_at, leased = JobState.SUCCEEDED, JobState.SUCCEEDED, now, 0

@@ -6,17 +6,25 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bot.delivery import DeliveryError
-from bot.engine import CallbackOutcome, EngineConfig, JobEngine, SeparationRequest, Submitted
+from bot.engine import CallbackOutcome, EngineConfig, JobEngine
+from bot.jobs import JobRequest, Submitted
+from bot.kinds import JobKind, UnusableResult
+from bot.lyrics import LyricsKind
+from bot.midi import MidiKind
+from bot.separation import SeparationKind, separation_request
 from bot.sources import StemChoice, plan_for, source_from_ids, source_from_link
 from bot.vidgo.client import VidgoClient
+from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
 from bot.webhook import CallbackServer
+from storage.base import JobStore
 from storage.jobstate import JobState
-from storage.records import JobRecord
-from storage.sqlite import SqliteJobStore
+from storage.records import JobRecord, SourceKind
+from tests.conftest import StoreBackend
 from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, FakeVidgo
 
 FAST = EngineConfig(
@@ -86,7 +94,7 @@ class Harness:
     """Everything a test needs; build with :func:`harness`."""
 
     vidgo: FakeVidgo
-    db_path: Path
+    backend: StoreBackend
     session: aiohttp.ClientSession
     delivery: RecordingDelivery = field(default_factory=RecordingDelivery)
     config: EngineConfig = FAST
@@ -95,10 +103,16 @@ class Harness:
     api_key: str = "test-vidgo-key"
     client_timeout: float = 2.0
     engine: JobEngine | None = None
-    store: SqliteJobStore | None = None
+    store: JobStore | None = None
     server: CallbackServer | None = None
     client: VidgoClient | None = None
     _sink: _LateSink = field(default_factory=_LateSink)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (SQLite-only tests)."""
+        assert self.backend.path is not None, "a SQLite-only test ran on another backend"
+        return self.backend.path
 
     @property
     def public_url(self) -> str:
@@ -106,14 +120,15 @@ class Harness:
         return f"http://127.0.0.1:{self.server.port}"
 
     async def start(self) -> JobEngine:
-        """Start (or restart) an engine on the same database file."""
+        """Start (or restart) an engine on the same database."""
         config = self.config
         if self.callbacks:
             if self.server is None:
                 self.server = CallbackServer(self._sink, host="127.0.0.1", port=0)
                 await self.server.start()
             config = replace(config, public_url=self.public_url)
-        self.store = SqliteJobStore(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
+        options = {"busy_timeout_ms": self.busy_timeout_ms} if self.backend.name == "sqlite" else {}
+        self.store = self.backend.new_store(**options)
         await self.store.open()
         self.client = VidgoClient(
             self.session,
@@ -126,7 +141,8 @@ class Harness:
             backoff_base=0.01,
             backoff_max=0.05,
         )
-        self.engine = JobEngine(self.store, self.client, self.delivery, config)
+        kinds = [SeparationKind(self.client), LyricsKind(self.client), MidiKind(self.client)]
+        self.engine = JobEngine(self.store, self.client, self.delivery, config, kinds=kinds)
         self._sink.engine = self.engine
         await self.engine.start()
         return self.engine
@@ -163,9 +179,9 @@ class Harness:
         assert self.engine is not None
         source, plan = source_plan
         return await self.engine.submit(
-            SeparationRequest(
-                source=source,  # type: ignore[arg-type]
-                plan=plan,  # type: ignore[arg-type]
+            separation_request(
+                source,  # type: ignore[arg-type]
+                plan,  # type: ignore[arg-type]
                 requester_id=requester,
                 channel_id=500,
                 guild_id=400,
@@ -187,3 +203,73 @@ class Harness:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"job {job_id} stayed {job.state}, wanted {states}")
             await asyncio.sleep(0.01)
+
+
+# --- a callback sink for listener tests ------------------------------------------------------
+
+KNOWN = "k" * 22
+DONE = "d" * 22
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
+        self.tokens.append(token)
+        if token == KNOWN:
+            return CallbackOutcome.ACCEPTED
+        if token == DONE:
+            return CallbackOutcome.IGNORED
+        return CallbackOutcome.UNKNOWN
+
+
+# --- a job kind of the tests' own ---------------------------------------------------------------
+
+
+class EchoKind(JobKind):
+    """Submits a real separation to the fake Vidgo, but keeps its own kind of result."""
+
+    NAME = "echo"
+
+    def __init__(self, client: VidgoClient, *, at_submit: bool = False, usable: bool = True):
+        self.client = client
+        self.at_submit = at_submit
+        self.usable = usable
+
+    async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
+        assert job.source_task_id and job.source_audio_id
+        return await self.client.submit_separation(
+            Model.SEPARATE_VOCALS,
+            task_id=job.source_task_id,
+            audio_id=job.source_audio_id,
+            callback_url=callback_url,
+        )
+
+    def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
+        if not self.usable:
+            raise UnusableResult("no_echo", "nothing to echo")
+        return {"echo": len(detail.files), "task": detail.task_id}
+
+    def result_at_submit(self, job: JobRecord, receipt: SubmitReceipt) -> dict[str, Any] | None:
+        return {"echo": "at once", "status": receipt.data.get("status")} if self.at_submit else None
+
+
+def echo_request(audio_index: int = 0) -> JobRequest:
+    audio_id = GENERATION_AUDIO_IDS[audio_index]
+    return JobRequest(
+        kind="echo",
+        model="echo",
+        source_kind=SourceKind.IDS,
+        source_key=f"echo:{GENERATION_TASK_ID}:{audio_id}",
+        requester_id=1,
+        channel_id=500,
+        guild_id=400,
+        source_task_id=GENERATION_TASK_ID,
+        source_audio_id=audio_id,
+    )
+
+
+async def with_kind(h: Harness, kind: EchoKind) -> None:
+    assert h.engine is not None
+    h.engine.kinds["echo"] = kind

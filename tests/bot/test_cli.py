@@ -20,10 +20,9 @@ from bot.instance_lock import InstanceLock
 from storage.jobstate import JobState
 from storage.migrate import available_migrations
 from storage.sqlite import SqliteJobStore
-from tests.bot.test_doctor import free_port, make_old_database
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.vidgo import FakeVidgo
-from tests.storage.test_sqlite_store import NOW, new_job
+from tests.helpers import NOW, free_port, make_old_database, new_job
 
 ROOT = Path(__file__).resolve().parents[2]
 LATEST = max(m.version for m in available_migrations())

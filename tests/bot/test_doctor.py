@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,12 +34,7 @@ from storage.migrate import available_migrations
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.https_proxy import HttpsProxy
 from tests.fakes.vidgo import FakeVidgo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port, make_old_database
 
 
 @dataclass
@@ -363,24 +357,6 @@ async def test_progress_hears_each_check_start_before_it_ends(env: Env) -> None:
     assert [("finished", r.name) for r in results] == [
         e for e in recorder.events if e[0] == "finished"
     ]
-
-
-def make_old_database(path: Path, version: int) -> None:
-    """A database at schema ``version`` (as an older Stemcord left it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    for migration in available_migrations()[:version]:
-        conn.executescript(migration.sql)
-    conn.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)"
-    )
-    for migration in available_migrations()[:version]:
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES (?, ?, 0)", (migration.version, migration.name)
-        )
-    conn.commit()
-    conn.close()
 
 
 async def test_check_only_reads_a_database_a_running_bot_holds(env: Env) -> None:

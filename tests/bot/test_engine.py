@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import aiohttp
 
-from bot.engine import ErrorKind
+from bot.jobs import ErrorKind
 from storage.jobstate import JobState
 from storage.records import Admission
 from tests.bot.conftest import MakeHarness
@@ -104,8 +104,7 @@ async def test_unknown_token_gets_404_and_writes_nothing(
     ) as resp:
         assert resp.status == 404
     assert h.store is not None
-    async with h.store.conn.execute("SELECT SUM(callbacks) FROM jobs") as cur:
-        assert (await cur.fetchone()) == (0,)
+    assert sum(j.callbacks for j in await h.store.list_jobs()) == 0
 
 
 async def test_tampered_callback_never_reaches_delivery(h: Harness, vidgo: FakeVidgo) -> None:
@@ -206,7 +205,7 @@ async def test_conflict_from_vidgo_is_already_separated(h: Harness, vidgo: FakeV
     await vidgo.finish(job.vidgo_task_id or "")
     await h.wait_state(job.id, JobState.DELIVERED)
     assert h.store is not None
-    await h.store.conn.execute("DELETE FROM results_cache")
+    await h.store.prune_cache(float("inf"))  # the cache forgets every result
     again = (await h.separate_ids(requester=2)).job
     assert again.outcome is JobState.FAILED
     assert again.error_kind == ErrorKind.DUPLICATE
@@ -220,7 +219,7 @@ async def test_conflict_with_a_cached_result_delivers_it(h: Harness, vidgo: Fake
     assert h.store is not None and h.client is not None
     cached = await h.store.cache_get(first.source_key)
     assert cached is not None
-    await h.store.conn.execute("DELETE FROM results_cache")
+    await h.store.prune_cache(float("inf"))  # the cache forgets every result
     store, client = h.store, h.client
     real_submit = client.submit_separation
 

@@ -17,16 +17,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.engine import ErrorKind, callback_token
+from bot.engine import callback_token
 from bot.instances import dead_instances, machine_name
+from bot.jobs import ErrorKind
 from bot.kinds import JobKind
 from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus
 from storage.base import LeaseLost
 from storage.jobstate import JobState
 from storage.records import InstanceInfo, JobRecord
 from tests.bot.conftest import MakeHarness
-from tests.bot.engine_harness import FAST, Harness
-from tests.bot.test_kinds import EchoKind, echo_request, with_kind
+from tests.bot.engine_harness import FAST, EchoKind, Harness, echo_request, with_kind
 from tests.fakes.vidgo import FakeVidgo
 
 SUBMIT = "/api/generate/submit"
@@ -283,7 +283,7 @@ async def test_a_flood_of_callbacks_costs_at_most_one_detail_read_per_gap(
 
 
 async def second_engine(h: Harness, **options: Any) -> Harness:
-    other = Harness(vidgo=h.vidgo, db_path=h.db_path, session=h.session, callbacks=False, **options)
+    other = Harness(vidgo=h.vidgo, backend=h.backend, session=h.session, callbacks=False, **options)
     await other.start()
     return other
 

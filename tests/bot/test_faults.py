@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.engine import ErrorKind
+from bot.jobs import ErrorKind
 from storage.jobstate import JobState
 from tests.bot.conftest import MakeHarness
 from tests.bot.engine_harness import FAST, Harness
@@ -137,8 +137,10 @@ async def test_vidgo_down_for_good_fails_the_job_explicitly(
     assert vidgo.submit_count == 3 * 3
 
 
-async def test_database_busy_for_a_moment(make_harness: MakeHarness, vidgo: FakeVidgo) -> None:
-    h = await make_harness()
+async def test_database_busy_for_a_moment(
+    make_sqlite_harness: MakeHarness, vidgo: FakeVidgo
+) -> None:
+    h = await make_sqlite_harness()
     job = (await h.separate_ids()).job
     other = sqlite3.connect(h.db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
@@ -152,9 +154,9 @@ async def test_database_busy_for_a_moment(make_harness: MakeHarness, vidgo: Fake
 
 
 async def test_database_locked_longer_than_busy_timeout_recovers(
-    make_harness: MakeHarness, vidgo: FakeVidgo
+    make_sqlite_harness: MakeHarness, vidgo: FakeVidgo
 ) -> None:
-    h = await make_harness(busy_timeout_ms=50, config=replace(FAST, work_lease=0.5))
+    h = await make_sqlite_harness(busy_timeout_ms=50, config=replace(FAST, work_lease=0.5))
     job = (await h.separate_ids()).job
     other = sqlite3.connect(h.db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")

@@ -4,60 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import JobRequest
-from bot.kinds import JobKind, UnusableResult
-from bot.vidgo.client import VidgoClient
-from bot.vidgo.results import Model, SubmitReceipt, TaskDetail
+from bot.vidgo.results import TaskDetail
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord, SourceKind
-from tests.bot.engine_harness import Harness
-from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, FakeVidgo
-
-
-class EchoKind(JobKind):
-    """Submits a real separation to the fake Vidgo, but keeps its own kind of result."""
-
-    def __init__(self, client: VidgoClient, *, at_submit: bool = False, usable: bool = True):
-        self.client = client
-        self.at_submit = at_submit
-        self.usable = usable
-
-    async def submit(self, job: JobRecord, callback_url: str | None) -> SubmitReceipt:
-        assert job.source_task_id and job.source_audio_id
-        return await self.client.submit_separation(
-            Model.SEPARATE_VOCALS,
-            task_id=job.source_task_id,
-            audio_id=job.source_audio_id,
-            callback_url=callback_url,
-        )
-
-    def result_of(self, job: JobRecord, detail: TaskDetail) -> dict[str, Any]:
-        if not self.usable:
-            raise UnusableResult("no_echo", "nothing to echo")
-        return {"echo": len(detail.files), "task": detail.task_id}
-
-    def result_at_submit(self, job: JobRecord, receipt: SubmitReceipt) -> dict[str, Any] | None:
-        return {"echo": "at once", "status": receipt.data.get("status")} if self.at_submit else None
-
-
-def echo_request(audio_index: int = 0) -> JobRequest:
-    audio_id = GENERATION_AUDIO_IDS[audio_index]
-    return JobRequest(
-        kind="echo",
-        model="echo",
-        source_kind=SourceKind.IDS,
-        source_key=f"echo:{GENERATION_TASK_ID}:{audio_id}",
-        requester_id=1,
-        channel_id=500,
-        guild_id=400,
-        source_task_id=GENERATION_TASK_ID,
-        source_audio_id=audio_id,
-    )
-
-
-async def with_kind(h: Harness, kind: EchoKind) -> None:
-    assert h.engine is not None
-    h.engine.kinds["echo"] = kind
+from storage.records import Admission, JobRecord
+from tests.bot.engine_harness import EchoKind, Harness, echo_request, with_kind
+from tests.fakes.vidgo import FakeVidgo
 
 
 async def test_a_kind_parses_its_own_finished_task(h: Harness, vidgo: FakeVidgo) -> None:
@@ -118,8 +69,8 @@ async def test_a_job_of_a_kind_that_is_not_enabled_fails_clearly(h: Harness) -> 
 
 
 def test_the_separation_kinds_error_is_the_engines_no_stems() -> None:
-    from bot.engine import ErrorKind
-    from bot.kinds import NO_STEMS
+    from bot.jobs import ErrorKind
+    from bot.separation import NO_STEMS
 
     assert ErrorKind(NO_STEMS) is ErrorKind.NO_STEMS
 

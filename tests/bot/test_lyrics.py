@@ -36,6 +36,7 @@ from bot.vidgo.results import (
     parse_lyrics_submit,
 )
 from tests.fakes.vidgo import LYRICS_WORDS, fake_lyrics
+from tests.helpers import job
 
 SUNG = ["Lights", "on", "the", "water", "Shine", "on", "me"]
 SUNG += ["Harbour", "lights,", "(ooh)", "guide", "me", "home"]
@@ -370,13 +371,15 @@ def test_a_result_in_the_submit_reply_is_taken_at_once() -> None:
 async def test_the_kind_refuses_sources_that_are_not_vidgo_songs() -> None:
     from dataclasses import replace
 
-    from bot.vidgo.errors import VidgoInvalidRequest
+    from bot.jobs import ErrorKind
+    from bot.kinds import Unsubmittable
     from storage.records import SourceKind
-    from tests.cogs.test_render import job
 
+    # A local condition: it fails the job as invalid without pretending Vidgo said so.
     upload = replace(job(), source_kind=SourceKind.URL, source_task_id=None)
-    with pytest.raises(VidgoInvalidRequest):
+    with pytest.raises(Unsubmittable) as refused:
         await kind().submit(upload, None)
+    assert refused.value.error_kind == ErrorKind.INVALID
 
 
 def test_stored_lyrics_with_damaged_entries_are_read_leniently() -> None:

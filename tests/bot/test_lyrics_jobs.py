@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.engine import Submitted
+from bot.jobs import Submitted
 from bot.lyrics import LYRICS, NO_VOCALS, Lyrics, LyricsKind, lyrics_request
 from storage.jobstate import JobState
 from storage.records import Admission
@@ -111,9 +111,26 @@ async def test_an_instrumental_fails_with_no_vocals(
     assert done.result is None
 
 
+async def test_a_second_press_of_the_same_button_records_nothing(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    # Both would reply to the same result message: the second is dropped, not joined.
+    first = await ask(h, requester=1)
+    second = await ask(h, requester=2)
+    assert (first.admission, second.admission) == (Admission.NEW, Admission.DROPPED)
+    assert second.job.id == first.job.id
+    assert h.store is not None
+    assert [j.id for j in await h.store.list_jobs()] == [first.job.id]
+    await vidgo.finish(first.job.vidgo_task_id or "")
+    await h.wait_state(first.job.id, JobState.DELIVERED)
+    assert len(h.delivery.delivered) == 1
+
+
 async def test_duplicate_requests_cost_one_vidgo_call(h: Harness, vidgo: FakeVidgo) -> None:
     enable(h)
-    first, second = await asyncio.gather(ask(h, requester=1), ask(h, requester=2))
+    first, second = await asyncio.gather(
+        ask(h, requester=1, reply_to=7001), ask(h, requester=2, reply_to=7002)
+    )
     admissions = {first.admission, second.admission}
     assert admissions == {Admission.NEW, Admission.JOINED}
     leader = first if first.admission is Admission.NEW else second

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,12 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import UNFINISHED_STATES, StemcordMetrics
 from bot.webhook import CallbackServer
+from storage.base import JobStore
 from storage.jobstate import FINAL_STATES, JobState
-from storage.sqlite import SqliteJobStore
 from tests.bot.conftest import MakeHarness
-from tests.bot.test_webhook import DONE, KNOWN, RecordingSink
+from tests.bot.engine_harness import DONE, KNOWN, RecordingSink
 from tests.fakes.vidgo import FakeVidgo
-from tests.storage.test_sqlite_store import NOW, new_job
+from tests.helpers import NOW, new_job
 
 
 def samples(metrics: StemcordMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -29,20 +27,12 @@ def samples(metrics: StemcordMetrics) -> dict[tuple[str, tuple[tuple[str, str], 
     return found
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    s = SqliteJobStore(tmp_path / "m.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
-
-
 def test_unfinished_means_not_final() -> None:
     assert set(JobState) == UNFINISHED_STATES | FINAL_STATES
     assert not UNFINISHED_STATES & FINAL_STATES
 
 
-async def test_job_gauges_come_from_the_store(store: SqliteJobStore) -> None:
+async def test_job_gauges_come_from_the_store(store: JobStore) -> None:
     metrics = StemcordMetrics(clock=lambda: NOW + 100)
     await store.admit(new_job("a", key="k1"), NOW - 50, submit_lease_until=NOW)
     await store.admit(new_job("b", key="k2"), NOW + 10, submit_lease_until=NOW)
@@ -59,7 +49,7 @@ async def test_job_gauges_come_from_the_store(store: SqliteJobStore) -> None:
     assert got[("stemcord_oldest_unfinished_job_age_seconds", ())] == 150
 
 
-async def test_oldest_age_is_zero_without_unfinished_jobs(store: SqliteJobStore) -> None:
+async def test_oldest_age_is_zero_without_unfinished_jobs(store: JobStore) -> None:
     metrics = StemcordMetrics()
     await metrics.refresh(store)
     assert samples(metrics)[("stemcord_oldest_unfinished_job_age_seconds", ())] == 0

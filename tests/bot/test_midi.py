@@ -28,8 +28,8 @@ from bot.midi import (
     parse_note,
 )
 from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus
-from tests.cogs.test_render import job
 from tests.fakes.vidgo import MIDI_INSTRUMENTS
+from tests.helpers import job
 
 DRAFT = {"state": "complete", "instruments": [dict(i) for i in MIDI_INSTRUMENTS]}
 

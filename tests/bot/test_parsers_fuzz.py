@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.kinds import SeparationKind, UnusableResult
+from bot.kinds import UnusableResult
 from bot.lyrics import LyricsKind, NoTiming, NoVocals, find_lyrics_payload, parse_lyrics
 from bot.midi import MidiKind, midi_bytes, midi_data_of, parse_midi_data
+from bot.separation import SeparationKind
 from bot.vidgo.errors import VidgoMalformedResponse
 from bot.vidgo.results import (
     callback_task_id,

@@ -9,7 +9,7 @@ import pytest
 from bot.progress import Progress, ProgressTracker
 from storage.base import JobStore
 from storage.jobstate import JobState
-from tests.cogs.test_render import job
+from tests.helpers import job
 
 CREATED = 1_800_000_000.0
 

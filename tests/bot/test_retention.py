@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.retention import DAY, RetentionPolicy, RetentionTask, prune_once
+from storage.base import JobStore
 from storage.records import CachedResult
 from storage.sqlite import SqliteJobStore
-from tests.storage.test_retention_store import delivered
-from tests.storage.test_sqlite_store import NOW, new_job
+from tests.helpers import NOW, delivered, new_job
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    s = SqliteJobStore(tmp_path / "r.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
-
-
-async def seed(store: SqliteJobStore) -> None:
+async def seed(store: JobStore) -> None:
     await delivered(store, "old", NOW - 31 * DAY)
     await delivered(store, "new", NOW - 29 * DAY)
     await store.admit(new_job("open", key="k-open"), NOW - 365 * DAY, submit_lease_until=NOW)
@@ -47,7 +38,7 @@ class Recorder:
 
 
 async def test_default_policy_keeps_30_days_of_jobs_and_90_of_cache(
-    store: SqliteJobStore,
+    store: JobStore,
 ) -> None:
     await seed(store)
     report = await prune_once(store, RetentionPolicy(), NOW)
@@ -57,14 +48,14 @@ async def test_default_policy_keeps_30_days_of_jobs_and_90_of_cache(
     assert await store.cache_get("c-old") is None and await store.cache_get("c-new") is not None
 
 
-async def test_zero_days_keeps_forever(store: SqliteJobStore) -> None:
+async def test_zero_days_keeps_forever(store: JobStore) -> None:
     await seed(store)
     report = await prune_once(store, RetentionPolicy(jobs_days=0, cache_days=0), NOW)
     assert (report.jobs, report.cache) == (0, 0)
     assert await store.get("old") is not None and await store.cache_get("c-old") is not None
 
 
-async def test_task_runs_at_start_and_then_on_its_interval(store: SqliteJobStore) -> None:
+async def test_task_runs_at_start_and_then_on_its_interval(store: JobStore) -> None:
     await seed(store)
     recorder = Recorder(runs_wanted=3)
     task = RetentionTask(

@@ -11,25 +11,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.engine import CallbackOutcome
 from bot.listener import ListenerLimits
 from bot.webhook import CallbackServer
-
-KNOWN = "k" * 22
-DONE = "d" * 22
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-
-    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
-        self.tokens.append(token)
-        if token == KNOWN:
-            return CallbackOutcome.ACCEPTED
-        if token == DONE:
-            return CallbackOutcome.IGNORED
-        return CallbackOutcome.UNKNOWN
+from tests.bot.engine_harness import DONE, KNOWN, RecordingSink
 
 
 @pytest.fixture

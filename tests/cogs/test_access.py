@@ -7,25 +7,8 @@ from unittest import mock
 import discord
 
 from bot.policy import GuildPolicy
-from cogs.access import is_moderator, is_server_manager, job_visible_in, may_control
-from tests.cogs.test_render import job
-
-
-def member(
-    *,
-    perms: discord.Permissions | None = None,
-    roles: tuple[int, ...] = (),
-    user_id: int = 1,
-    in_channel: discord.Permissions | None = None,
-) -> mock.Mock:
-    """A member with server-wide ``perms``; ``in_channel`` is what the interaction resolved
-    for the channel of the press (server-wide plus that channel's overwrites)."""
-    m = mock.Mock(spec_set=discord.Member)
-    m.id = user_id
-    m.guild_permissions = perms or discord.Permissions.none()
-    m.resolved_permissions = in_channel or m.guild_permissions
-    m.roles = [mock.Mock(spec_set=discord.Role, id=r) for r in roles]
-    return m
+from cogs.access import is_moderator, is_server_manager, job_visible_to, may_control
+from tests.helpers import job, member
 
 
 def test_manage_messages_server_wide_makes_a_moderator() -> None:
@@ -83,9 +66,10 @@ def test_requester_or_moderator_may_control_a_job() -> None:
     assert may_control(moderator, record, GuildPolicy())
 
 
-def test_a_job_is_visible_only_in_its_own_server() -> None:
-    record = job()  # guild 9
-    assert job_visible_in(record, 9)
-    assert not job_visible_in(record, 10)
-    assert not job_visible_in(record, None)
-    assert not job_visible_in(None, 9)
+def test_a_job_is_visible_only_in_its_own_server_or_to_its_requester_in_dms() -> None:
+    record = job()  # guild 9, requester 42
+    assert job_visible_to(record, 9, 1)
+    assert not job_visible_to(record, 10, 42)  # another server, even for the requester
+    assert job_visible_to(record, None, 42)  # the requester's DMs (a result sent there)
+    assert not job_visible_to(record, None, 1)  # someone else's DMs
+    assert not job_visible_to(None, 9, 42)

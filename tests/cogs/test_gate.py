@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from unittest import mock
 
 import discord
@@ -16,24 +17,8 @@ from cogs.gate import (
     refuse_after_defer,
     rule_refusal,
 )
-from storage.records import AdmissionLimits, LimitReached, LimitRule
-from tests.cogs.test_access import member
-from tests.cogs.test_render import job
-
-
-def interaction(
-    *, channel_id: int = 7, parent_id: int | None = None, user: mock.Mock | None = None
-) -> mock.Mock:
-    inter = mock.Mock(spec_set=discord.Interaction)
-    inter.channel_id = channel_id
-    inter.channel = mock.Mock(spec_set=discord.Thread, parent_id=parent_id)
-    inter.guild_id = 9
-    inter.user = user or member(perms=discord.Permissions.none())
-    inter.response = mock.Mock(spec_set=discord.InteractionResponse)
-    inter.delete_original_response = mock.AsyncMock()
-    inter.followup = mock.Mock(spec_set=discord.Webhook)
-    inter.followup.send = mock.AsyncMock()
-    return inter
+from storage.records import LimitReached, LimitRule
+from tests.helpers import interaction, job, member
 
 
 @pytest.mark.parametrize(
@@ -85,26 +70,20 @@ def test_required_role_applies_to_members_but_not_moderators() -> None:
     assert rule_refusal(policy, interaction(user=moderator)) is None
 
 
-async def test_gate_asks_the_store_for_an_early_answer_on_the_limits() -> None:
-    bot = mock.Mock()
-    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={"daily_quota": 3})
-    bot.engine.store.limit_reached = mock.AsyncMock(
-        return_value=LimitReached(LimitRule.DAILY_QUOTA, 3, 100.0)
-    )
-    gate = await admission_gate(bot, interaction())
+async def test_gate_asks_for_an_early_answer_on_the_limits(policies: Any) -> None:
+    policies.get.return_value = GuildPolicy(daily_quota=3)
+    policies.early_refusal.return_value = LimitReached(LimitRule.DAILY_QUOTA, 3, 100.0)
+    gate = await admission_gate(policies, interaction())
     assert gate.policy.daily_quota == 3
     assert gate.refusal is not None and "Daily quota of 3" in gate.refusal
-    [call] = bot.engine.store.limit_reached.await_args_list
-    assert call.args[:3] == (9, 1, AdmissionLimits(max_unfinished=2, daily_quota=3))
+    policies.early_refusal.assert_awaited_once_with(9, 1, GuildPolicy(daily_quota=3))
 
 
-async def test_channel_refusal_needs_no_limit_check() -> None:
-    bot = mock.Mock()
-    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={"allowed_channel_ids": [5]})
-    bot.engine.store.limit_reached = mock.AsyncMock()
-    gate = await admission_gate(bot, interaction(channel_id=7))
+async def test_channel_refusal_needs_no_limit_check(policies: Any) -> None:
+    policies.get.return_value = GuildPolicy(allowed_channel_ids=(5,))
+    gate = await admission_gate(policies, interaction(channel_id=7))
     assert gate.refusal is not None and "<#5>" in gate.refusal
-    bot.engine.store.limit_reached.assert_not_awaited()
+    policies.early_refusal.assert_not_awaited()
 
 
 async def test_a_request_that_loses_the_race_is_refused_privately() -> None:
@@ -116,38 +95,6 @@ async def test_a_request_that_loses_the_race_is_refused_privately() -> None:
     inter.delete_original_response.assert_awaited_once()
     [call] = inter.followup.send.await_args_list
     assert call.kwargs == {"ephemeral": True} and "1 unfinished job" in call.args[0]
-
-
-async def test_separate_turns_a_limit_raised_at_admission_into_a_private_refusal() -> None:
-    from tests.cogs.test_separate import make_cog, make_interaction
-
-    cog, bot = make_cog()
-    bot.engine.submit.side_effect = LimitReached(LimitRule.COOLDOWN, 30, 1_800_000_030.0)
-    inter = make_interaction()
-    inter.channel = mock.Mock(spec_set=discord.TextChannel)
-    inter.delete_original_response = mock.AsyncMock()
-    inter.followup = mock.Mock(spec_set=discord.Webhook)
-    inter.followup.send = mock.AsyncMock()
-    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
-    inter.response.defer.assert_awaited_once()
-    inter.delete_original_response.assert_awaited_once()
-    [call] = inter.followup.send.await_args_list
-    assert call.args[0].startswith("Cooldown") and call.kwargs["ephemeral"] is True
-    bot.engine.attach_status_message.assert_not_awaited()
-
-
-async def test_separate_refuses_before_acknowledging_when_the_gate_says_no() -> None:
-    from tests.cogs.test_separate import make_cog, make_interaction
-
-    cog, bot = make_cog()
-    bot.engine.store.get_guild_settings.return_value = {"allowed_channel_ids": [1]}
-    inter = make_interaction()
-    inter.channel = mock.Mock(spec_set=discord.TextChannel)
-    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
-    [call] = inter.response.send_message.await_args_list
-    assert "<#1>" in call.args[0] and call.kwargs["ephemeral"] is True
-    inter.response.defer.assert_not_awaited()
-    bot.engine.submit.assert_not_awaited()
 
 
 def dm_press(user_id: int = 42) -> mock.Mock:

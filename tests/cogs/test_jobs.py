@@ -1,21 +1,23 @@
-"""/jobs and /karaoke fast layer: callbacks called directly against a real store, and rendering."""
+"""/jobs and /karaoke fast layer: callbacks called directly over a real store (each backend),
+with the engine an autospec mock that reads and cancels through that store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import discord
-import pytest
 
-from bot.balance import Balance
-from bot.policy import GuildPolicy, load_policy
+from bot.balance import Balance, BalanceCache
+from bot.engine import JobEngine
+from bot.policy import GuildPolicy, Policies, load_policy
+from bot.separation import SEPARATION
 from bot.vidgo.errors import VidgoTransientError
 from cogs.jobs import JobsCog, choice_for
 from cogs.karaoke import KaraokeCog, policy_embed
+from cogs.lyrics import LyricsView
+from cogs.midi import MidiView
 from cogs.pages import Pages, page_count
 from cogs.render import (
     EMBED_TOTAL_MAX,
@@ -26,28 +28,25 @@ from cogs.render import (
     job_list_embed,
     result_link,
     state_word,
+    status_embed,
 )
+from cogs.separate import SeparationView
+from cogs.views import KindViews
+from storage.base import JobStore
 from storage.jobstate import JobState
 from storage.records import NewJob, SourceKind
-from storage.sqlite import SqliteJobStore
-from tests.cogs.test_access import member
-from tests.cogs.test_render import job
+from tests.helpers import autospec, job, member
 
 NOW = 1_800_000_000.0
 GUILD = 9
+VIEWS = KindViews(
+    [SeparationView(), LyricsView(enhanced_lrc=False), MidiView(enabled=True)],
+    fallback=SEPARATION,
+)
+WORDS = SeparationView.words
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    s = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
-
-
-async def add_job(
-    store: SqliteJobStore, job_id: str, *, requester: int = 42, guild: int = GUILD
-) -> None:
+async def add_job(store: JobStore, job_id: str, *, requester: int = 42, guild: int = GUILD) -> None:
     new = NewJob(
         id=job_id,
         kind="separation",
@@ -64,19 +63,20 @@ async def add_job(
     await store.admit(new, NOW, submit_lease_until=NOW + 1e6)
 
 
-def make_bot(store: SqliteJobStore) -> mock.Mock:
-    bot = mock.Mock()
-    bot.engine.store = store
-    bot.engine.get_job = store.get
+def jobs_cog(store: JobStore) -> tuple[JobsCog, Any, Any]:
+    """The cog, its engine (reading and cancelling through ``store``) and its balance cache."""
+    engine = autospec(JobEngine)
+    engine.get_job.side_effect = store.get
+    engine.list_jobs.side_effect = store.list_jobs
 
     async def cancel(job_id: str) -> object:
         return await store.cancel(job_id, NOW + 5)
 
-    bot.engine.cancel = mock.AsyncMock(side_effect=cancel)
-    bot.engine.poll_now = mock.AsyncMock()
-    bot.delivery.show_progress = mock.AsyncMock()
-    bot.balance.get = mock.AsyncMock(return_value=Balance(17276, NOW))
-    return bot
+    engine.cancel.side_effect = cancel
+    engine.poll_now.return_value = None
+    balance = autospec(BalanceCache)
+    balance.get.return_value = Balance(17276, NOW)
+    return JobsCog(engine, Policies(store), balance, VIEWS), engine, balance
 
 
 def make_interaction(user: Any, guild_id: int = GUILD) -> mock.Mock:
@@ -100,10 +100,10 @@ MODERATOR = discord.Permissions(manage_messages=True)
 MANAGER = discord.Permissions(manage_guild=True)
 
 
-async def test_status_of_another_servers_job_is_not_found(store: SqliteJobStore) -> None:
+async def test_status_of_another_servers_job_is_not_found(store: JobStore) -> None:
     await add_job(store, "here000001")
     await add_job(store, "there00001", guild=10)
-    cog = JobsCog(make_bot(store))
+    cog, _, _ = jobs_cog(store)
     inter = make_interaction(member(user_id=42, perms=PLAIN))
     await cog.status.callback(cog, inter, job="there00001")
     text, kwargs = sent(inter)
@@ -114,51 +114,48 @@ async def test_status_of_another_servers_job_is_not_found(store: SqliteJobStore)
     assert kwargs["embed"].footer.text == "Job here000001" and kwargs["ephemeral"]
 
 
-async def test_cancel_checks_requester_or_moderator(store: SqliteJobStore) -> None:
+async def test_cancel_checks_requester_or_moderator(store: JobStore) -> None:
     await add_job(store, "job0000001", requester=42)
-    bot = make_bot(store)
-    cog = JobsCog(bot)
+    cog, engine, _balance = jobs_cog(store)
     stranger = make_interaction(member(user_id=5, perms=PLAIN))
     await cog.cancel.callback(cog, stranger, job="job0000001")
     assert "Only the member who asked" in sent(stranger)[0]
-    bot.engine.cancel.assert_not_awaited()
+    engine.cancel.assert_not_awaited()
     moderator = make_interaction(member(user_id=5, perms=MODERATOR))
     await cog.cancel.callback(cog, moderator, job="job0000001")
     assert "Vidgo has no way to cancel" in sent(moderator)[0]
     assert (await store.get("job0000001")).state is JobState.CANCELLED  # type: ignore[union-attr]
-    bot.delivery.show_progress.assert_awaited_once()
+    engine.cancel.assert_awaited_once_with("job0000001")
     again = make_interaction(member(user_id=42, perms=PLAIN))
     await cog.cancel.callback(cog, again, job="job0000001")
     assert "already cancelled" in sent(again)[0]
 
 
-async def test_queue_and_retry_refuse_members(store: SqliteJobStore) -> None:
+async def test_queue_and_retry_refuse_members(store: JobStore) -> None:
     await add_job(store, "job0000001")
-    bot = make_bot(store)
-    cog = JobsCog(bot)
+    cog, engine, _balance = jobs_cog(store)
     for command in (cog.queue, cog.retry):
         inter = make_interaction(member(user_id=42, perms=PLAIN))
         kwargs = {"job": "job0000001"} if command is cog.retry else {}
         await command.callback(cog, inter, **kwargs)  # type: ignore[arg-type]
         assert "Only moderators" in sent(inter)[0]
-    bot.engine.poll_now.assert_not_awaited()
+    engine.poll_now.assert_not_awaited()
 
 
-async def test_retry_polls_unfinished_jobs_for_moderators(store: SqliteJobStore) -> None:
+async def test_retry_polls_unfinished_jobs_for_moderators(store: JobStore) -> None:
     await add_job(store, "job0000001")
-    bot = make_bot(store)
-    cog = JobsCog(bot)
+    cog, engine, _balance = jobs_cog(store)
     inter = make_interaction(member(user_id=5, perms=MODERATOR))
     await cog.retry.callback(cog, inter, job="job0000001")
     assert "Asking Vidgo" in sent(inter)[0]
-    bot.engine.poll_now.assert_awaited_once_with("job0000001")
+    engine.poll_now.assert_awaited_once_with("job0000001")
 
 
-async def test_queue_lists_unfinished_jobs_oldest_first(store: SqliteJobStore) -> None:
+async def test_queue_lists_unfinished_jobs_oldest_first(store: JobStore) -> None:
     for index in range(3):
         await add_job(store, f"job000000{index}", requester=40 + index)
     await store.cancel("job0000001", NOW)
-    cog = JobsCog(make_bot(store))
+    cog, _, _ = jobs_cog(store)
     inter = make_interaction(member(user_id=5, perms=MODERATOR))
     await cog.queue.callback(cog, inter)
     _, kwargs = sent(inter)
@@ -168,30 +165,29 @@ async def test_queue_lists_unfinished_jobs_oldest_first(store: SqliteJobStore) -
     assert "job0000001" not in embed.description and "by <@40>" in embed.description
 
 
-async def test_balance_needs_manage_server_and_reports_vidgo_errors(store: SqliteJobStore) -> None:
-    bot = make_bot(store)
-    cog = JobsCog(bot)
+async def test_balance_needs_manage_server_and_reports_vidgo_errors(store: JobStore) -> None:
+    cog, _engine, balance = jobs_cog(store)
     moderator = make_interaction(member(perms=MODERATOR))
     await cog.balance.callback(cog, moderator)
     assert "Manage Server" in sent(moderator)[0]
     manager = make_interaction(member(perms=MANAGER))
     await cog.balance.callback(cog, manager)
     assert "17,276" in manager.edit_original_response.await_args.kwargs["content"]
-    bot.balance.get.side_effect = VidgoTransientError("down")
+    balance.get.side_effect = VidgoTransientError("down")
     failing = make_interaction(member(perms=MANAGER))
     await cog.balance.callback(cog, failing)
     assert "try again" in failing.edit_original_response.await_args.kwargs["content"]
 
 
 async def test_autocomplete_offers_the_callers_recent_ids_in_this_server(
-    store: SqliteJobStore,
+    store: JobStore,
 ) -> None:
     for index in range(30):
         await add_job(store, f"a{index:09d}")
     await add_job(store, "b000000001")
     await add_job(store, "c000000001", requester=5)
     await add_job(store, "d000000001", guild=10)
-    cog = JobsCog(make_bot(store))
+    cog, _, _ = jobs_cog(store)
     inter = make_interaction(member(user_id=42, perms=PLAIN))
     choices = await cog.recent_job_ids(inter, "")
     assert len(choices) == 25
@@ -229,7 +225,7 @@ def test_lists_and_details_stay_inside_embed_limits() -> None:
         embed = job_list_embed("Queue", jobs, page, 3, with_requester=True, empty="-")
         assert len(embed) <= EMBED_TOTAL_MAX
     undeliverable = job(state=JobState.UNDELIVERABLE, last_error="e" * 5000)
-    assert len(job_detail_embed(undeliverable)) <= EMBED_TOTAL_MAX
+    assert len(job_detail_embed(undeliverable, WORDS)) <= EMBED_TOTAL_MAX
 
 
 def test_settings_embed_stays_inside_limits_with_many_channels() -> None:
@@ -239,8 +235,8 @@ def test_settings_embed_stays_inside_limits_with_many_channels() -> None:
     assert embed.fields[0].value is not None and embed.fields[0].value.endswith("…")
 
 
-async def test_karaoke_changes_need_manage_server_and_are_stored(store: SqliteJobStore) -> None:
-    cog = KaraokeCog(make_bot(store))
+async def test_karaoke_changes_need_manage_server_and_are_stored(store: JobStore) -> None:
+    cog = KaraokeCog(Policies(store))
     moderator = make_interaction(member(perms=MODERATOR))
     await cog.daily_quota.callback(cog, moderator, count=3)
     assert "Manage Server" in sent(moderator)[0]
@@ -260,30 +256,27 @@ def test_pages_disable_the_buttons_at_the_ends() -> None:
 
 
 async def test_cancel_and_retry_of_another_servers_job_are_not_found(
-    store: SqliteJobStore,
+    store: JobStore,
 ) -> None:
     await add_job(store, "there00001", guild=10)
-    bot = make_bot(store)
-    cog = JobsCog(bot)
+    cog, engine, _balance = jobs_cog(store)
     cancel = make_interaction(member(user_id=42, perms=MODERATOR))
     await cog.cancel.callback(cog, cancel, job="there00001")
     retry = make_interaction(member(user_id=42, perms=MODERATOR))
     await cog.retry.callback(cog, retry, job="there00001")
     assert sent(cancel)[0] == sent(retry)[0] == "No job `there00001` in this server."
-    bot.engine.cancel.assert_not_awaited()
-    bot.engine.poll_now.assert_not_awaited()
+    engine.cancel.assert_not_awaited()
+    engine.poll_now.assert_not_awaited()
 
 
 def test_status_points_at_the_result_channel_when_results_go_elsewhere() -> None:
-    from cogs.render import status_embed
-
     done = job(state=JobState.DELIVERED, result_channel_id=8)
-    assert "<#8>" in str(status_embed(done).to_dict())
-    assert "message below" in str(status_embed(job(state=JobState.DELIVERED)).to_dict())
+    assert "<#8>" in str(status_embed(done, WORDS).to_dict())
+    assert "message below" in str(status_embed(job(state=JobState.DELIVERED), WORDS).to_dict())
 
 
-async def test_channel_list_edits_are_made_from_the_stored_list(store: SqliteJobStore) -> None:
-    cog = KaraokeCog(make_bot(store))
+async def test_channel_list_edits_are_made_from_the_stored_list(store: JobStore) -> None:
+    cog = KaraokeCog(Policies(store))
     for channel_id in (1, 2, 2):
         await cog.allow_channel.callback(
             cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=channel_id)
@@ -297,12 +290,12 @@ async def test_channel_list_edits_are_made_from_the_stored_list(store: SqliteJob
     assert (await load_policy(store, GUILD)).allowed_channel_ids == ()
 
 
-async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: SqliteJobStore) -> None:
+async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: JobStore) -> None:
     await add_job(store, "mine000001", requester=42)
     await add_job(store, "them000001", requester=5)
     await add_job(store, "done000001", requester=42)
     await store.cancel("done000001", NOW)
-    cog = JobsCog(make_bot(store))
+    cog, _, _ = jobs_cog(store)
     plain = make_interaction(member(user_id=42, perms=PLAIN))
     assert [c.value for c in await cog.cancellable_job_ids(plain, "")] == ["mine000001"]
     assert await cog.retryable_job_ids(plain, "") == []

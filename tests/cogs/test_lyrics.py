@@ -1,4 +1,4 @@
-"""The lyrics message, the Lyrics button and /lyrics, called directly with mocks."""
+"""The lyrics kind's view, its button and /lyrics, called directly over autospec mocks."""
 
 from __future__ import annotations
 
@@ -14,29 +14,33 @@ import pytest
 from lrcparser import LrcParser
 from PIL import Image
 
-from bot.engine import JobRequest, Submitted
+from bot.jobs import JobRequest, Submitted
 from bot.lyrics import LYRICS, NO_VOCALS, LyricsKind
+from bot.policy import GuildPolicy
+from bot.progress import ProgressTracker
 from bot.sources import SourceError
 from bot.vidgo.results import TaskDetail, TaskStatus
 from bot.waveform import HEIGHT, WIDTH
-from cogs.buttons import MidiButton
 from cogs.delivery import DiscordDelivery
+from cogs.desk import JobDesk
 from cogs.lyrics import (
     LyricsButton,
     LyricsCog,
-    answer_for,
+    LyricsView,
     lrc_file_name,
     lyrics_source,
-    press_lyrics,
     press_problem,
     render_lyrics,
 )
-from cogs.render import render_outcome
+from cogs.midi import MidiView
+from cogs.views import KindViews
+from storage.base import JobStore
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
-from tests.cogs.test_render import MASS, job
+from tests.cogs.conftest import Press
 from tests.fakes.discord_rules import check_components, check_embeds
 from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, fake_lyrics
+from tests.helpers import MASS, interaction, job, private_answer
 
 SONG_LINK = f"https://storage.vidgo.ai/audio/{GENERATION_TASK_ID}/1764_x_tmp_audio_{GENERATION_AUDIO_IDS[0]}.mp3"
 
@@ -79,7 +83,7 @@ def as_payload(outcome: Any) -> dict[str, Any]:
 
 
 def test_a_lyrics_message_has_the_lrc_the_picture_and_a_preview() -> None:
-    outcome = render_outcome(lyrics_job())
+    outcome = LyricsView(enhanced_lrc=False).render(lyrics_job())
     assert outcome.reply_to == 9100
     assert "<@42>" in outcome.content
     names = [name for name, _ in outcome.files]
@@ -138,7 +142,7 @@ def test_an_instrumental_gets_a_clear_message_and_no_file() -> None:
         error_kind=NO_VOCALS,
         last_error="This track has no vocals, so there are no lyrics to time",
     )
-    outcome = render_outcome(failed)
+    outcome = LyricsView(enhanced_lrc=False).render(failed)
     assert outcome.files == []
     assert "no vocals" in str(outcome.embed.to_dict())
     assert outcome.reply_to == 9100
@@ -173,17 +177,22 @@ def test_file_names() -> None:
 # --- the button -------------------------------------------------------------------------------
 
 
-def test_the_button_is_on_results_of_vidgo_songs_only() -> None:
-    button = LyricsButton.offer(job())
+def delivery_of(views: KindViews) -> DiscordDelivery:
+    return DiscordDelivery(
+        mock.Mock(spec_set=discord.Client), views, ProgressTracker(mock.Mock(spec_set=JobStore))
+    )
+
+
+def test_the_button_is_on_results_of_vidgo_songs_only(views: KindViews) -> None:
+    view = LyricsView(enhanced_lrc=False)
+    button = view.offer(job())
     assert isinstance(button, LyricsButton)
     assert button.custom_id == "stemcord:lyrics:abcdefghjk"
-    assert LyricsButton.offer(job(source_kind=SourceKind.URL, source_task_id=None)) is None
-    assert LyricsButton.offer(job(outcome=JobState.FAILED)) is None
-    assert LyricsButton.offer(lyrics_job()) is None
+    assert view.offer(job(source_kind=SourceKind.URL, source_task_id=None)) is None
+    assert view.offer(job(outcome=JobState.FAILED)) is None
+    assert view.offer(lyrics_job()) is None
     # The separation's message carries it next to the stem links, within the rules.
-    delivery = DiscordDelivery(
-        mock.Mock(spec_set=discord.Client), result_items=[LyricsButton.offer]
-    )
+    delivery = delivery_of(views)
     outcome = delivery.render(job())
     ids = [
         c.get("custom_id") for row in as_payload(outcome)["components"] for c in row["components"]
@@ -216,99 +225,80 @@ def test_press_problems() -> None:
     assert "did not succeed" in (press_problem(job(outcome=JobState.FAILED), 9, 1) or "")
 
 
-def make_bot(submitted: Submitted, separation: JobRecord | None) -> mock.Mock:
-    bot = mock.Mock()
-    bot.settings.LYRICS_ENHANCED_LRC = True
-    bot.engine = mock.AsyncMock()
-    bot.engine.get_job.return_value = separation
-    bot.engine.posted_result.return_value = None
-    bot.engine.submit.return_value = submitted
-    # A server that never changed its settings: the defaults, no limit reached yet.
-    bot.engine.store.get_guild_settings = mock.AsyncMock(return_value={})
-    bot.engine.store.limit_reached = mock.AsyncMock(return_value=None)
-    return bot
+def lyrics_press(press: Press, separation: JobRecord | None) -> mock.Mock:
+    inter = press(separation, user_id=77)
+    inter.message = mock.Mock(spec_set=discord.Message, id=9100)
+    return inter
 
 
-def make_interaction() -> mock.Mock:
-    interaction = mock.Mock(spec_set=discord.Interaction)
-    interaction.response = mock.Mock(spec_set=discord.InteractionResponse)
-    interaction.response.send_message = mock.AsyncMock()
-    interaction.response.defer = mock.AsyncMock()
-    interaction.edit_original_response = mock.AsyncMock()
-    interaction.user = mock.Mock(id=77)
-    interaction.channel_id = 7
-    interaction.guild_id = 9
-    interaction.message = mock.Mock(id=9100)
-    return interaction
-
-
-def answer(interaction: mock.Mock) -> str:
-    return str(interaction.edit_original_response.await_args.kwargs["content"])
-
-
-async def test_a_press_submits_the_lyrics_of_the_source_track() -> None:
+async def test_a_press_submits_the_lyrics_of_the_source_track(press: Press, engine: Any) -> None:
     separation = job(result_message_id=9100)
-    bot = make_bot(
-        Submitted(lyrics_job(state=JobState.SUBMITTED, outcome=None), Admission.NEW), separation
+    engine.submit.return_value = Submitted(
+        lyrics_job(state=JobState.SUBMITTED, outcome=None), Admission.NEW
     )
-    interaction = make_interaction()
-    await press_lyrics(bot, interaction, separation.id)
-    interaction.response.defer.assert_awaited_once_with(ephemeral=True, thinking=True)
-    bot.engine.get_job.assert_awaited_once_with(separation.id)
-    request: JobRequest = bot.engine.submit.await_args.args[0]
+    inter = lyrics_press(press, separation)
+    await LyricsButton(separation.id).callback(inter)
+    inter.response.defer.assert_awaited_once_with(ephemeral=True, thinking=True)
+    engine.get_job.assert_awaited_once_with(separation.id)
+    request: JobRequest = engine.submit.await_args.args[0]
     assert request.kind == LYRICS and request.model == "get-timestamped-lyrics"
     assert (request.source_task_id, request.source_audio_id) == ("T", "A")
     assert request.source_key == "get-timestamped-lyrics:T:A"
     assert request.reply_to_message_id == 9100
     assert (request.requester_id, request.channel_id, request.guild_id) == (77, 7, 9)
     assert request.track == separation.track
-    assert request.options == {"enhanced_lrc": True}
-    assert "Working on the lyrics" in answer(interaction)
+    assert request.options == {"enhanced_lrc": False}
+    assert "Working on the lyrics" in private_answer(inter)
 
 
-async def test_a_press_on_an_unknown_result_submits_nothing() -> None:
-    bot = make_bot(Submitted(lyrics_job(), Admission.NEW), None)
-    interaction = make_interaction()
-    await press_lyrics(bot, interaction, "gone")
-    bot.engine.submit.assert_not_awaited()
-    assert "no longer knows" in answer(interaction)
+async def test_a_press_on_an_unknown_result_submits_nothing(press: Press, engine: Any) -> None:
+    inter = lyrics_press(press, None)
+    await LyricsButton("gone").callback(inter)
+    engine.submit.assert_not_awaited()
+    assert "no longer knows" in private_answer(inter)
 
 
-async def test_answers_by_admission() -> None:
-    engine = mock.AsyncMock()
-    cached = await answer_for(engine, Submitted(lyrics_job(), Admission.CACHED), "here")
-    assert "read before" in cached
+def test_answers_by_admission() -> None:
+    view = LyricsView(enhanced_lrc=False)
+    assert "read before" in view.admitted(Submitted(lyrics_job(), Admission.CACHED), "here")
     failed = lyrics_job(outcome=JobState.FAILED, state=JobState.FAILED)
-    assert "did not work" in await answer_for(engine, Submitted(failed, Admission.NEW), "here")
+    assert "did not work" in view.admitted(Submitted(failed, Admission.NEW), "here")
     at_once = lyrics_job(outcome=JobState.SUCCEEDED, state=JobState.SUCCEEDED)
-    assert "Done" in await answer_for(engine, Submitted(at_once, Admission.NEW), "here")
-
-
-async def test_a_second_press_for_the_same_message_is_not_posted_twice() -> None:
-    leader = lyrics_job(id="leader0001", state=JobState.RUNNING, outcome=None)
-    follower = lyrics_job(
-        id="follow0001", state=JobState.SUBMITTED, outcome=None, leader_id=leader.id
+    assert "Done" in view.admitted(Submitted(at_once, Admission.NEW), "here")
+    # A second press for the same message records nothing (the store drops it).
+    assert "already on their way" in view.admitted(
+        Submitted(lyrics_job(), Admission.DROPPED), "as a reply"
     )
-    engine = mock.AsyncMock()
-    engine.get_job.return_value = leader
-    text = await answer_for(engine, Submitted(follower, Admission.JOINED), "as a reply")
-    assert "already on their way" in text
-    engine.cancel.assert_awaited_once_with(follower.id)
-    # Joined from somewhere else (another channel): that requester gets their own message.
-    engine.cancel.reset_mock()
-    engine.get_job.return_value = replace(leader, channel_id=999)
-    text = await answer_for(engine, Submitted(follower, Admission.JOINED), "as a reply")
-    assert "to you too" in text
-    engine.cancel.assert_not_awaited()
+    # Joined from somewhere else (another message): that requester gets their own message.
+    assert "to you too" in view.admitted(Submitted(lyrics_job(), Admission.JOINED), "here")
 
 
-async def test_a_failing_store_is_answered_privately() -> None:
+async def test_a_failing_store_is_answered_privately(press: Press, engine: Any) -> None:
     separation = job(result_message_id=9100)
-    bot = make_bot(Submitted(lyrics_job(), Admission.NEW), separation)
-    bot.engine.submit.side_effect = RuntimeError("disk full")
-    interaction = make_interaction()
-    await press_lyrics(bot, interaction, separation.id)
-    assert "Something went wrong" in answer(interaction)
+    engine.submit.side_effect = RuntimeError("disk full")
+    inter = lyrics_press(press, separation)
+    await LyricsButton(separation.id).callback(inter)
+    assert "Something went wrong" in private_answer(inter)
+
+
+async def test_lyrics_already_posted_are_pointed_to_privately(press: Press, engine: Any) -> None:
+    posted = lyrics_job(state=JobState.DELIVERED, result_message_id=4242)
+    engine.posted_result.return_value = posted
+    inter = lyrics_press(press, job(result_message_id=9100))
+    await LyricsButton("abcdefghjk").callback(inter)
+    engine.submit.assert_not_awaited()
+    text = private_answer(inter)
+    assert "These lyrics were already posted" in text and text.endswith("/9/7/4242")
+
+
+async def test_a_press_by_a_member_without_the_required_role_is_refused(
+    press: Press, engine: Any, policies: Any
+) -> None:
+    policies.get.return_value = GuildPolicy(required_role_id=50)
+    inter = lyrics_press(press, job(result_message_id=9100))
+    await LyricsButton("abcdefghjk").callback(inter)
+    assert "<@&50>" in private_answer(inter)
+    engine.submit.assert_not_awaited()
 
 
 # --- /lyrics ---------------------------------------------------------------------------------
@@ -341,42 +331,47 @@ def test_lyrics_sources() -> None:
     assert (by_link.task_id, by_link.audio_id) == (GENERATION_TASK_ID, GENERATION_AUDIO_IDS[0])
 
 
-async def test_the_command_rejects_plain_links_privately() -> None:
-    bot = make_bot(Submitted(lyrics_job(), Admission.NEW), None)
-    cog = LyricsCog(bot)
-    interaction = make_interaction()
-    await cog.lyrics.callback(cog, interaction, link="https://cdn.example.org/song.mp3")  # type: ignore[arg-type]
-    args, kwargs = interaction.response.send_message.call_args
-    assert kwargs["ephemeral"] is True and "Vidgo song link" in args[0]
-    bot.engine.submit.assert_not_awaited()
+async def test_the_command_rejects_plain_links_privately(
+    desk: JobDesk, policies: Any, engine: Any
+) -> None:
+    cog = LyricsCog(desk, policies, enhanced_lrc=True)
+    inter = interaction()
+    await cog.lyrics.callback(cog, inter, link="https://cdn.example.org/song.mp3")  # type: ignore[arg-type]
+    assert "Vidgo song link" in private_answer(inter)
+    engine.submit.assert_not_awaited()
 
 
-async def test_the_command_submits_a_lyrics_job_for_the_channel() -> None:
-    bot = make_bot(
-        Submitted(lyrics_job(state=JobState.SUBMITTED, outcome=None), Admission.NEW), None
+async def test_the_command_submits_a_lyrics_job_for_the_channel(
+    desk: JobDesk, policies: Any, engine: Any
+) -> None:
+    engine.submit.return_value = Submitted(
+        lyrics_job(state=JobState.SUBMITTED, outcome=None), Admission.NEW
     )
-    cog = LyricsCog(bot)
-    interaction = make_interaction()
-    await cog.lyrics.callback(cog, interaction, link=SONG_LINK)  # type: ignore[arg-type]
-    interaction.response.defer.assert_awaited_once_with(ephemeral=True, thinking=True)
-    request: JobRequest = bot.engine.submit.await_args.args[0]
+    cog = LyricsCog(desk, policies, enhanced_lrc=True)
+    inter = interaction()
+    await cog.lyrics.callback(cog, inter, link=SONG_LINK)  # type: ignore[arg-type]
+    inter.response.defer.assert_awaited_once_with(ephemeral=True, thinking=True)
+    request: JobRequest = engine.submit.await_args.args[0]
     assert request.source_audio_id == GENERATION_AUDIO_IDS[0]
     assert request.reply_to_message_id is None and request.channel_id == 7
-    assert "in this channel" in answer(interaction)
+    assert request.options == {"enhanced_lrc": True}
+    assert "in this channel" in private_answer(inter)
 
 
 @pytest.mark.parametrize("count", [2, 5, 13, 30])
-def test_the_button_fits_next_to_any_number_of_stem_links(count: int) -> None:
+def test_the_button_fits_next_to_any_number_of_stem_links(count: int, views: KindViews) -> None:
     stems = {f"stem_{i}": f"https://storage.example/{i}.mp3" for i in range(count)}
-    client = mock.Mock(spec_set=discord.Client)
-    with_midi = DiscordDelivery(client, result_items=[LyricsButton.offer, MidiButton.offer])
+    with_midi = delivery_of(views)
     separated = job(result={"stems": stems, "vidgo_task_id": "task-sep-1"})
     both = as_payload(with_midi.render(separated))["components"]
     assert check_components(both) == []
     both_ids = [c.get("custom_id") for row in both for c in row["components"]]
     assert {"stemcord:lyrics:abcdefghjk", "stemcord:midi:abcdefghjk"} <= set(both_ids)
-    delivery = DiscordDelivery(client, result_items=[LyricsButton.offer])
-    outcome = delivery.render(job(result={"stems": stems}))
+    without_midi = KindViews(
+        [views.named("separation"), MidiView(enabled=False), views.named("lyrics")],
+        fallback="separation",
+    )
+    outcome = delivery_of(without_midi).render(job(result={"stems": stems}))
     components = as_payload(outcome)["components"]
     assert check_components(components) == []
     ids = [c.get("custom_id") for row in components for c in row["components"]]

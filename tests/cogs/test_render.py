@@ -1,8 +1,7 @@
-"""Rendering: escaping untrusted text and staying inside Discord's limits."""
+"""Rendering: escaping untrusted text, staying inside Discord's limits, each kind's words."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import discord
@@ -10,58 +9,36 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.engine import ErrorKind
+from bot.jobs import ErrorKind
+from bot.separation import SEPARATION
+from cogs.lyrics import LyricsView
+from cogs.midi import MidiView
 from cogs.render import (
     BUTTONS_MAX,
     EMBED_TOTAL_MAX,
+    Outcome,
     escape_untrusted,
-    failure_sentence,
-    render_outcome,
     status_embed,
 )
+from cogs.separate import SeparationView
+from cogs.views import KindView, KindViews
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord, SourceKind
+from storage.records import Admission, JobRecord
+from tests.helpers import MASS, job
 
-MASS = re.compile(r"@(everyone|here)|<@&?!?\d+>|<#\d+>")
+VIEWS = KindViews(
+    [SeparationView(), LyricsView(enhanced_lrc=False), MidiView(enabled=True)],
+    fallback=SEPARATION,
+)
 
 
-def job(**changes: object) -> JobRecord:
-    base = JobRecord(
-        id="abcdefghjk",
-        kind="separation",
-        source_kind=SourceKind.IDS,
-        source_key="k",
-        model="separate-vocals",
-        requester_id=42,
-        channel_id=7,
-        guild_id=9,
-        source_task_id="T",
-        source_audio_id="A",
-        source_url=None,
-        options={},
-        status_message_id=None,
-        reply_to_message_id=None,
-        vidgo_task_id="task",
-        leader_id=None,
-        state=JobState.SUCCEEDED,
-        outcome=JobState.SUCCEEDED,
-        attempts=1,
-        polls=1,
-        delivery_attempts=0,
-        due_at=None,
-        deadline_at=0.0,
-        last_error=None,
-        error_kind=None,
-        callback_token_hash=None,
-        callbacks=0,
-        result={"stems": {"vocals": "https://s/v.mp3", "instrumental": "https://s/i.mp3"}},
-        track={"title": "Song", "cover_url": "https://s/c.jpg", "duration": 184.3},
-        result_message_id=None,
-        created_at=1_800_000_000.0,
-        updated_at=1_800_000_000.0,
-        finished_at=None,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+def render_outcome(record: JobRecord) -> Outcome:
+    return VIEWS.of(record).render(record)
+
+
+def status(record: JobRecord, admission: Admission | None = None) -> discord.Embed:
+    view = VIEWS.of(record)
+    return status_embed(record, view.words, admission, details=view.status_details(record))
 
 
 @given(st.text(max_size=3000), st.integers(min_value=1, max_value=2000))
@@ -127,7 +104,7 @@ def test_result_mentions_only_the_requester_and_skips_unsafe_covers() -> None:
 )
 def test_failures_say_what_to_do(kind: ErrorKind, words: str) -> None:
     failed = job(outcome=JobState.FAILED, error_kind=kind.value, result=None)
-    assert words in failure_sentence(failed)
+    assert words in VIEWS.of(failed).failure_sentence(failed)
     assert words in (render_outcome(failed).embed.description or "")
 
 
@@ -145,36 +122,48 @@ def test_vidgo_error_message_is_escaped_and_truncated() -> None:
 
 def test_status_embed_reflects_state() -> None:
     running = job(state=JobState.RUNNING, outcome=None)
-    assert "Separating" in str(status_embed(running).to_dict())
-    cached = status_embed(job(), Admission.CACHED)
+    assert "Separating" in str(status(running).to_dict())
+    cached = status(job(), Admission.CACHED)
     assert "Already separated" in str(cached.to_dict())
-    joined = status_embed(job(state=JobState.SUBMITTED, outcome=None, leader_id="x"))
+    joined = status(job(state=JobState.SUBMITTED, outcome=None, leader_id="x"))
     assert "Joined" in str(joined.to_dict())
 
 
-def test_other_kinds_render_through_their_registered_renderer() -> None:
-    from cogs.render import OUTCOME_RENDERERS, Outcome
+def test_a_kind_renders_through_its_own_view_and_unknown_kinds_as_separations() -> None:
+    class EchoView(KindView):
+        kind = "echo"
+        words = SeparationView.words
 
-    def render_echo(j: JobRecord) -> Outcome:
-        return Outcome("echo", discord.Embed(title=j.id), [], files=[("a.txt", b"x")], reply_to=5)
+        def render(self, record: JobRecord) -> Outcome:
+            return Outcome(
+                "echo", discord.Embed(title=record.id), [], files=[("a.txt", b"x")], reply_to=5
+            )
 
-    OUTCOME_RENDERERS["echo"] = render_echo
-    try:
-        outcome = render_outcome(replace(job(), kind="echo"))
-        assert outcome.content == "echo"
-        assert outcome.reply_to == 5
-        # Each send gets new file objects, so a retried delivery can upload again.
-        first, second = outcome.discord_files(), outcome.discord_files()
-        assert first[0] is not second[0]
-        assert first[0].filename == "a.txt"
-        assert render_outcome(job()).content != "echo"
-    finally:
-        del OUTCOME_RENDERERS["echo"]
+        def failure_sentence(self, record: JobRecord) -> str:
+            return "no echo"
+
+    views = KindViews([SeparationView(), EchoView()], fallback=SEPARATION)
+    outcome = views.of(replace(job(), kind="echo")).render(replace(job(), kind="echo"))
+    assert outcome.content == "echo"
+    assert outcome.reply_to == 5
+    # Each send gets new file objects, so a retried delivery can upload again.
+    first, second = outcome.discord_files(), outcome.discord_files()
+    assert first[0] is not second[0]
+    assert first[0].filename == "a.txt"
+    # A kind nobody shows any more (a feature removed) is shown as a separation.
+    gone = replace(job(), kind="karaoke-video")
+    assert isinstance(views.of(gone), SeparationView)
+    assert views.of(job()).render(job()).content != "echo"
+
+
+def test_two_views_of_one_kind_or_a_missing_fallback_are_refused() -> None:
+    with pytest.raises(ValueError, match="fallback"):
+        KindViews([LyricsView(enhanced_lrc=False)], fallback=SEPARATION)
+    with pytest.raises(ValueError, match="same kind"):
+        KindViews([SeparationView(), SeparationView()], fallback=SEPARATION)
 
 
 def test_link_buttons_leave_room_for_interactive_items() -> None:
-    from cogs.render import Outcome
-
     item: discord.ui.Button[discord.ui.View] = discord.ui.Button(label="MIDI", custom_id="x")
     links = [(f"S{i}", f"https://example.org/{i}") for i in range(30)]
     view = Outcome("c", discord.Embed(), links, items=[item]).view()
@@ -201,10 +190,10 @@ def test_overflow_stems_are_whole_links_with_escaped_names() -> None:
 
 def test_status_of_lyrics_and_midi_jobs_speaks_of_their_own_result() -> None:
     lyrics = replace(job(), kind="lyrics", state=JobState.RUNNING)
-    embed = status_embed(lyrics)
+    embed = status(lyrics)
     assert embed.title == "Timed lyrics"
     assert "Stems" not in [f.name for f in embed.fields]
     assert "Timing the lyrics" in str(embed.to_dict())
     done = replace(job(), kind="midi", state=JobState.DELIVERED, outcome=JobState.SUCCEEDED)
-    assert "the MIDI file is in the message below" in str(status_embed(done).to_dict())
-    assert status_embed(job()).title == "Stem separation"
+    assert "the MIDI file is in the message below" in str(status(done).to_dict())
+    assert status(job()).title == "Stem separation"

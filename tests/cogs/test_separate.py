@@ -1,4 +1,4 @@
-"""/separate's fast layer: choosing the source, and the command callback with mocks."""
+"""/separate's fast layer: choosing the source, and the command over the real desk."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from unittest import mock
 import discord
 import pytest
 
-from bot.engine import SeparationRequest, Submitted
+from bot.jobs import JobRequest, Submitted
+from bot.policy import GuildPolicy
 from bot.sources import SourceError
-from bot.vidgo.results import Model
+from cogs.desk import JobDesk
 from cogs.separate import AttachmentInfo, SeparateCog, choose_source
-from storage.records import Admission, SourceKind
-from tests.cogs.test_render import job
+from storage.records import Admission, LimitReached, LimitRule, SourceKind
+from tests.helpers import interaction, job, private_answer
 
 
 @pytest.mark.parametrize(
@@ -55,53 +56,68 @@ def test_each_single_source_is_accepted() -> None:
     )
 
 
-def make_cog() -> tuple[SeparateCog, mock.Mock]:
-    bot = mock.Mock()
-    bot.settings.MAX_UPLOAD_MB = 10
-    bot.engine = mock.AsyncMock()
-    bot.engine.submit.return_value = Submitted(job(), Admission.NEW)
-    bot.engine.attach_status_message.return_value = job()
-    bot.engine.store.get_guild_settings.return_value = {}  # the default policy
-    bot.engine.store.limit_reached.return_value = None
-    bot.delivery = mock.Mock()
-    bot.delivery.show_progress = mock.AsyncMock()
-    bot.delivery.status_message = mock.AsyncMock(return_value=(discord.Embed(), None))
-    return SeparateCog(bot), bot
+@pytest.fixture
+def cog(desk: JobDesk, policies: Any, engine: Any) -> SeparateCog:
+    engine.submit.return_value = Submitted(job(), Admission.NEW)
+    engine.attach_status_message.return_value = job()
+    return SeparateCog(desk, policies, max_upload_mb=10)
 
 
-def make_interaction() -> mock.Mock:
-    interaction = mock.Mock(spec_set=discord.Interaction)
-    interaction.response = mock.Mock(spec_set=discord.InteractionResponse)
-    interaction.response.send_message = mock.AsyncMock()
-    interaction.response.defer = mock.AsyncMock()
-    interaction.edit_original_response = mock.AsyncMock(return_value=mock.Mock(id=555))
-    interaction.user = mock.Mock(id=42)
-    interaction.channel_id = 7
-    interaction.guild_id = 9
-    return interaction
+async def test_bad_input_is_ephemeral_and_nothing_is_submitted(
+    cog: SeparateCog, engine: Any
+) -> None:
+    inter = interaction()
+    await cog.separate.callback(cog, inter, task_id="T")
+    assert "audio_id" in private_answer(inter)
+    inter.response.defer.assert_not_awaited()
+    engine.submit.assert_not_awaited()
 
 
-async def test_bad_input_is_ephemeral_and_nothing_is_submitted() -> None:
-    cog, bot = make_cog()
-    interaction = make_interaction()
-    await cog.separate.callback(cog, interaction, task_id="T")
-    interaction.response.send_message.assert_awaited_once()
-    args, kwargs = interaction.response.send_message.call_args
-    assert kwargs["ephemeral"] is True and "audio_id" in args[0]
-    interaction.response.defer.assert_not_awaited()
-    bot.engine.submit.assert_not_awaited()
-
-
-async def test_valid_input_defers_then_submits_the_planned_job() -> None:
-    cog, bot = make_cog()
-    interaction = make_interaction()
+async def test_valid_input_defers_then_submits_the_planned_job(
+    cog: SeparateCog, engine: Any, delivery: Any
+) -> None:
+    inter = interaction()
+    inter.user = mock.Mock(spec_set=discord.Member, id=42, roles=[])
     stems = discord.app_commands.Choice(name="every stem", value="all")
-    await cog.separate.callback(cog, interaction, task_id=" T ", audio_id="A", stems=stems)
-    interaction.response.defer.assert_awaited_once_with(thinking=True)
-    [call] = bot.engine.submit.await_args_list
-    request: SeparationRequest = call.args[0]
-    assert request.plan.model is Model.STEM_SPLIT
-    assert request.source.task_id == "T"
+    await cog.separate.callback(cog, inter, task_id=" T ", audio_id="A", stems=stems)
+    inter.response.defer.assert_awaited_once_with(thinking=True)
+    [call] = engine.submit.await_args_list
+    request: JobRequest = call.args[0]
+    assert request.model == "stem-split"
+    assert request.source_task_id == "T"
     assert (request.requester_id, request.channel_id, request.guild_id) == (42, 7, 9)
-    interaction.edit_original_response.assert_awaited()
-    bot.engine.attach_status_message.assert_awaited_once_with(job().id, 555)
+    # The deferred answer became the job's status message.
+    delivery.remember_interaction.assert_called_once_with(job().id, inter, Admission.NEW)
+    inter.edit_original_response.assert_awaited()
+    engine.attach_status_message.assert_awaited_once_with(job().id, 555)
+
+
+async def test_a_limit_raised_at_admission_becomes_a_private_refusal(
+    cog: SeparateCog, engine: Any
+) -> None:
+    engine.submit.side_effect = LimitReached(LimitRule.COOLDOWN, 30, 1_800_000_030.0)
+    inter = interaction()
+    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
+    inter.response.defer.assert_awaited_once()
+    inter.delete_original_response.assert_awaited_once()
+    assert private_answer(inter).startswith("Cooldown")
+    engine.attach_status_message.assert_not_awaited()
+
+
+async def test_the_gate_refuses_before_acknowledging(
+    cog: SeparateCog, engine: Any, policies: Any
+) -> None:
+    policies.get.return_value = GuildPolicy(allowed_channel_ids=(1,))
+    inter = interaction()
+    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
+    assert "<#1>" in private_answer(inter)
+    inter.response.defer.assert_not_awaited()
+    engine.submit.assert_not_awaited()
+
+
+async def test_a_failure_to_record_says_nothing_was_sent(cog: SeparateCog, engine: Any) -> None:
+    engine.submit.side_effect = RuntimeError("disk full")
+    inter = interaction()
+    await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
+    content = inter.edit_original_response.await_args.kwargs["content"]
+    assert "Nothing was sent to Vidgo" in content

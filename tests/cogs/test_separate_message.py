@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
 from unittest import mock
 
 import discord
 import pytest
 
-from bot.sources import SourceError, StemChoice
+from bot.jobs import Submitted
+from bot.sources import SourceError
+from cogs.desk import JobDesk
 from cogs.separate import AttachmentInfo
 from cogs.separate_message import SeparateMessageCog, links_in, source_from_message
-from storage.records import SourceKind
+from storage.records import Admission, SourceKind
+from tests.helpers import interaction, job, private_answer
 
 SONG = (
     "https://storage.vidgo.ai/audio/8FDN1I7M7Q68DDG8/1764061200_k3v9qz1a_tmp7f2c_audio_"
@@ -64,10 +68,16 @@ def test_links_lose_wrapping_and_trailing_punctuation() -> None:
     ]
 
 
-def make_cog() -> tuple[SeparateMessageCog, mock.Mock]:
-    bot = mock.Mock()
-    bot.settings.MAX_UPLOAD_MB = 10
-    return SeparateMessageCog(bot), bot
+@pytest.fixture
+def tree() -> Any:
+    return mock.Mock(spec_set=discord.app_commands.CommandTree)
+
+
+@pytest.fixture
+def cog(desk: JobDesk, policies: Any, engine: Any, tree: Any) -> SeparateMessageCog:
+    engine.submit.return_value = Submitted(job(), Admission.NEW)
+    engine.attach_status_message.return_value = job()
+    return SeparateMessageCog(desk, policies, tree, max_upload_mb=10)
 
 
 def make_message(content: str, attachments: list[discord.Attachment]) -> mock.Mock:
@@ -86,36 +96,30 @@ def attachment(filename: str, content_type: str | None) -> mock.Mock:
     return found
 
 
-async def test_menu_starts_the_shared_separation_flow() -> None:
-    cog, bot = make_cog()
-    interaction = mock.Mock(spec_set=discord.Interaction)
-    with mock.patch("cogs.separate_message.start_separation", mock.AsyncMock()) as start:
-        await cog.separate_message(
-            interaction, make_message("", [attachment("a.ogg", "audio/ogg")])
-        )
-    [call] = start.await_args_list
-    assert call.args[0] is bot and call.args[1] is interaction
-    assert call.args[2].filename == "a.ogg" and call.args[3] is StemChoice.VOCALS
+async def test_menu_starts_the_shared_separation_flow(cog: SeparateMessageCog, engine: Any) -> None:
+    inter = interaction()
+    await cog.separate_message(inter, make_message("", [attachment("a.ogg", "audio/ogg")]))
+    # The same path as /separate: a public status message, the default stems.
+    inter.response.defer.assert_awaited_once_with(thinking=True)
+    [call] = engine.submit.await_args_list
+    request = call.args[0]
+    assert request.source_kind is SourceKind.ATTACHMENT
+    assert request.options.get("title") == "a.ogg" or request.source_url.endswith("a.ogg")
+    assert request.model == "upload-and-separate-vocals"
 
 
-async def test_menu_without_audio_answers_privately() -> None:
-    cog, _ = make_cog()
-    interaction = mock.Mock(spec_set=discord.Interaction)
-    interaction.response = mock.Mock(spec_set=discord.InteractionResponse)
-    interaction.response.send_message = mock.AsyncMock()
-    with mock.patch("cogs.separate_message.start_separation", mock.AsyncMock()) as start:
-        await cog.separate_message(
-            interaction, make_message("hello", [attachment("x.txt", "text/plain")])
-        )
-    start.assert_not_awaited()
-    args, kwargs = interaction.response.send_message.call_args
-    assert kwargs["ephemeral"] is True and "no audio" in args[0]
+async def test_menu_without_audio_answers_privately(cog: SeparateMessageCog, engine: Any) -> None:
+    inter = interaction()
+    await cog.separate_message(inter, make_message("hello", [attachment("x.txt", "text/plain")]))
+    engine.submit.assert_not_awaited()
+    assert "no audio" in private_answer(inter)
 
 
-async def test_menu_is_added_to_and_removed_from_the_tree() -> None:
-    cog, bot = make_cog()
+async def test_menu_is_added_to_and_removed_from_the_tree(
+    cog: SeparateMessageCog, tree: Any
+) -> None:
     await cog.cog_load()
-    bot.tree.add_command.assert_called_once_with(cog.menu)
+    tree.add_command.assert_called_once_with(cog.menu)
     assert cog.menu.name == "Separate vocals"
     payload = cog.menu.to_dict(
         discord.app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
@@ -123,6 +127,6 @@ async def test_menu_is_added_to_and_removed_from_the_tree() -> None:
     assert payload["type"] == 3 and payload["dm_permission"] is False
     assert payload["contexts"] == [0]  # servers only
     await cog.cog_unload()
-    bot.tree.remove_command.assert_called_once_with(
+    tree.remove_command.assert_called_once_with(
         "Separate vocals", type=discord.AppCommandType.message
     )

@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from bot.policy import GuildPolicy, save_policy
+from storage.jobstate import JobState
+from storage.records import JobRecord
 from storage.sqlite import SqliteJobStore
 from tests.e2e.conftest import World
 from tests.fakes.discord_models import (
@@ -15,6 +17,7 @@ from tests.fakes.discord_models import (
     FakeInteraction,
     FakeMessage,
 )
+from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID
 
 MEMBER = str(MEMBER_PERMISSIONS)
 MODERATOR = str(MEMBER_PERMISSIONS | MANAGE_MESSAGES)
@@ -92,3 +95,63 @@ async def set_policy(world: World, policy: GuildPolicy) -> None:
         await save_policy(store, world.guild.id, policy, time.time())
     finally:
         await store.close()
+
+
+# --- separations and the Lyrics button -------------------------------------------------------
+
+
+def lyrics_button(message: FakeMessage) -> str | None:
+    for row in message.components:
+        for component in row.get("components", []):
+            if str(component.get("custom_id", "")).startswith("stemcord:lyrics:"):
+                return str(component["custom_id"])
+    return None
+
+
+async def separated(
+    world: World, task_id: str = GENERATION_TASK_ID, audio_id: str = GENERATION_AUDIO_IDS[0]
+) -> tuple[JobRecord, FakeMessage]:
+    """Run /separate on a Vidgo song and wait for its result message."""
+    await world.separate(task_id=task_id, audio_id=audio_id)
+    job = await world.job_for_task_wait()
+    await world.vidgo.finish(job.vidgo_task_id or "")
+    done = await world.wait_job(job.id, JobState.DELIVERED)
+    [message] = world.outcome_messages(job.id)
+    return done, message
+
+
+async def press(world: World, message: FakeMessage, user_id: int | None = None) -> FakeInteraction:
+    custom_id = lyrics_button(message)
+    assert custom_id is not None
+    return await world.discord.invoke_component(
+        guild_id=world.guild.id,
+        channel_id=world.guild.channel_id,
+        user_id=user_id or world.member.id,
+        message_id=message.id,
+        custom_id=custom_id,
+    )
+
+
+async def answered(world: World, interaction: FakeInteraction) -> str:
+    """The private answer to a press or command, once it is there."""
+
+    def done() -> bool:
+        original = interaction.original_message
+        return original is not None and not original.loading and bool(original.content)
+
+    await world.discord.wait_until(done)
+    assert interaction.ephemeral
+    assert interaction.original_message is not None
+    return interaction.original_message.content
+
+
+def lyrics_replies(world: World, to: FakeMessage) -> list[FakeMessage]:
+    return [
+        m
+        for m in world.discord.channel_messages(to.channel_id)
+        if m.reference_id == to.id and not m.deleted and (m.nonce or "").startswith("stemcord-")
+    ]
+
+
+def lyrics_tasks(world: World) -> list[str]:
+    return [t.task_id for t in world.vidgo.tasks.values() if t.model == "get-timestamped-lyrics"]

@@ -13,7 +13,7 @@ from bot.policy import GuildPolicy
 from storage.jobstate import JobState
 from storage.records import JobRecord, NewJob, SourceKind
 from storage.sqlite import SqliteJobStore
-from tests.e2e.commands import set_policy
+from tests.e2e.commands import answer, set_policy
 from tests.e2e.conftest import World
 from tests.fakes.discord_models import FakeInteraction, FakeMessage
 from tests.fakes.vidgo import GENERATION_TITLES, MIDI_INSTRUMENTS
@@ -145,8 +145,8 @@ async def test_moderator_cancels_and_the_late_result_is_not_posted(world: World)
     assert cancel.followups[0].ephemeral and "will not post" in reply_text(cancel)
     assert "Cancelled" in embed_text(status) and custom_ids(status) == []
     # The cancelled job's interaction is not kept for the life of the process.
-    assert world.app is not None and world.app.bot.delivery is not None
-    delivery = world.app.bot.delivery
+    assert world.app is not None
+    delivery = world.app.delivery
     await world.discord.wait_until(lambda: job.id not in delivery._interactions)
     # Vidgo finishes anyway and calls back: nothing is posted.
     await world.vidgo.finish(job.vidgo_task_id or "")
@@ -391,8 +391,8 @@ async def test_midi_button_replies_with_a_midi_file(world: World) -> None:
     job, result = await finished_result(world)
     assert f"stemcord:midi:{job.id}" in custom_ids(result)
     press_midi = await press(world, result, f"stemcord:midi:{job.id}")
-    await world.discord.wait_until(lambda: bool(press_midi.followups))
-    assert press_midi.ephemeral and ".mid" in reply_text(press_midi)
+    answered = await answer(world, press_midi)
+    assert answered.ephemeral and ".mid" in answered.content
     [midi_task] = [t for t in world.vidgo.tasks.values() if t.model == "generate-midi"]
     assert midi_task.input == {"task_id": job.vidgo_task_id}
     await world.vidgo.finish(midi_task.task_id)
@@ -418,8 +418,8 @@ async def test_midi_button_replies_with_a_midi_file(world: World) -> None:
     # and no second public post.
     await world.wait_job(await midi_job_id(world), JobState.DELIVERED)
     again = await press(world, result, f"stemcord:midi:{job.id}")
-    await world.discord.wait_until(lambda: bool(again.followups))
-    assert again.ephemeral and f"/{reply.id}" in reply_text(again)
+    pointer = await answer(world, again)
+    assert pointer.ephemeral and f"/{reply.id}" in pointer.content
     await asyncio.sleep(0.3)
     replies = [m for m in world.discord.messages[result.channel_id] if m.reference_id == result.id]
     assert len(replies) == 1

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import StemcordBot
 from bot.doctor import sync_command
+from cogs.client import StemcordBot
 from tests.e2e.conftest import World
 from tests.e2e.processes import BotProcess, bot_env, eventually, free_port
 from tests.fakes.discord import FakeDiscord
@@ -21,7 +21,9 @@ from tests.fakes.vidgo import FakeVidgo
 
 
 def ready_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "bot.app" and r.getMessage().startswith("ready")]
+    return [
+        r for r in caplog.records if r.name == "cogs.client" and r.getMessage().startswith("ready")
+    ]
 
 
 async def wait_for_ready_line(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
@@ -33,7 +35,7 @@ async def wait_for_ready_line(caplog: pytest.LogCaptureFixture) -> logging.LogRe
 async def test_ready_is_logged_once_with_the_servers_and_synced_commands(
     world: World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.app")
+    caplog.set_level(logging.INFO, logger="cogs.client")
 
     async def no_pause(self: StemcordBot, shard_id: int | None, *, initial: bool = False) -> None:
         return None  # discord.py waits 5 s before identifying again
@@ -77,7 +79,7 @@ async def start_without_dev_guild(world: World) -> Any:
 async def test_commands_never_registered_globally_get_the_exact_sync_command(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.app")
+    caplog.set_level(logging.INFO, logger="cogs.client")
     await start_without_dev_guild(world)
     record = await wait_for_ready_line(caplog)
     assert record.getMessage().endswith(
@@ -91,7 +93,7 @@ async def test_commands_never_registered_globally_get_the_exact_sync_command(
 async def test_outdated_global_commands_are_a_warning_naming_the_difference(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.app")
+    caplog.set_level(logging.INFO, logger="cogs.client")
     # What an older version registered: /separate said something else, /oldcmd is gone.
     app_id = str(world.discord.application_id)
     world.discord.synced_commands[None] = [

@@ -1,4 +1,4 @@
-"""The README's offline trial, done as written: both fakes as processes, the bot against them
+"""The offline trial (docs/development.md, linked from the README), done as written: both fakes as processes, the bot against them
 through environment variables, a member's /separate through the fake's control API."""
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from tests.e2e.processes import ROOT, SETTING_PREFIXES, BotProcess, eventually
 from tests.fakes.discord import DEFAULT_TOKEN
 from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID
 
-README = (ROOT / "README.md").read_text()
+GUIDE = (ROOT / "docs" / "development.md").read_text()
 VIDGO_ARGS = ("--api-key", "offline-vidgo-key", "--auto-finish", "3")
 DISCORD_ARGS = ("--seed",)
 
 
-def test_the_readme_documents_these_commands() -> None:
-    assert f"-m tests.fakes.vidgo --port 8900 {' '.join(VIDGO_ARGS)}" in README
-    assert "-m tests.fakes.discord --port 8901 --seed" in README
-    assert f"DISCORD_TOKEN={DEFAULT_TOKEN}" in README
-    assert "VIDGO_API_KEY=offline-vidgo-key" in README
-    assert f'"value": "{GENERATION_TASK_ID}"' in README
-    assert f'"value": "{GENERATION_AUDIO_IDS[0]}"' in README
-    assert "your stems are ready" in README
+def test_the_guide_documents_these_commands() -> None:
+    assert f"-m tests.fakes.vidgo --port 8900 {' '.join(VIDGO_ARGS)}" in GUIDE
+    assert "-m tests.fakes.discord --port 8901 --seed" in GUIDE
+    assert f"DISCORD_TOKEN={DEFAULT_TOKEN}" in GUIDE
+    assert "VIDGO_API_KEY=offline-vidgo-key" in GUIDE
+    assert f'"value": "{GENERATION_TASK_ID}"' in GUIDE
+    assert f'"value": "{GENERATION_AUDIO_IDS[0]}"' in GUIDE
+    assert "your stems are ready" in GUIDE
 
 
 async def start_fake(module: str, *args: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:

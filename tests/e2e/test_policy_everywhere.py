@@ -6,9 +6,8 @@ import asyncio
 
 from bot.policy import GuildPolicy
 from storage.jobstate import JobState
-from tests.e2e.commands import answer, set_policy, slash
+from tests.e2e.commands import answer, answered, lyrics_tasks, press, separated, set_policy, slash
 from tests.e2e.conftest import World
-from tests.e2e.test_lyrics import answered, lyrics_tasks, press, separated
 from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID
 
 OTHER_MEMBER = 990_000_000_000_000_003

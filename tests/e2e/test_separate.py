@@ -193,8 +193,7 @@ async def test_repeated_delivery_is_deduplicated_by_the_nonce(world: World) -> N
     await world.vidgo.finish(job.vidgo_task_id or "")
     done = await world.wait_job(job.id, JobState.DELIVERED)
     # A crash after Discord took the message but before it was recorded means a retry.
-    assert app.bot.delivery is not None
-    again = await app.bot.delivery.deliver(done)
+    again = await app.delivery.deliver(done)
     assert again == done.result_message_id
     assert len(world.outcome_messages(job.id)) == 1
     assert world.discord.nonce_replays >= 1

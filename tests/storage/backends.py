@@ -85,3 +85,15 @@ async def wait_for_lock_waiters(
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{waiting} of {count} sessions ever waited for the lock")
+
+
+async def plan_of(store: PostgresJobStore, sql: str, *args: Any) -> str:
+    """The plan of ``sql`` with sequential scans ruled out where an index can serve.
+
+    The test tables are tiny, so the planner would scan them whatever the indexes; with
+    ``enable_seqscan`` off it uses an index exactly when one matches the query.
+    """
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        rows = await conn.fetch(f"EXPLAIN {sql}", *args)
+    return "\n".join(str(row[0]) for row in rows)

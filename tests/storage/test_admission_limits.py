@@ -20,7 +20,7 @@ from storage.records import (
     LimitRule,
 )
 from tests.conftest import StoreBackend
-from tests.storage.jobs import new_job
+from tests.helpers import new_job
 
 # 1_800_000_000 is 2027-01-15 08:00:00 UTC; the day started 8 hours earlier.
 NOW = 1_800_000_000.0

@@ -16,7 +16,7 @@ from storage.factory import (
 )
 from storage.postgres import PostgresJobStore
 from storage.sqlite import SqliteJobStore
-from tests.storage.jobs import NOW, new_job
+from tests.helpers import NOW, new_job
 
 
 @pytest.mark.parametrize(

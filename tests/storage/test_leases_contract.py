@@ -16,7 +16,7 @@ from storage.base import JobNotFound, JobStore, LeaseLost
 from storage.jobstate import JobState
 from storage.records import Admission, CachedResult, InstanceInfo, JobRecord
 from tests.conftest import StoreBackend
-from tests.storage.jobs import NOW, new_job
+from tests.helpers import NOW, new_job
 
 # Fenced writes a worker makes, each with the lease it believes it holds.
 FencedWrite = Callable[[JobStore, int], Awaitable[Any]]

@@ -24,23 +24,11 @@ from storage.postgres import PostgresJobStore
 from storage.records import Admission, AdmissionLimits, CachedResult, LimitReached
 from storage.sqlite import OutdatedSchema
 from tests.conftest import StoreBackend
-from tests.storage.backends import fetch_rows, job_ids, wait_for_lock_waiters
-from tests.storage.jobs import NOW, new_job
+from tests.helpers import NOW, new_job
+from tests.storage.backends import fetch_rows, job_ids, plan_of, wait_for_lock_waiters
 
 # Guards against a call that hangs (the bug some tests look for); never a speed target.
 HANG_GUARD = 30.0
-
-
-async def plan_of(store: PostgresJobStore, sql: str, *args: Any) -> str:
-    """The plan of ``sql`` with sequential scans ruled out where an index can serve.
-
-    The test tables are tiny, so the planner would scan them whatever the indexes; with
-    ``enable_seqscan`` off it uses an index exactly when one matches the query.
-    """
-    async with store.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
-        rows = await conn.fetch(f"EXPLAIN {sql}", *args)
-    return "\n".join(str(row[0]) for row in rows)
 
 
 def pg_store_for(backend: StoreBackend) -> PostgresJobStore:

@@ -25,7 +25,7 @@ from storage.postgres import WAKE_AFTER_GAP, PostgresJobStore, due_channel, pars
 from storage.records import Admission, CachedResult, InstanceInfo
 from tests.bot.engine_harness import RecordingDelivery
 from tests.conftest import StoreBackend
-from tests.storage.jobs import NOW, new_job
+from tests.helpers import NOW, new_job
 
 # Guards against a wake-up that never comes (the bug being tested for); never a speed target.
 HANG_GUARD = 30.0
@@ -455,7 +455,7 @@ async def test_postgresql_an_engine_delivers_a_job_another_process_made_due(
     # Nothing else would wake it: no jobs at start (it sleeps for the longest sleep) and no
     # housekeeping before the test ends.
     config = EngineConfig(instance_heartbeat=3600.0)
-    engine = JobEngine(store, cast(VidgoApi, object()), delivery, config)
+    engine = JobEngine(store, cast(VidgoApi, object()), delivery, config, kinds=[])
     await engine.start()
     try:
         assert store.listening

@@ -12,7 +12,7 @@ from storage.jobstate import JobState
 from storage.postgres import PostgresJobStore
 from storage.records import NewJob, SourceKind
 from storage.sqlite import QUEUE_POSITION_SQL, RECENT_DURATIONS_SQL, SqliteJobStore
-from tests.storage.test_postgres_store import plan_of
+from tests.storage.backends import plan_of
 
 NOW = 1_800_000_000.0
 

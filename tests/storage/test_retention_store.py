@@ -19,18 +19,10 @@ from storage.postgres import PostgresJobStore
 from storage.records import CachedResult
 from storage.sqlite import SqliteJobStore
 from tests.conftest import StoreBackend
-from tests.storage.backends import assert_consistent, execute, job_ids
-from tests.storage.jobs import NOW, new_job
-from tests.storage.test_postgres_store import plan_of
+from tests.helpers import NOW, delivered, new_job
+from tests.storage.backends import assert_consistent, execute, job_ids, plan_of
 
 DAY = 86400.0
-
-
-async def delivered(store: JobStore, job_id: str, at: float, *, key: str | None = None) -> None:
-    """A job that succeeded at ``at`` and was delivered."""
-    await store.admit(new_job(job_id, key=key or f"k-{job_id}"), at, submit_lease_until=at)
-    await store.record_outcome(job_id, JobState.SUCCEEDED, at, result={"stems": {}})
-    await store.transition(job_id, JobState.DELIVERED, at, due_at=None)
 
 
 @pytest.mark.parametrize("final_sql", [sqlite._FINAL_SQL, postgres._FINAL_SQL])

@@ -13,7 +13,7 @@ import pytest
 
 from storage.migrate import available_migrations, migrate, schema_version
 from storage.sqlite import SqliteJobStore, integrity_ok
-from tests.storage.jobs import NOW, new_job
+from tests.helpers import NOW, new_job
 
 __all__ = ["NOW", "new_job"]
 

@@ -17,8 +17,8 @@ from storage.postgres import PostgresJobStore
 from storage.records import Admission, AdmissionLimits, CachedResult, LimitReached
 from storage.sqlite import SqliteJobStore
 from tests.conftest import StoreBackend
+from tests.helpers import NOW, new_job
 from tests.storage.backends import fetch_rows
-from tests.storage.jobs import NOW, new_job
 
 
 async def test_opening_again_keeps_the_data_and_applies_nothing(backend: StoreBackend) -> None:
@@ -409,3 +409,22 @@ async def test_a_job_cancelled_by_transition_is_never_due_whatever_the_caller_pa
     assert job.state is JobState.CANCELLED and job.outcome is JobState.CANCELLED
     assert job.due_at is None and job.finished_at == NOW + 1 and job.attempts == 2
     assert await store.claim_due(NOW + 10, NOW + 100, limit=5, owner="w1") == []
+
+
+async def test_a_request_bound_for_the_same_message_as_one_in_flight_is_dropped(
+    store: JobStore,
+) -> None:
+    await store.admit(new_job("first", reply_to_message_id=77), NOW, submit_lease_until=NOW + 60)
+    dropped = await store.admit(
+        new_job("second", requester=2, reply_to_message_id=77), NOW + 1, submit_lease_until=NOW
+    )
+    assert dropped.admission is Admission.DROPPED
+    assert dropped.job.id == "first"
+    assert await store.get("second") is None  # nothing recorded
+    # Bound for another message (or none): it joins as before.
+    joined = await store.admit(
+        new_job("third", requester=3, reply_to_message_id=78), NOW + 2, submit_lease_until=NOW
+    )
+    assert joined.admission is Admission.JOINED
+    plain = await store.admit(new_job("fourth", requester=4), NOW + 3, submit_lease_until=NOW)
+    assert plain.admission is Admission.JOINED

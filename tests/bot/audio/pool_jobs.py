@@ -23,7 +23,10 @@ def add(a: int, b: int, *, scale: int = 1) -> int:
 def wait_for(flag: Path, pid_file: Path | None = None, answer: str = "done") -> str:
     """Block until ``flag`` exists (the test decides when), recording our pid first."""
     if pid_file is not None:
-        pid_file.write_text(str(os.getpid()))
+        # Written whole, then renamed: a reader never sees the file empty.
+        partial = pid_file.with_name(pid_file.name + ".partial")
+        partial.write_text(str(os.getpid()))
+        partial.replace(pid_file)
     while not flag.exists():
         time.sleep(0.01)
     return answer

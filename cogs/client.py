@@ -1,0 +1,186 @@
+"""Stemcord's discord.py client: intents, mention defaults, and one error answer for commands.
+
+The client holds no services. The composition root (:mod:`bot.app`) builds every collaborator
+and gives the client one ``setup`` coroutine, run from discord.py's ``setup_hook`` once the
+client exists: it adds the cogs (each constructed with what it needs), the restart-proof
+buttons, and starts whatever runs beside Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.doctor import command_drift, describe_network_error, sync_command
+from cogs.buttons import ButtonRouter
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WENT_WRONG = "Something went wrong on Stemcord's side; please try again in a minute."
+
+
+def bot_intents() -> discord.Intents:
+    """Only guild events: Stemcord works through slash commands and never reads messages.
+
+    Leaving out the message intents also spares the bot from parsing a gateway event for
+    every message it posts itself.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+def error_sentence(error: app_commands.AppCommandError) -> str:
+    """The private sentence a member gets when a command could not run."""
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in servers only."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little — try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+        return "You may not use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return "One of the options could not be read; check it and try again."
+    return SOMETHING_WENT_WRONG
+
+
+async def answer_command_error(
+    interaction: discord.Interaction, error: app_commands.AppCommandError
+) -> None:
+    """The command tree's one error handler: log a fault, tell the member privately."""
+    if not isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error("command /%s failed", command, exc_info=error)
+    sentence = error_sentence(error)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(sentence, ephemeral=True)
+        else:
+            await interaction.response.send_message(sentence, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.info("could not tell the member about a failed command (%s)", exc.status)
+
+
+class StemcordBot(commands.Bot):
+    """discord.py client with Stemcord's defaults: no privileged intents, no mass pings."""
+
+    def __init__(
+        self, *, setup: Callable[[StemcordBot], Awaitable[None]], router: ButtonRouter
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self._setup = setup
+        # Where presses of the restart-proof job buttons go (cogs.buttons).
+        self.router = router
+        self.tree.error(answer_command_error)
+
+    async def setup_hook(self) -> None:
+        """Add the cogs and buttons the composition root built (and start what it runs)."""
+        await self._setup(self)
+
+
+def discord_connected(bot: commands.Bot) -> bool:
+    """The gateway session is up: READY was received and the websocket is open."""
+    return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
+
+
+# aiohttp would wait five minutes for a login that never gets an answer.
+LOGIN_TIMEOUT_SECONDS = 30.0
+
+
+class GatewayUnreachable(Exception):
+    """The first gateway session could not be opened (the REST login had worked)."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f"cannot open Discord's gateway at {url}")
+        self.url = url
+        self.cause = cause
+
+
+async def announce_ready(bot: commands.Bot, dev_guild_id: int | None) -> None:
+    """Log once, when Discord says the bot is ready: who, in how many servers, and whether
+    the slash commands Discord has are this version's (one REST call, never a sync).
+
+    Globally, or in ``DEV_GUILD_ID`` when set (the commands are synced there at start). When
+    they differ, the line says how and gives the exact command that fixes it.
+    """
+    user = bot.user
+    servers = len(bot.guilds)
+    head = (
+        f"ready: logged in as {user} (id {user.id if user else '?'}) "
+        f"in {servers} server{'' if servers == 1 else 's'}"
+    )
+    scope = discord.Object(id=dev_guild_id) if dev_guild_id is not None else None
+    where = f"in guild {dev_guild_id}" if dev_guild_id is not None else "globally"
+    fix = sync_command(dev_guild_id)
+    try:
+        remote = [command.to_dict() for command in await bot.tree.fetch_commands(guild=scope)]
+    except Exception as exc:  # a best-effort comparison must never stop the bot
+        if isinstance(exc, discord.HTTPException):
+            reason = f"HTTP {exc.status}"
+        elif isinstance(exc, (aiohttp.ClientError, OSError)):
+            reason = describe_network_error(exc)
+        else:
+            reason = f"an unexpected answer: {type(exc).__name__}"
+        log.warning(
+            "%s; could not compare the slash commands with Discord's (%s): if they do not "
+            "appear, run `%s`",
+            head,
+            reason,
+            fix,
+        )
+        return
+    local = [command.to_dict(bot.tree) for command in bot.tree.get_commands(guild=scope)]
+    drift = command_drift(local, remote)
+    if drift.in_sync:
+        log.info("%s; its %d slash commands are synced %s", head, len(local), where)
+    elif not remote and dev_guild_id is None:
+        # Perhaps synced server by server (`sync --guild`): one call cannot see that.
+        log.info(
+            "%s; no slash commands are registered globally, so members see them only in "
+            "servers synced with `%s --guild <id>`; to register them in every server run "
+            "`%s` (they take up to an hour to appear)",
+            head,
+            fix,
+            fix,
+        )
+    else:
+        log.warning(
+            "%s; the slash commands are not synced %s (%s): run `%s`",
+            head,
+            where,
+            drift.describe(),
+            fix,
+        )
+
+
+async def start_discord(
+    bot: commands.Bot, token: str, *, gateway_url: str, login_timeout: float
+) -> None:
+    """Log in (within ``login_timeout`` seconds) and stay connected until closed.
+
+    A first gateway session that cannot be opened raises :class:`GatewayUnreachable`.
+    """
+    async with asyncio.timeout(login_timeout):
+        await bot.login(token)
+    try:
+        await bot.connect()
+    except AttributeError as exc:
+        # discord.py cannot retry a first session that never opened: its retry reads the
+        # missing websocket. The error it was handling is the real one.
+        cause = exc.__context__
+        # Typed as always set; it is None until a first session opens.
+        websocket = cast("discord.gateway.DiscordWebSocket | None", bot.ws)
+        if websocket is None and cause is not None:
+            raise GatewayUnreachable(gateway_url, cause) from cause
+        raise

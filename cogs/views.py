@@ -1,0 +1,134 @@
+"""The Discord side of a job kind: one object per kind, listed once by the composition root.
+
+The engine knows a kind by its :class:`bot.kinds.JobKind`; Discord knows it by a
+:class:`KindView`: how its status is worded, how its one outcome message looks, what a member
+is told when it is asked for, which buttons it puts on other results (Lyrics and MIDI offer
+theirs on separation results), and which restart-proof buttons it listens to. Nothing is
+registered by importing a module: :class:`KindViews` is built from the list the composition
+root passes, and a job of a kind without a view is shown with the separation's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.engine import JobEngine
+from bot.jobs import Submitted
+from bot.policy import Policies
+from cogs.buttons import ButtonHandler, JobButton, JobControls
+from cogs.desk import JobDesk
+from cogs.render import KindWords, Outcome
+from storage.jobstate import JobState
+from storage.records import Admission, JobRecord
+
+Item = discord.ui.Item[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PressServices:
+    """What a kind's buttons may use when pressed (given when the buttons are bound)."""
+
+    engine: JobEngine
+    policies: Policies
+    desk: JobDesk
+    controls: JobControls
+
+
+class KindView(ABC):
+    """Everything Discord shows and hears about one kind of job."""
+
+    #: The kind's name, as the engine stores it (``JobRecord.kind``).
+    kind: str
+    words: KindWords
+
+    @abstractmethod
+    def render(self, job: JobRecord) -> Outcome:
+        """The job's one outcome message."""
+
+    @abstractmethod
+    def failure_sentence(self, job: JobRecord) -> str:
+        """Why the job has no result, in one sentence a member can act on."""
+
+    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+        """The kind's own fields on the status message (name, value)."""
+        return []
+
+    def offer(self, job: JobRecord) -> Item | None:
+        """A button this kind puts on another job's result message (``None``: none)."""
+        return None
+
+    def buttons(self) -> Iterable[type[JobButton]]:
+        """This kind's restart-proof buttons (registered with the client)."""
+        return ()
+
+    def routes(self, services: PressServices) -> dict[str, ButtonHandler]:
+        """The handlers of this kind's buttons, by action (given to the client's router)."""
+        return {}
+
+    def admitted(self, submitted: Submitted, where: str) -> str:
+        """The private answer to a request that did not open a status message."""
+        job = submitted.job
+        if submitted.admission is Admission.CACHED:
+            return f"{self.words.cached} — it is posted {where} now."
+        if submitted.admission is Admission.DROPPED:
+            return f"It is already on its way — it will be posted {where} once."
+        if submitted.admission is Admission.JOINED:
+            return "Someone asked for the same a moment ago; it is on its way to you too."
+        if job.outcome is JobState.SUCCEEDED:
+            return f"Done — {self.words.result} posted {where}."
+        if job.outcome is not None:
+            return f"That did not work — the reason is posted {where}."
+        return f"Working on it (job `{job.id}`) — it will be posted {where} when ready."
+
+
+class KindViews:
+    """The views of every kind this bot runs, by kind name."""
+
+    def __init__(self, views: Iterable[KindView], *, fallback: str) -> None:
+        listed = list(views)
+        self._views = {view.kind: view for view in listed}
+        if len(self._views) != len(listed):
+            raise ValueError("two views show the same kind")
+        if fallback not in self._views:
+            raise ValueError(f"no view for the fallback kind {fallback!r}")
+        self._fallback = self._views[fallback]
+
+    def of(self, job: JobRecord) -> KindView:
+        """The view of the job's kind (the fallback kind's for a kind no longer shown)."""
+        return self.named(job.kind)
+
+    def named(self, kind: str) -> KindView:
+        """The view of a kind by its name (the fallback kind's for a kind no longer shown)."""
+        return self._views.get(kind, self._fallback)
+
+    def __iter__(self) -> Iterator[KindView]:
+        return iter(self._views.values())
+
+    def posted_words(self, kind: str) -> str:
+        """How a member is told that this kind's result is already posted ("These lyrics were")."""
+        return self.named(kind).words.posted
+
+    def admitted(self, kind: str, submitted: Submitted, where: str) -> str:
+        """The private answer to a request of ``kind`` (see :meth:`KindView.admitted`)."""
+        return self.named(kind).admitted(submitted, where)
+
+    def offers(self, job: JobRecord) -> list[Item]:
+        """The buttons every kind puts on this job's result message."""
+        return [item for view in self._views.values() if (item := view.offer(job)) is not None]
+
+    def buttons(self) -> list[type[JobButton]]:
+        """Every kind's restart-proof buttons."""
+        return [button for view in self._views.values() for button in view.buttons()]
+
+    def routes(self, services: PressServices) -> dict[str, ButtonHandler]:
+        """Every kind's button handlers, by action."""
+        return {
+            action: handler
+            for view in self._views.values()
+            for action, handler in view.routes(services).items()
+        }
