@@ -1,5 +1,6 @@
-"""The offline trial (docs/development.md, linked from the README), done as written: both fakes as processes, the bot against them
-through environment variables, a member's /separate through the fake's control API."""
+"""The offline trial (docs/development.md, linked from the README), done as written: both
+fakes as processes, the bot against them through environment variables, a member's /separate
+through the fake's control API."""
 
 from __future__ import annotations
 
