@@ -343,6 +343,11 @@ async def test_a_submit_slower_than_the_lease_is_not_sent_twice(
 async def test_a_worker_that_lost_its_lease_cannot_write(h: Harness) -> None:
     assert h.store is not None
     job = (await h.separate_ids()).job
+    # Only the two workers below may touch the row: the harness's own engine would otherwise
+    # race them (on PostgreSQL its claim holds the row and SKIP LOCKED skips it).
+    engine, h.engine = h.engine, None
+    assert engine is not None
+    await engine.stop(grace=1.0)
     now = job.created_at + 1000  # its lease has long run out
     await h.store.update(job.id, now, due_at=now)
     [first] = await h.store.claim_due(now, now + 1, limit=1, owner="a")
