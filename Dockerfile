@@ -21,6 +21,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
+COPY locales ./locales
 RUN pip install . && rm -rf /root/.cache
 
 USER stemcord

@@ -57,6 +57,7 @@ from cogs.client import (
 )
 from cogs.delivery import DiscordDelivery
 from cogs.desk import JobDesk
+from cogs.i18n import CommandTranslator, Translations
 from cogs.jobs import JobsCog
 from cogs.karaoke import KaraokeCog
 from cogs.lyrics import LyricsCog, LyricsView
@@ -126,6 +127,8 @@ class Stemcord:
     vidgo: VidgoClient
     metrics: StemcordMetrics
     delivery: DiscordDelivery
+    # Every catalog, compiled once; the cogs speak through it (docs/localisation.md).
+    translations: Translations
 
 
 def build(
@@ -134,12 +137,15 @@ def build(
     session: aiohttp.ClientSession,
     *,
     run_engine: bool = True,
+    translations: Translations | None = None,
 ) -> Stemcord:
     """Make every collaborator and wire them together (see the module docstring).
 
     ``run_engine=False`` builds the same client and commands without starting the engine or
     syncing to the development guild (``sync`` only needs the command tree).
+    ``translations`` defaults to the shipped catalogs, read and compiled here, once.
     """
+    catalogs = translations if translations is not None else Translations.load()
     vidgo = VidgoClient(
         session,
         settings.VIDGO_BASE_URL,
@@ -155,6 +161,8 @@ def build(
 
     async def setup(client: StemcordBot) -> None:
         # Runs in discord.py's setup_hook, after everything below was built.
+        # Commands, options and choices reach Discord in every catalog's language.
+        await client.tree.set_translator(CommandTranslator(catalogs))
         for cog in cogs:
             await client.add_cog(cog)
         # Buttons carry their job id, so those on messages from before a restart work too.
@@ -169,7 +177,7 @@ def build(
         await engine.start()
 
     router = ButtonRouter()
-    bot = StemcordBot(setup=setup, router=router)
+    bot = StemcordBot(setup=setup, router=router, translations=catalogs)
     delivery = DiscordDelivery(bot, views, ProgressTracker(store))
     engine = JobEngine(
         store,
@@ -195,7 +203,13 @@ def build(
         router.route(action, handler)
     buttons: list[type[JobButton]] = [RefreshButton, CancelButton, *views.buttons()]
     return Stemcord(
-        bot=bot, engine=engine, store=store, vidgo=vidgo, metrics=metrics, delivery=delivery
+        bot=bot,
+        engine=engine,
+        store=store,
+        vidgo=vidgo,
+        metrics=metrics,
+        delivery=delivery,
+        translations=catalogs,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -20,10 +21,13 @@ from discord.ext import commands
 
 from bot.doctor import command_drift, describe_network_error, sync_command
 from cogs.buttons import ButtonRouter
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
 
 log = logging.getLogger(__name__)
 
-SOMETHING_WENT_WRONG = "Something went wrong on Stemcord's side; please try again in a minute."
+SOMETHING_WENT_WRONG = N_("Something went wrong on Stemcord's side; please try again in a minute.")
+# Spoken when a client has no catalogs to offer (a StemcordBot always carries its own).
+_SOURCE_TEXT = Translations.source_only()
 
 
 def bot_intents() -> discord.Intents:
@@ -37,27 +41,42 @@ def bot_intents() -> discord.Intents:
     return intents
 
 
-def error_sentence(error: app_commands.AppCommandError) -> str:
-    """The private sentence a member gets when a command could not run."""
+def error_sentence(
+    error: app_commands.AppCommandError,
+    locale: LocaleLike = None,
+    translations: Translations = _SOURCE_TEXT,
+) -> str:
+    """The private sentence a member gets when a command could not run, in ``locale``."""
+    t = translations
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works in servers only."
+        return t.text(locale, "This command works in servers only.")
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little — try again in {error.retry_after:.0f} s."
+        # Rounded up: "try again in 0 seconds" would be answered with another refusal.
+        seconds = max(1, math.ceil(error.retry_after))
+        return t.plural(
+            locale,
+            "Slow down a little — try again in {count} second.",
+            "Slow down a little — try again in {count} seconds.",
+            seconds,
+        )
     if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-        return "You may not use this command here."
+        return t.text(locale, "You may not use this command here.")
     if isinstance(error, app_commands.TransformerError):
-        return "One of the options could not be read; check it and try again."
-    return SOMETHING_WENT_WRONG
+        return t.text(locale, "One of the options could not be read; check it and try again.")
+    return t.text(locale, SOMETHING_WENT_WRONG)
 
 
 async def answer_command_error(
     interaction: discord.Interaction, error: app_commands.AppCommandError
 ) -> None:
-    """The command tree's one error handler: log a fault, tell the member privately."""
+    """The command tree's one error handler: log a fault, tell the member privately, in the
+    member's own language."""
     if not isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
         command = interaction.command.qualified_name if interaction.command else "?"
         log.error("command /%s failed", command, exc_info=error)
-    sentence = error_sentence(error)
+    client = interaction.client
+    translations = client.translations if isinstance(client, StemcordBot) else _SOURCE_TEXT
+    sentence = error_sentence(error, member_locale(interaction), translations)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(sentence, ephemeral=True)
@@ -71,7 +90,11 @@ class StemcordBot(commands.Bot):
     """discord.py client with Stemcord's defaults: no privileged intents, no mass pings."""
 
     def __init__(
-        self, *, setup: Callable[[StemcordBot], Awaitable[None]], router: ButtonRouter
+        self,
+        *,
+        setup: Callable[[StemcordBot], Awaitable[None]],
+        router: ButtonRouter,
+        translations: Translations = _SOURCE_TEXT,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -82,6 +105,8 @@ class StemcordBot(commands.Bot):
         self._setup = setup
         # Where presses of the restart-proof job buttons go (cogs.buttons).
         self.router = router
+        # The catalogs the tree's error handler answers with (cogs.i18n).
+        self.translations = translations
         self.tree.error(answer_command_error)
 
     async def setup_hook(self) -> None:

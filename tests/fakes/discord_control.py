@@ -305,6 +305,7 @@ class DiscordControl(DiscordState):
         attachments: list[dict[str, object]] | None = None,
         permissions: str = MEMBER_PERMISSIONS_STR,
         locale: str = "en-US",
+        guild_locale: str = "en-US",
     ) -> FakeInteraction:
         """A user runs ``/name``: dispatch a complete APPLICATION_COMMAND interaction.
 
@@ -316,22 +317,36 @@ class DiscordControl(DiscordState):
 
         A subcommand is named by its path: ``name="karaoke settings show"``; ``options``
         are then the subcommand's own, and are nested as Discord nests them.
+
+        ``locale`` is the member's client language and ``guild_locale`` the server's. The
+        member may type the names shown in their language (``name="カラオケ 設定 表示"`` with
+        ``locale="ja"``, localized option names too): like Discord, the interaction then
+        carries the commands' default names.
         """
         guild, channel = self._guild_channel(guild_id, channel_id)
         user = self.add_user(user_id)
-        top, *path = name.split()
-        command, scope = self._find_command(guild_id, top, kind=1)
+        top, *shown_path = name.split()
+        command, scope = self._find_command(guild_id, top, kind=1, locale=locale)
+        path = _canonical_path(command, shown_path, locale)
         holder, nesting = _subcommand_path(command, path)
         offered = [self._offered_attachment(channel_id, dict(a)) for a in attachments or []]
-        opts = _typed_options(holder, [dict(o) for o in options or []], offered)
+        given = _canonical_options(holder, [dict(o) for o in options or []], locale)
+        opts = _typed_options(holder, given, offered)
         resolved = self._resolved_options(guild, opts)
-        data = self._command_data(command, scope, top, _nest(opts, nesting))
+        data = self._command_data(command, scope, _default_name(command, top), _nest(opts, nesting))
         if offered:
             resolved["attachments"] = {str(a.id): a.as_json() for a in offered}
         if resolved:
             data["resolved"] = resolved
         return self._interact(
-            INTERACTION_APPLICATION_COMMAND, guild, channel, user, data, permissions, locale
+            INTERACTION_APPLICATION_COMMAND,
+            guild,
+            channel,
+            user,
+            data,
+            permissions,
+            locale,
+            guild_locale=guild_locale,
         )
 
     async def invoke_autocomplete(
@@ -345,6 +360,8 @@ class DiscordControl(DiscordState):
         typed: str = "",
         options: list[dict[str, object]] | None = None,
         permissions: str = MEMBER_PERMISSIONS_STR,
+        locale: str = "en-US",
+        guild_locale: str = "en-US",
     ) -> FakeInteraction:
         """A user types ``typed`` into option ``focused`` of ``/name``: an autocomplete request.
 
@@ -360,7 +377,14 @@ class DiscordControl(DiscordState):
         opts = _typed_options(holder, given, [])
         data = self._command_data(command, scope, top, _nest(opts, nesting))
         return self._interact(
-            INTERACTION_AUTOCOMPLETE, guild, channel, user, data, permissions, "en-US"
+            INTERACTION_AUTOCOMPLETE,
+            guild,
+            channel,
+            user,
+            data,
+            permissions,
+            locale,
+            guild_locale=guild_locale,
         )
 
     async def invoke_message_context(
@@ -373,17 +397,19 @@ class DiscordControl(DiscordState):
         message_id: int,
         permissions: str = MEMBER_PERMISSIONS_STR,
         locale: str = "en-US",
+        guild_locale: str = "en-US",
     ) -> FakeInteraction:
-        """A user picks the message context-menu command ``name`` on ``message_id``."""
+        """A user picks the message context-menu command ``name`` on ``message_id`` (by its
+        default name, or the one shown in ``locale``)."""
         guild, channel = self._guild_channel(guild_id, channel_id)
         user = self.add_user(user_id)
         target = self.messages_by_id.get(message_id)
         if target is None or target.channel_id != channel_id or target.deleted:
             raise ValueError(f"no message {message_id} in channel {channel_id}")
-        command, scope = self._find_command(guild_id, name, kind=3)
+        command, scope = self._find_command(guild_id, name, kind=3, locale=locale)
         data: dict[str, Any] = {
             "id": str(command["id"]) if command else str(self.new_id()),
-            "name": name,
+            "name": _default_name(command, name),
             "type": 3,
             "target_id": str(message_id),
             "resolved": {"messages": {str(message_id): self.message_json(target)}},
@@ -391,7 +417,14 @@ class DiscordControl(DiscordState):
         if scope is not None:
             data["guild_id"] = str(scope)
         return self._interact(
-            INTERACTION_APPLICATION_COMMAND, guild, channel, user, data, permissions, locale
+            INTERACTION_APPLICATION_COMMAND,
+            guild,
+            channel,
+            user,
+            data,
+            permissions,
+            locale,
+            guild_locale=guild_locale,
         )
 
     async def invoke_component(
@@ -405,6 +438,8 @@ class DiscordControl(DiscordState):
         component_type: int = 2,
         values: list[str] | None = None,
         permissions: str = MEMBER_PERMISSIONS_STR,
+        locale: str = "en-US",
+        guild_locale: str = "en-US",
     ) -> FakeInteraction:
         """A user presses a button (or picks from a select) on one of the bot's messages."""
         guild, channel = self._guild_channel(guild_id, channel_id)
@@ -427,7 +462,8 @@ class DiscordControl(DiscordState):
             user,
             data,
             permissions,
-            "en-US",
+            locale,
+            guild_locale=guild_locale,
             message=message,
         )
 
@@ -443,6 +479,7 @@ class DiscordControl(DiscordState):
         permissions: str,
         locale: str,
         *,
+        guild_locale: str = "en-US",
         message: FakeMessage | None = None,
     ) -> FakeInteraction:
         if not self.gateway.has_any_session():
@@ -455,7 +492,7 @@ class DiscordControl(DiscordState):
             "type": kind,
             "data": data,
             "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "guild": {"id": str(guild.id), "locale": guild_locale, "features": []},
             "channel_id": str(channel.id),
             "channel": self.channel_json(channel, permissions=int(permissions)),
             "member": member_json(
@@ -468,7 +505,7 @@ class DiscordControl(DiscordState):
             "version": 1,
             "app_permissions": str(self.bot_permissions(channel)),
             "locale": locale,
-            "guild_locale": "en-US",
+            "guild_locale": guild_locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "authorizing_integration_owners": {"0": str(guild.id)},
@@ -524,12 +561,15 @@ class DiscordControl(DiscordState):
         return guild, channel
 
     def _find_command(
-        self, guild_id: int, name: str, *, kind: int
+        self, guild_id: int, name: str, *, kind: int, locale: str | None = None
     ) -> tuple[dict[str, Any] | None, int | None]:
-        """The synced command (guild first, then global) and its scope; refused if unsynced."""
+        """The synced command (guild first, then global) and its scope; refused if unsynced.
+
+        ``name`` is the default name or, with ``locale``, the name shown in that locale.
+        """
         for scope in (guild_id, None):
             for command in self.synced_commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == kind:
+                if _named(command, name, locale) and command.get("type", 1) == kind:
                     return command, scope
         if any(self.synced_commands.values()):
             synced = sorted(c["name"] for cs in self.synced_commands.values() for c in cs)
@@ -679,6 +719,48 @@ class DiscordControl(DiscordState):
         raise ``RuntimeError`` if no other shard has a session.
         """
         await self.gateway.drop(shard, resumable=resumable)
+
+
+def _named(item: dict[str, Any], name: str, locale: str | None) -> bool:
+    """``name`` is the item's default name, or the one members of ``locale`` see."""
+    if item.get("name") == name:
+        return True
+    localized = item.get("name_localizations")
+    return locale is not None and isinstance(localized, dict) and localized.get(locale) == name
+
+
+def _default_name(command: dict[str, Any] | None, typed: str) -> str:
+    return str(command["name"]) if command is not None else typed
+
+
+def _canonical_path(command: dict[str, Any] | None, path: list[str], locale: str) -> list[str]:
+    """The default names of a subcommand path typed in ``locale`` (unknown parts unchanged)."""
+    holder, canonical = command, []
+    for part in path:
+        found = next(
+            (
+                o
+                for o in (holder or {}).get("options", [])
+                if o.get("type") in _SUBCOMMAND_TYPES and _named(o, part, locale)
+            ),
+            None,
+        )
+        canonical.append(str(found["name"]) if found else part)
+        holder = found
+    return canonical
+
+
+def _canonical_options(
+    command: dict[str, Any] | None, options: list[dict[str, Any]], locale: str
+) -> list[dict[str, Any]]:
+    """Options named as members of ``locale`` see them, renamed to their default names."""
+    schema = (command or {}).get("options", [])
+    for option in options:
+        typed = str(option.get("name"))
+        found = next((o for o in schema if _named(o, typed, locale)), None)
+        if found is not None:
+            option["name"] = found["name"]
+    return options
 
 
 def _typed_options(

@@ -17,7 +17,8 @@ Discord's JSON error and, when the bot broke a rule, writes it to ``rule_violati
 
 Resources here: the bot user and others, the application, ``/gateway`` and ``/gateway/bot``
 (which reports the application's shard count), application commands (bulk overwrite, with
-Discord's 200 creations a day per scope), and guilds, channels and members of guilds.
+Discord's 200 creations a day per scope, and their localizations stored and checked by
+:mod:`tests.fakes.discord_locales`), and guilds, channels and members of guilds.
 Messages and DMs are in :mod:`tests.fakes.discord_rest_messages`, interaction callbacks and
 webhooks in :mod:`tests.fakes.discord_rest_interactions`; they add their routes here.
 """
@@ -36,6 +37,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.discord_locales import check_localizations
 from tests.fakes.discord_models import FakeAttachment, FakeGuild, FakeRequest, member_json
 from tests.fakes.discord_rules import FormError, check_commands, invalid_form_body
 from tests.fakes.discord_state import (
@@ -432,7 +434,7 @@ class DiscordRest:
         state = self.state
         scope = self._command_scope(call)
         where = f"PUT commands ({'global' if scope is None else f'guild {scope}'})"
-        errors = check_commands(call.body)
+        errors = check_commands(call.body) + check_localizations(call.body)
         if errors:
             raise invalid_form(where, errors)
         old = {(c["name"], c.get("type", 1)): c for c in state.synced_commands.get(scope, [])}

@@ -1,0 +1,1 @@
+"""Maintainers' tools run from the project folder (``python -m tools.<name>``)."""
