@@ -1122,7 +1122,7 @@ class JobEngine:
                 self._scheduler.notify_due(updated.due_at)
                 return None
             log.error("job %s: %s %d times; delivering without it", job.id, reason, faults)
-            prepared = Prepared(kind.prepare_gave_up(job, reason))
+            prepared = Prepared(kind.prepare_gave_up(replace(job, result=progress), reason))
             job = await self.store.update(job.id, self._clock(), lease=job.lease_id, faults=faults)
         result = {**progress, **prepared.changes}
         job = await self.store.update(
