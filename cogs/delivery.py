@@ -28,6 +28,7 @@ message is posted without attachments, saying so, rather than not at all.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import re
@@ -104,7 +105,9 @@ async def _send(
         extra["files"] = outcome.discord_files(fitted.attached)
     embed = outcome.embed
     if fitted.note is not None:
-        embed = embed.copy()
+        # A deep copy: Embed.copy shares the list of fields, and the outcome's embed is sent
+        # again (another channel, a DM copy) without this destination's note.
+        embed = discord.Embed.from_dict(copy.deepcopy(embed.to_dict()))
         embed.add_field(name=FILES_FIELD, value=fitted.note[:1024], inline=False)
     if outcome.reply_to is not None and isinstance(target, discord.PartialMessageable):
         # A reply (to a result message, say); no ping, and still posted if it was deleted.
