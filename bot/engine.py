@@ -1058,6 +1058,8 @@ class JobEngine:
                     for other in followers:
                         with self._holding(other.id):
                             ready.append(await self._share_prepared(prepared, other))
+                else:
+                    await self._followers_wait(first, followers)
             except LeaseLost as lost:
                 log.info("job %s: another worker took it over (%s)", first.id, lost)
                 return
@@ -1088,6 +1090,12 @@ class JobEngine:
         kind = self.kinds.get(job.kind)
         if kind is None or not kind.needs_prepare(job):
             return job
+        if job.leader_id is not None:
+            # A follower shares its leader's step once that is done (after a crash, or
+            # after the leader's step failed once and was retried).
+            leader = await self.store.get(job.leader_id)
+            if leader is not None and leader.prepared_at is not None:
+                return await self._share_prepared(leader, job)
         progress: dict[str, Any] = dict(job.result or {})
 
         async def save(changes: Mapping[str, Any]) -> None:
@@ -1130,6 +1138,17 @@ class JobEngine:
         )
         await self._share_with_cache(job, cacheable=prepared.cacheable)
         return job
+
+    async def _followers_wait(self, leader: JobRecord, followers: list[JobRecord]) -> None:
+        """The leader's step is to be retried: its followers come back just after it."""
+        if not followers:
+            return
+        now = self._clock()
+        fresh = await self.store.get(leader.id)
+        due = (fresh.due_at if fresh is not None and fresh.due_at is not None else now) + 1.0
+        for other in followers:
+            updated = await self.store.update(other.id, now, lease=other.lease_id, due_at=due)
+            self._scheduler.notify_due(updated.due_at)
 
     async def _share_prepared(self, prepared: JobRecord, follower: JobRecord) -> JobRecord:
         """A follower gets what its leader's post-success step made (it never runs its own)."""

@@ -189,3 +189,22 @@ async def test_kinds_without_a_step_are_delivered_as_before(h: Harness, vidgo: F
     done = await h.wait_state(job.id, JobState.DELIVERED)
     assert done.prepared_at is None
     assert done.result == {"echo": 1, "task": job.vidgo_task_id}
+
+
+async def test_followers_wait_for_a_leaders_retried_step_and_share_it(
+    make_harness: MakeHarness, vidgo: FakeVidgo
+) -> None:
+    kind = StepKind(None, failures=1)  # type: ignore[arg-type]
+    h = await step_harness(make_harness, kind)
+    assert h.engine is not None
+    first = await h.engine.submit(echo_request())
+    second = await h.engine.submit(echo_request())
+    assert second.admission is Admission.JOINED
+    await vidgo.finish(first.job.vidgo_task_id or "")
+    await h.wait_state(first.job.id, JobState.DELIVERED)
+    await h.wait_state(second.job.id, JobState.DELIVERED)
+    # One failed run and one good one, for both jobs together.
+    assert len(kind.calls) == 2
+    for job_id in (first.job.id, second.job.id):
+        [delivered] = h.delivery.for_job(job_id)
+        assert delivered.result is not None and delivered.result["made"] == 2
