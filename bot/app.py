@@ -20,16 +20,22 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import discord
 import yarl
 
 from bot.admin import AdminRoutes, AdminServer
+from bot.audio import AudioPool
 from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
 from bot.kinds import JobKind
 from bot.lyrics import LyricsKind
+from bot.media import MediaRoutes, MediaSigner, MediaStore, StemFetcher
+from bot.media.keeper import MediaKeeper
+from bot.media.links import MediaLinks, UploadFitter
+from bot.media.work import AudioQueue
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.midi import MidiKind
 from bot.policy import Policies
@@ -96,22 +102,99 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         jobs_days=settings.RETENTION_JOBS_DAYS,
         cache_days=settings.RETENTION_CACHE_DAYS,
         interval_hours=settings.RETENTION_INTERVAL_HOURS,
+        media_days=settings.MEDIA_RETENTION_DAYS,
     )
 
 
-def job_kinds(vidgo: VidgoClient) -> list[JobKind]:
+# The name of the database-kept secret that media links are signed with (MEDIA_LINK_SECRET
+# unset): every process sharing the database signs and checks with the same key.
+MEDIA_LINK_SECRET_NAME = "media-link"  # noqa: S105 - the name of a secret, not one
+
+
+@dataclass
+class Media:
+    """The kept files and the audio work on them (docs/media.md): one per process."""
+
+    store: MediaStore
+    pool: AudioPool
+    signer: MediaSigner
+    keeper: MediaKeeper
+    links: MediaLinks
+    fitter: UploadFitter
+
+    async def close(self) -> None:
+        """Stop the audio workers, then end the store's session."""
+        await self.pool.close(grace=5.0)
+        self.store.close()
+
+
+async def open_media(settings: Settings, store: JobStore, session: aiohttp.ClientSession) -> Media:
+    """Open the media store and make what keeps, mixes, fits and links its files.
+
+    The audio pool's workers start with the first piece of work, not here.
+    """
+    media_store = await MediaStore.open(
+        settings.media_dir, min_free_bytes=int(settings.MEDIA_MIN_FREE_MB * 1_048_576)
+    )
+    try:
+        secret = settings.media_link_secret or await store.secret(MEDIA_LINK_SECRET_NAME)
+    except BaseException:
+        media_store.close()
+        raise
+    pool = AudioPool(workers=settings.AUDIO_WORKERS, queue_limit=settings.AUDIO_QUEUE_LIMIT)
+    queue = AudioQueue(pool)
+    fetcher = StemFetcher(
+        session,
+        allowed_hosts=settings.media_allowed_hosts,
+        max_bytes=int(settings.MEDIA_MAX_STEM_MB * 1_048_576),
+        total_timeout=settings.MEDIA_FETCH_TIMEOUT_SECONDS,
+    )
+    signer = MediaSigner(secret)
+    links = MediaLinks(
+        signer,
+        media_store,
+        public_url=settings.PUBLIC_URL,
+        ttl_hours=settings.MEDIA_LINK_TTL_HOURS,
+        retention_days=settings.MEDIA_RETENTION_DAYS,
+    )
+    return Media(
+        store=media_store,
+        pool=pool,
+        signer=signer,
+        keeper=MediaKeeper(media_store, fetcher, queue),
+        links=links,
+        fitter=UploadFitter(media_store, queue),
+    )
+
+
+def job_kinds(
+    vidgo: VidgoClient, *, media: Media | None = None, policies: Policies | None = None
+) -> list[JobKind]:
     """Every kind of job the engine runs. A new kind adds one line here …
 
     MIDI is always known, so jobs started before ``ENABLE_MIDI`` was turned off still finish;
-    without the setting no button offers new ones.
+    without the setting no button offers new ones. With ``media`` a separation keeps its
+    files and makes its backing track before it is delivered.
     """
-    return [SeparationKind(vidgo), LyricsKind(vidgo), MidiKind(vidgo)]
+    separation: dict[str, Any] = {}
+    if media is not None:
+        separation["keeper"] = media.keeper
+    if policies is not None:
+
+        async def backing_vocals(guild_id: int | None) -> bool:
+            return (await policies.get(guild_id)).keep_backing_vocals
+
+        separation["backing_vocals"] = backing_vocals
+    return [SeparationKind(vidgo, **separation), LyricsKind(vidgo), MidiKind(vidgo)]
 
 
-def kind_views(settings: Settings) -> list[KindView]:
+def kind_views(settings: Settings, *, media: Media | None = None) -> list[KindView]:
     """… and one line here: how each kind is shown in Discord."""
     return [
-        SeparationView(),
+        SeparationView(
+            links=media.links if media is not None else None,
+            fitter=media.fitter if media is not None else None,
+        ),
         LyricsView(enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
         MidiView(enabled=settings.ENABLE_MIDI),
     ]
@@ -129,6 +212,7 @@ class Stemcord:
     delivery: DiscordDelivery
     # Every catalog, compiled once; the cogs speak through it (docs/localisation.md).
     translations: Translations
+    media: Media | None = None
 
 
 def build(
@@ -138,12 +222,14 @@ def build(
     *,
     run_engine: bool = True,
     translations: Translations | None = None,
+    media: Media | None = None,
 ) -> Stemcord:
     """Make every collaborator and wire them together (see the module docstring).
 
     ``run_engine=False`` builds the same client and commands without starting the engine or
     syncing to the development guild (``sync`` only needs the command tree).
-    ``translations`` defaults to the shipped catalogs, read and compiled here, once.
+    ``translations`` defaults to the shipped catalogs, read and compiled here, once. ``media``
+    (:func:`open_media`) keeps the results' files; without it results carry Vidgo's links only.
     """
     catalogs = translations if translations is not None else Translations.load()
     vidgo = VidgoClient(
@@ -157,7 +243,7 @@ def build(
     )
     metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
     policies = Policies(store)
-    views = KindViews(kind_views(settings), fallback=SEPARATION)
+    views = KindViews(kind_views(settings, media=media), fallback=SEPARATION)
 
     async def setup(client: StemcordBot) -> None:
         # Runs in discord.py's setup_hook, after everything below was built.
@@ -178,13 +264,15 @@ def build(
 
     router = ButtonRouter()
     bot = StemcordBot(setup=setup, router=router, translations=catalogs)
-    delivery = DiscordDelivery(bot, views, ProgressTracker(store))
+    delivery = DiscordDelivery(
+        bot, views, ProgressTracker(store), fitter=media.fitter if media is not None else None
+    )
     engine = JobEngine(
         store,
         vidgo,
         delivery,
         engine_config(settings),
-        kinds=job_kinds(vidgo),
+        kinds=job_kinds(vidgo, media=media, policies=policies),
         observer=metrics,
     )
     desk = JobDesk(engine, delivery, views)
@@ -210,6 +298,7 @@ def build(
         metrics=metrics,
         delivery=delivery,
         translations=catalogs,
+        media=media,
     )
 
 
@@ -225,6 +314,7 @@ class RunningApp:
     metrics: StemcordMetrics | None = None
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
+    media: Media | None = None
 
 
 def admin_routes(app: Stemcord) -> AdminRoutes:
@@ -280,9 +370,11 @@ async def run_app(
     server: CallbackServer | None = None
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
+    media: Media | None = None
     try:
         async with aiohttp.ClientSession() as session:
-            app = build(settings, store, session)
+            media = await open_media(settings, store, session)
+            app = build(settings, store, session, media=media)
             bot, engine, metrics = app.bot, app.engine, app.metrics
             routes = admin_routes(app)
             if settings.ADMIN_ENABLED:
@@ -298,8 +390,12 @@ async def run_app(
                 )
                 if settings.METRICS_ON_WEBHOOK:
                     routes.install(server.app)
+                # Signed links to kept files are served where members reach the bot.
+                MediaRoutes(media.store, media.signer).install(server.app)
                 await server.start()
-            retention = RetentionTask(store, retention_policy(settings), observer=metrics)
+            retention = RetentionTask(
+                store, retention_policy(settings), observer=metrics, media=media.store
+            )
             retention.start()
             announced = False
 
@@ -321,7 +417,9 @@ async def run_app(
             )
             if started is not None and not started.done():
                 started.set_result(
-                    RunningApp(bot, engine, store, server, app.delivery, metrics, admin, retention)
+                    RunningApp(
+                        bot, engine, store, server, app.delivery, metrics, admin, retention, media
+                    )
                 )
             stop_task = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -332,6 +430,8 @@ async def run_app(
                 server = None
             await retention.stop()
             await engine.stop(grace=10.0)
+            await media.close()
+            media = None
             await bot.close()
             stop_task.cancel()
             if bot_task in done:
@@ -346,6 +446,8 @@ async def run_app(
             await retention.stop()
         if admin is not None:
             await admin.stop()
+        if media is not None:
+            await media.close()
         await store.close()
         for sig in installed:
             loop.remove_signal_handler(sig)

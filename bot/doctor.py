@@ -10,6 +10,9 @@ attempt and gives up after :data:`CHECK_TIMEOUT_SECONDS`:
 * **database** — the file opens (created if missing), migrations are applied, and SQLite's
   ``quick_check`` passes. While a bot holds the database (:mod:`bot.instance_lock`) the file
   is only read: ``check`` never migrates a database under a running bot;
+* **media** — the folder for kept stems (``MEDIA_DIR``) exists or can be made, takes a written
+  file (one is written, synced and removed), and has more free space than
+  ``MEDIA_MIN_FREE_MB`` (below it nothing would be kept);
 * **vidgo** — ``GET /api/user/balance`` with ``VIDGO_API_KEY`` (the key works, the credits);
 * **discord** — ``GET {DISCORD_API_BASE}/users/@me`` with ``DISCORD_TOKEN`` (the token works);
 * **public_url** — unset (polling only) or https (Vidgo calls only https URLs);
@@ -33,11 +36,13 @@ The module also holds what the running bot reports about itself at start-up:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import secrets
 import shlex
+import shutil
 import socket
 import ssl
 import sys
@@ -333,6 +338,44 @@ async def check_discord(settings: Settings, session: aiohttp.ClientSession) -> C
     )
 
 
+def _megabytes(size: float) -> str:
+    return f"{size / 1_048_576:,.0f} MB"
+
+
+def check_media(settings: Settings) -> CheckResult:
+    """The media folder exists (or is made), takes a written file, and has room to keep more."""
+    folder = settings.media_dir
+    fix_place = "set MEDIA_DIR to a folder on the data volume that the bot's user may write"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".check-{secrets.token_hex(6)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"stemcord check")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        reason = _plain(exc.strerror or type(exc).__name__, 80).lower()
+        return CheckResult("media", Status.FAIL, f"{folder} is not writable ({reason})", fix_place)
+    minimum = settings.MEDIA_MIN_FREE_MB * 1_048_576
+    if free < minimum:
+        return CheckResult(
+            "media",
+            Status.FAIL,
+            f"{folder}: only {_megabytes(free)} free, and MEDIA_MIN_FREE_MB keeps "
+            f"{_megabytes(minimum)} free, so no stem would be kept",
+            "free some disk space, move MEDIA_DIR to a bigger volume, or lower MEDIA_MIN_FREE_MB",
+        )
+    return CheckResult(
+        "media",
+        Status.OK,
+        f"{folder}, writable, {_megabytes(free)} free ({_megabytes(minimum)} kept free)",
+    )
+
+
 def check_public_url(settings: Settings) -> CheckResult:
     """Unset (polling only) or https."""
     if settings.PUBLIC_URL is None:
@@ -476,6 +519,8 @@ async def run_checks(
     done(CheckResult("settings", Status.OK, "valid"))
     report.started("database", f"opening {settings.database_path}")
     done(await check_database(settings))
+    report.started("media", f"writing a test file in {settings.media_dir}")
+    done(await asyncio.to_thread(check_media, settings))
     wait = f"up to {CHECK_TIMEOUT_SECONDS:g} s"
     async with aiohttp.ClientSession() as session:
         report.started(

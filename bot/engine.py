@@ -39,6 +39,14 @@ Money and songs that cannot be recovered are protected by four rules:
 A delivery is recorded (``delivery_started_at``) before the post; an implementation of
 :class:`~bot.delivery.Delivery` uses it to find its own earlier post once Discord's nonce no
 longer would. The engine never imports Discord.
+
+Between a success and its delivery the job's kind may run a **post-success step**
+(:meth:`bot.kinds.JobKind.prepare`: a separation keeps its files and makes its backing track).
+It runs under the job's lease, once per job (``prepared_at`` records that it ran; the
+leader's finished step is shared with its followers), saving its progress in the result as it
+goes, so a process that dies mid-step leaves the next one to resume it. Its changes also reach
+the cached copy of the result. An error in it counts as a fault and is retried with backoff;
+past ``max_faults`` the result is delivered anyway, with what the kind says about the failure.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from typing import Any, Protocol
 from bot.delivery import Delivery, DeliveryError
 from bot.instances import dead_instances, this_instance
 from bot.jobs import ErrorKind, JobRequest, Submitted
-from bot.kinds import JobKind, Unsubmittable, UnusableResult
+from bot.kinds import JobKind, Prepared, Unsubmittable, UnusableResult
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
 from bot.policy import GuildPolicy
@@ -525,7 +533,9 @@ class JobEngine:
         elif job.state.is_active:
             await self._poll(job)
         elif job.state.awaits_delivery or job.state is JobState.UNDELIVERABLE:
-            await self._deliver(job)
+            prepared = await self._prepare(job)
+            if prepared is not None:
+                await self._deliver(prepared)
         else:
             await self.store.update(job.id, self._clock(), lease=job.lease_id, due_at=None)
 
@@ -1033,16 +1043,137 @@ class JobEngine:
         if not deliver_now:
             self._after_outcome(changed)
             return
+        if not changed:
+            return
         # The jobs stay leased to this worker: deliver them now rather than through another
-        # round trip of the dispatcher (a crash just hands them to the next process).
-        await asyncio.gather(*(self._deliver_held(other) for other in changed))
+        # round trip of the dispatcher (a crash just hands them to the next process). The
+        # post-success step runs once, for the job itself; its followers share what it did.
+        first, *followers = changed
+        ready: list[JobRecord] = []
+        with self._holding(first.id):
+            try:
+                prepared = await self._prepare(first)
+                if prepared is not None:
+                    ready.append(prepared)
+                    for other in followers:
+                        with self._holding(other.id):
+                            ready.append(await self._share_prepared(prepared, other))
+                else:
+                    await self._followers_wait(first, followers)
+            except LeaseLost as lost:
+                log.info("job %s: another worker took it over (%s)", first.id, lost)
+                return
+        await asyncio.gather(*(self._deliver_held(other) for other in ready))
 
     async def _deliver_held(self, job: JobRecord) -> None:
         with self._holding(job.id):
             try:
-                await self._deliver(job)
+                prepared = await self._prepare(job)
+                if prepared is not None:
+                    await self._deliver(prepared)
             except LeaseLost as lost:
                 log.info("job %s: another worker took its delivery over (%s)", job.id, lost)
+
+    # --- the post-success step --------------------------------------------------------------
+
+    async def _prepare(self, job: JobRecord) -> JobRecord | None:
+        """Run the kind's post-success step if the job owes one; the job to deliver.
+
+        ``None``: the step failed and was rescheduled (the job is delivered later).
+        """
+        if (
+            job.state is not JobState.SUCCEEDED
+            or job.outcome is not JobState.SUCCEEDED
+            or job.prepared_at is not None
+        ):
+            return job
+        kind = self.kinds.get(job.kind)
+        if kind is None or not kind.needs_prepare(job):
+            return job
+        if job.leader_id is not None:
+            # A follower shares its leader's step once that is done (after a crash, or
+            # after the leader's step failed once and was retried).
+            leader = await self.store.get(job.leader_id)
+            if leader is not None and leader.prepared_at is not None:
+                return await self._share_prepared(leader, job)
+        progress: dict[str, Any] = dict(job.result or {})
+
+        async def save(changes: Mapping[str, Any]) -> None:
+            nonlocal progress
+            progress = {**progress, **changes}
+            await self.store.update(job.id, self._clock(), lease=job.lease_id, result=progress)
+
+        # The status message says the result is being made ready, not that it was posted.
+        self._spawn(self._progress(job), f"stemcord-progress-{job.id}")
+        try:
+            prepared = await kind.prepare(job, save)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            faults = job.faults + 1
+            reason = f"post-success step failed ({type(exc).__name__})"
+            if faults < self.config.max_faults:
+                log.warning("job %s: %s; retrying", job.id, reason, exc_info=True)
+                now = self._clock()
+                delay = min(
+                    self.config.fault_backoff_max,
+                    self.config.fault_backoff_base * 2.0 ** (faults - 1),
+                ) * random.uniform(0.5, 1.0)
+                updated = await self.store.update(
+                    job.id,
+                    now,
+                    lease=job.lease_id,
+                    faults=faults,
+                    due_at=now + delay,
+                    last_error=reason,
+                )
+                self._scheduler.notify_due(updated.due_at)
+                return None
+            log.error("job %s: %s %d times; delivering without it", job.id, reason, faults)
+            prepared = Prepared(kind.prepare_gave_up(replace(job, result=progress), reason))
+            job = await self.store.update(job.id, self._clock(), lease=job.lease_id, faults=faults)
+        result = {**progress, **prepared.changes}
+        job = await self.store.update(
+            job.id, self._clock(), lease=job.lease_id, result=result, prepared_at=self._clock()
+        )
+        await self._share_with_cache(job, cacheable=prepared.cacheable)
+        return job
+
+    async def _followers_wait(self, leader: JobRecord, followers: list[JobRecord]) -> None:
+        """The leader's step is to be retried: its followers come back just after it."""
+        if not followers:
+            return
+        now = self._clock()
+        fresh = await self.store.get(leader.id)
+        due = (fresh.due_at if fresh is not None and fresh.due_at is not None else now) + 1.0
+        for other in followers:
+            updated = await self.store.update(other.id, now, lease=other.lease_id, due_at=due)
+            self._scheduler.notify_due(updated.due_at)
+
+    async def _share_prepared(self, prepared: JobRecord, follower: JobRecord) -> JobRecord:
+        """A follower gets what its leader's post-success step made (it never runs its own)."""
+        if prepared.prepared_at is None or follower.prepared_at is not None:
+            return follower
+        return await self.store.update(
+            follower.id,
+            self._clock(),
+            lease=follower.lease_id,
+            result=prepared.result,
+            prepared_at=prepared.prepared_at,
+        )
+
+    async def _share_with_cache(self, job: JobRecord, *, cacheable: bool) -> None:
+        """The cached copy of the result gets the step's changes, or goes if it is unusable."""
+        task = (job.result or {}).get("vidgo_task_id") or job.vidgo_task_id
+        task = task if isinstance(task, str) else None
+        try:
+            if cacheable:
+                await self.store.cache_update_result(job.source_key, task, job.result or {})
+            elif await self.store.cache_forget(job.source_key, task):
+                log.info("job %s: its cached result can no longer be delivered; forgotten", job.id)
+        except Exception:
+            # The job's own result is what gets delivered; the cache only helps later requests.
+            log.warning("job %s: could not update the cached result", job.id, exc_info=True)
 
     async def _expire(self, job: JobRecord) -> None:
         await self._finish(

@@ -10,11 +10,19 @@ delivery); only two things differ between a stem separation, MIDI notes or timed
 A kind raises :class:`UnusableResult` when Vidgo finished but sent nothing usable; the job then
 fails with that reason. Each kind names itself (:attr:`JobKind.NAME`, stored as
 ``JobRecord.kind``); the composition root gives the engine its list of kinds.
+
+A kind may also have a **post-success step** (:meth:`JobKind.prepare`): work done once, after
+the job succeeded and before its result is delivered, whose changes join the stored result (a
+separation keeps its stems and makes the backing track). The engine runs it under the job's
+lease, records that it ran (``JobRecord.prepared_at``), lets it save its progress as it goes
+(a process killed mid-step resumes from there) and never runs it twice for one job.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from bot.vidgo.results import SubmitReceipt, TaskDetail
@@ -43,6 +51,24 @@ class Unsubmittable(Exception):
         self.message = message
 
 
+SaveProgress = Callable[[Mapping[str, Any]], Awaitable[None]]
+"""Stores result changes of a post-success step that is not finished yet (its progress)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a post-success step did.
+
+    ``changes`` are merged into the stored result (top-level keys replaced). ``cacheable``
+    ``False`` says the result can no longer be delivered to anyone (its files are gone
+    everywhere): the results cache then forgets it, so the next request for the source starts
+    afresh instead of being answered with nothing.
+    """
+
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    cacheable: bool = True
+
+
 class JobKind(ABC):
     """One kind of job the engine can track.
 
@@ -65,6 +91,25 @@ class JobKind(ABC):
     def result_at_submit(self, job: JobRecord, receipt: SubmitReceipt) -> dict[str, Any] | None:
         """A result the submit reply already carries (most models: none, poll for it)."""
         return None
+
+    def needs_prepare(self, job: JobRecord) -> bool:
+        """Whether this succeeded job has a post-success step to run (most kinds: no)."""
+        return False
+
+    async def prepare(self, job: JobRecord, save: SaveProgress) -> Prepared:
+        """Run the post-success step of a succeeded job; see the module docstring.
+
+        ``job.result`` holds what earlier, interrupted runs saved with ``save``: work already
+        done must not be done again. Failures a member should hear about belong in the
+        changes (the result is still delivered); anything raised counts as a fault, retried
+        with backoff, and after the engine's limit the result is delivered with
+        :meth:`prepare_gave_up`'s changes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no post-success step")
+
+    def prepare_gave_up(self, job: JobRecord, reason: str) -> Mapping[str, Any]:
+        """Result changes when the post-success step kept failing (``reason`` is for logs)."""
+        return {}
 
     def resend_is_safe(self, job: JobRecord) -> bool:
         """Whether a submit may be sent again after one that may have reached Vidgo.

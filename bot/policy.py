@@ -40,6 +40,8 @@ class GuildPolicy:
     cooldown_seconds: int = 0
     # Also send the result to the requester by DM.
     dm_on_completion: bool = False
+    # A backing track mixed from a stem split keeps the backing vocals (harmonies).
+    keep_backing_vocals: bool = True
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> GuildPolicy:
@@ -49,7 +51,7 @@ class GuildPolicy:
             if name == "allowed_channel_ids":
                 if isinstance(raw, list) and all(_is_int(v) for v in raw):
                     values[name] = tuple(raw)
-            elif name == "dm_on_completion":
+            elif name in ("dm_on_completion", "keep_backing_vocals"):
                 if isinstance(raw, bool):
                     values[name] = raw
             elif name in _ID_FIELDS:

@@ -8,10 +8,13 @@ At start-up and then every ``RETENTION_INTERVAL_HOURS`` (default 6 h):
 2. cached results older than ``RETENTION_CACHE_DAYS`` (default 90) are deleted — the next
    request for such a song asks Vidgo again;
 3. the write-ahead log is checkpointed (``PRAGMA wal_checkpoint(TRUNCATE)``), so the
-   ``-wal`` file does not keep the space of deleted rows.
+   ``-wal`` file does not keep the space of deleted rows;
+4. kept media (a result's stems and backing track, ``MEDIA_DIR``) whose newest file is older
+   than ``MEDIA_RETENTION_DAYS`` (default 7) is deleted, whole results at a time
+   (:meth:`bot.media.MediaStore.prune`; safe while other processes use the same folder).
 
-A value of 0 days keeps that kind of row forever. Freed pages are reused by SQLite; the file
-is not shrunk (``VACUUM`` would lock the database; see docs/operations.md).
+A value of 0 days keeps that kind of row (or file) forever. Freed pages are reused by SQLite;
+the file is not shrunk (``VACUUM`` would lock the database; see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
+from bot.media.store import MediaStore
 from storage.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -39,30 +44,41 @@ class RetentionPolicy:
     jobs_days: float = 30.0
     cache_days: float = 90.0
     interval_hours: float = 6.0
+    media_days: float = 7.0
 
 
 @dataclass(frozen=True, slots=True)
 class PruneReport:
-    """What one retention run did."""
+    """What one retention run did (``media``: kept results deleted, with ``media_bytes``)."""
 
     jobs: int
     cache: int
     checkpointed: bool
+    media: int = 0
+    media_bytes: int = 0
 
 
 class PruneObserver(Protocol):
     """Told how many rows a run removed (``bot.metrics.StemcordMetrics`` implements it)."""
 
     def retention_pruned(self, what: str, count: int) -> None:
-        """``what`` is ``jobs`` or ``cache``."""
+        """``what`` is ``jobs``, ``cache`` or ``media``."""
 
 
-async def prune_once(store: JobStore, policy: RetentionPolicy, now: float) -> PruneReport:
-    """Apply the policy once at time ``now``."""
+async def prune_once(
+    store: JobStore, policy: RetentionPolicy, now: float, *, media: MediaStore | None = None
+) -> PruneReport:
+    """Apply the policy once at time ``now`` (to ``media`` too, when given)."""
     jobs = await store.prune_finished(now - policy.jobs_days * DAY) if policy.jobs_days else 0
     cache = await store.prune_cache(now - policy.cache_days * DAY) if policy.cache_days else 0
     checkpointed = await store.checkpoint()
-    return PruneReport(jobs=jobs, cache=cache, checkpointed=checkpointed)
+    kept, freed = 0, 0
+    if media is not None and policy.media_days:
+        pruned = await media.prune(policy.media_days, now=datetime.fromtimestamp(now, UTC))
+        kept, freed = len(pruned.removed), pruned.bytes_freed
+    return PruneReport(
+        jobs=jobs, cache=cache, checkpointed=checkpointed, media=kept, media_bytes=freed
+    )
 
 
 class RetentionTask:
@@ -75,8 +91,10 @@ class RetentionTask:
         *,
         observer: PruneObserver | None = None,
         clock: Callable[[], float] = time.time,
+        media: MediaStore | None = None,
     ) -> None:
         self._store = store
+        self._media = media
         self._policy = policy
         self._observer = observer
         self._clock = clock
@@ -100,7 +118,7 @@ class RetentionTask:
     async def run_once(self) -> PruneReport | None:
         """One run; failures are logged, never raised (the bot keeps running)."""
         try:
-            report = await prune_once(self._store, self._policy, self._clock())
+            report = await prune_once(self._store, self._policy, self._clock(), media=self._media)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -111,10 +129,15 @@ class RetentionTask:
         if self._observer is not None:
             self._observer.retention_pruned("jobs", report.jobs)
             self._observer.retention_pruned("cache", report.cache)
+            if self._media is not None:
+                self._observer.retention_pruned("media", report.media)
         log.info(
-            "retention: deleted %d finished job(s) and %d cached result(s)%s",
+            "retention: deleted %d finished job(s), %d cached result(s) and the kept files of "
+            "%d result(s) (%.1f MB)%s",
             report.jobs,
             report.cache,
+            report.media,
+            report.media_bytes / 1_048_576,
             "" if report.checkpointed else "; WAL checkpoint incomplete (readers busy)",
         )
         return report

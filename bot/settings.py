@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.media.hosts import parse_allowed_hosts
+from bot.media.signing import MIN_SECRET_BYTES
 from storage.factory import check_database_url
 
 DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
@@ -144,6 +146,22 @@ class Settings(DatabaseSettings):
     RETENTION_CACHE_DAYS: float = Field(default=90.0, ge=0)
     RETENTION_INTERVAL_HOURS: float = Field(default=6.0, gt=0, le=24 * 30)
 
+    # Kept stems, backing tracks and signed links (docs/media.md, docs/audio.md).
+    # Empty: a "media" folder beside the SQLite database (data/media by default), so the
+    # files live on the same volume as the jobs that name them.
+    MEDIA_DIR: str = ""
+    MEDIA_RETENTION_DAYS: float = Field(default=7.0, ge=0)
+    MEDIA_MIN_FREE_MB: float = Field(default=1024.0, ge=0)
+    MEDIA_MAX_STEM_MB: float = Field(default=100.0, gt=0, le=4096)
+    # Empty: storage.vidgo.ai plus the host of VIDGO_BASE_URL; a value replaces that list.
+    MEDIA_ALLOWED_HOSTS: str = ""
+    MEDIA_LINK_TTL_HOURS: float = Field(default=24.0, gt=0, le=24 * 366)
+    # Empty: a key kept in the database, the same for every process that shares it.
+    MEDIA_LINK_SECRET: SecretStr | None = None
+    MEDIA_FETCH_TIMEOUT_SECONDS: float = Field(default=300.0, gt=0, le=3600)
+    AUDIO_WORKERS: int = Field(default=2, ge=1, le=64)
+    AUDIO_QUEUE_LIMIT: int = Field(default=8, ge=0, le=1000)
+
     @field_validator("DISCORD_TOKEN", "VIDGO_API_KEY")
     @classmethod
     def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
@@ -171,17 +189,63 @@ class Settings(DatabaseSettings):
             raise ValueError("must be a URL")
         return _https_url(value.strip())
 
-    @field_validator("DEV_GUILD_ID", mode="before")
+    @field_validator("DEV_GUILD_ID", "MEDIA_LINK_SECRET", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
+    @field_validator("MEDIA_LINK_SECRET")
+    @classmethod
+    def _check_link_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_BYTES} bytes (e.g. the output of "
+                "`openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("MEDIA_ALLOWED_HOSTS")
+    @classmethod
+    def _check_media_hosts(cls, value: str, info: ValidationInfo) -> str:
+        # VIDGO_BASE_URL is declared (so validated) first; its host is in the default list.
+        base = info.data.get("VIDGO_BASE_URL") or "https://api.vidgo.ai"
+        try:
+            parse_allowed_hosts(value, base)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("MEDIA_ALLOWED_HOSTS ")) from None
+        return value
+
     @property
     def callbacks_enabled(self) -> bool:
         """Vidgo callbacks are requested only when a public URL is configured."""
         return self.PUBLIC_URL is not None
+
+    @property
+    def media_dir(self) -> Path:
+        """Where kept files go: ``MEDIA_DIR``, or ``media`` beside the SQLite database.
+
+        With PostgreSQL (no database file) the default is ``data/media``.
+        """
+        if self.MEDIA_DIR.strip():
+            return Path(self.MEDIA_DIR.strip())
+        try:
+            return database_path(self.DATABASE_URL).parent / "media"
+        except ValueError:
+            return Path("data") / "media"
+
+    @property
+    def media_allowed_hosts(self) -> frozenset[str]:
+        """The exact hosts stems may be downloaded from (validated at start-up)."""
+        return parse_allowed_hosts(self.MEDIA_ALLOWED_HOSTS, self.VIDGO_BASE_URL)
+
+    @property
+    def media_link_secret(self) -> bytes | None:
+        """``MEDIA_LINK_SECRET`` as bytes, or ``None`` to use the database-kept key."""
+        if self.MEDIA_LINK_SECRET is None:
+            return None
+        return self.MEDIA_LINK_SECRET.get_secret_value().encode()
 
 
 def database_path(url: str) -> Path:

@@ -14,23 +14,36 @@
 
 Each job is shown by its kind's view (:mod:`cogs.views`): its status words, its outcome
 message, and the buttons other kinds offer on it (Lyrics and MIDI on separation results).
+
+**Attachments.** An outcome may offer kept files (``Outcome.uploads``: a separation's backing
+track, then its vocals). They are attached where they fit the upload limit of the place the
+message goes: the interaction's ``filesize_limit`` when the request's interaction is known (it
+is Discord's own figure for that server now), else ``guild.filesize_limit``, and discord.py's
+default outside servers. All attachments of one message stay within that limit together;
+one that does not fit is re-encoded at a lower bitrate (:class:`bot.media.links.UploadFitter`,
+never below the floor of ``docs/audio.md``) or left out, and a field of the message says which
+files came along and which are too large. Should Discord still refuse the size (413), the
+message is posted without attachments, saying so, rather than not at all.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import discord
 
 from bot.delivery import DeliveryError, delivery_key
+from bot.media.links import UploadFitter
 from bot.progress import Progress, ProgressTracker
 from cogs.buttons import status_items
-from cogs.render import KindWords, Outcome, status_embed
+from cogs.render import Attached, KindWords, Outcome, left_out_sentence, status_embed
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 
@@ -45,6 +58,36 @@ NONCE_TRUST_SECONDS = 120.0
 HISTORY_LOOKBACK = 100
 # Progress edits of one job at most this often unless its state changed.
 PROGRESS_MIN_INTERVAL = 10.0
+FILES_FIELD = "Files"
+TOO_LARGE_STATUS = 413
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """The uploads of one outcome fitted to one destination's limit, and what to say."""
+
+    attached: list[Attached] = field(default_factory=list)
+    note: str | None = None
+
+
+NOTHING_FITTED = Fitted()
+
+
+def capitalized(text: str) -> str:
+    """``the vocals`` -> ``The vocals``."""
+    return text[:1].upper() + text[1:]
+
+
+def files_note(attached: list[str], left_out: list[str], limit: int) -> str | None:
+    """The sentence under a result about its attachments (``None`` when it offers none)."""
+    parts: list[str] = []
+    if attached:
+        listed = capitalized(" and ".join(attached))
+        it = "it" if len(attached) == 1 else "them"
+        parts.append(f"\N{BLACK RIGHT-POINTING TRIANGLE} {listed}: play {it} right here.")
+    if left_out:
+        parts.append(left_out_sentence(left_out, limit))
+    return " ".join(parts) or None
 
 
 async def _send(
@@ -52,13 +95,20 @@ async def _send(
     job: JobRecord,
     outcome: Outcome,
     allowed: discord.AllowedMentions,
+    fitted: Fitted = NOTHING_FITTED,
 ) -> discord.Message:
     view = outcome.view()
     extra: dict[str, Any] = {}
     if view is not None:
         extra["view"] = view
-    if outcome.files:
-        extra["files"] = outcome.discord_files()
+    if outcome.files or fitted.attached:
+        extra["files"] = outcome.discord_files(fitted.attached)
+    embed = outcome.embed
+    if fitted.note is not None:
+        # A deep copy: Embed.copy shares the list of fields, and the outcome's embed is sent
+        # again (another channel, a DM copy) without this destination's note.
+        embed = discord.Embed.from_dict(copy.deepcopy(embed.to_dict()))
+        embed.add_field(name=FILES_FIELD, value=fitted.note[:1024], inline=False)
     if outcome.reply_to is not None and isinstance(target, discord.PartialMessageable):
         # A reply (to a result message, say); no ping, and still posted if it was deleted.
         extra["reference"] = discord.MessageReference(
@@ -66,7 +116,7 @@ async def _send(
         )
     return await target.send(
         content=outcome.content,
-        embed=outcome.embed,
+        embed=embed,
         allowed_mentions=allowed,
         nonce=delivery_key(job.id),
         **extra,
@@ -111,11 +161,13 @@ class DiscordDelivery:
         views: KindShowing,
         progress: ProgressTracker,
         *,
+        fitter: UploadFitter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.views = views
         self.progress = progress
+        self.fitter = fitter
         self._clock = clock
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
         self._admissions: dict[str, Admission] = {}
@@ -169,7 +221,8 @@ class DiscordDelivery:
         for channel_id in channel_ids:
             channel = self.client.get_partial_messageable(channel_id)
             try:
-                message = await _send(channel, job, outcome, allowed)
+                fitted = await self._fit(job, outcome, dm=False)
+                message = await self._send_fitted(channel, job, outcome, allowed, fitted)
                 break
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("job %s: cannot post in channel %s (%s)", job.id, channel_id, exc.text)
@@ -183,7 +236,8 @@ class DiscordDelivery:
             log.warning("job %s: no channel to post in; sending a DM instead", job.id)
             try:
                 user = await self.client.fetch_user(job.requester_id)
-                message = await _send(user, job, outcome, allowed)
+                fitted = await self._fit(job, outcome, dm=True)
+                message = await self._send_fitted(user, job, outcome, allowed, fitted)
             except discord.HTTPException as dm_exc:
                 raise DeliveryError(
                     "; ".join(
@@ -196,6 +250,64 @@ class DiscordDelivery:
         await self._edit_status(job)
         self._forget(job.id)
         return int(message.id)
+
+    def upload_limit(self, job: JobRecord, *, dm: bool) -> int:
+        """The largest upload Discord takes where the job's message goes, in bytes.
+
+        In a server: the request's interaction states it (``attachment_size_limit``) while it
+        is remembered; otherwise the cached guild's (by its boost level); DMs and unknown
+        servers get discord.py's default for places without boosts.
+        """
+        default = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        if dm or job.guild_id is None:
+            return default
+        remembered = self._interactions.get(job.id)
+        if remembered is not None and remembered[0].guild_id == job.guild_id:
+            return int(remembered[0].filesize_limit)
+        guild = self.client.get_guild(job.guild_id)
+        return int(guild.filesize_limit) if guild is not None else default
+
+    async def _fit(self, job: JobRecord, outcome: Outcome, *, dm: bool) -> Fitted:
+        """The outcome's uploads that fit the destination's limit together, most important
+        first (the same limit gives the same files: fitted copies are kept and reused)."""
+        if not outcome.uploads:
+            return NOTHING_FITTED
+        limit = self.upload_limit(job, dm=dm)
+        attached: list[Attached] = []
+        left_out: list[str] = []
+        remaining = limit - sum(len(data) for _, data in outcome.files)
+        for upload in outcome.uploads:
+            fitted = None
+            if self.fitter is not None and remaining > 0:
+                fitted = await self.fitter.fitting(upload.key, upload.name, remaining)
+            if fitted is None:
+                left_out.append(upload.what)
+                continue
+            attached.append(Attached(fitted.path, upload.filename, fitted.size))
+            remaining -= fitted.size
+        if left_out:
+            log.info("job %s: not attached (limit %d bytes): %s", job.id, limit, left_out)
+        names = [u.what for u in outcome.uploads if u.what not in left_out]
+        return Fitted(attached, files_note(names, left_out, limit))
+
+    async def _send_fitted(
+        self,
+        target: discord.abc.Messageable,
+        job: JobRecord,
+        outcome: Outcome,
+        allowed: discord.AllowedMentions,
+        fitted: Fitted,
+    ) -> discord.Message:
+        """Post with the fitted attachments; without them if Discord finds them too large."""
+        try:
+            return await _send(target, job, outcome, allowed, fitted)
+        except discord.HTTPException as exc:
+            if exc.status != TOO_LARGE_STATUS or not fitted.attached:
+                raise
+            log.warning("job %s: Discord refused the attachments as too large", job.id)
+        whats = capitalized(" and ".join(u.what for u in outcome.uploads))
+        note = f"{whats} could not be attached here (Discord refused the size): use the links."
+        return await _send(target, job, outcome, allowed, Fitted([], note))
 
     async def _earlier_post(self, job: JobRecord, channel_ids: list[int]) -> int | None:
         """The id of this bot's own post of the job's outcome in recent history, if any.
@@ -231,7 +343,8 @@ class DiscordDelivery:
         """The server asked for a DM copy: best effort, never a reason to post again."""
         try:
             user = await self.client.fetch_user(job.requester_id)
-            await _send(user, job, outcome, allowed)
+            fitted = await self._fit(job, outcome, dm=True)
+            await self._send_fitted(user, job, outcome, allowed, fitted)
         except (discord.HTTPException, OSError, TimeoutError) as exc:
             log.info("job %s: no DM copy for %s (%s)", job.id, job.requester_id, exc)
 

@@ -73,6 +73,11 @@ def policy_embed(policy: GuildPolicy) -> discord.Embed:
     embed.add_field(
         name="DM on completion", value="on" if policy.dm_on_completion else "off", inline=True
     )
+    embed.add_field(
+        name="Backing vocals in backing tracks",
+        value="kept" if policy.keep_backing_vocals else "left out",
+        inline=True,
+    )
     return embed
 
 
@@ -288,3 +293,19 @@ class KaraokeCog(commands.Cog):
         """``/karaoke settings dm_on_completion``."""
         done = "Requesters now also get their result by DM." if enabled else "No more DM copies."
         await self._change(interaction, done, dm_on_completion=enabled)
+
+    @settings.command(
+        name="backing_vocals",
+        description="Keep the backing vocals in backing tracks mixed from every stem",
+    )
+    @app_commands.describe(
+        keep="On: harmonies stay in the backing track (default); off: only instruments"
+    )
+    async def backing_vocals(self, interaction: discord.Interaction, keep: bool) -> None:
+        """``/karaoke settings backing_vocals``."""
+        done = (
+            "Backing tracks mixed from every stem now keep the backing vocals."
+            if keep
+            else "Backing tracks mixed from every stem now leave the backing vocals out."
+        )
+        await self._change(interaction, done, keep_backing_vocals=keep)

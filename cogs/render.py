@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,6 +147,8 @@ class KindWords:
     result: str  # "the stems are", as in "Done — the stems are in …"
     cached: str  # "Already separated"
     posted: str  # "These stems were", as in "… already posted here"
+    # Between the success and the post, while the kind's post-success step runs (if any).
+    preparing: str | None = None
 
 
 def state_text(job: JobRecord, words: KindWords, admission: Admission | None = None) -> str:
@@ -168,6 +171,13 @@ def state_text(job: JobRecord, words: KindWords, admission: Admission | None = N
         return "Cancelled"
     outcome = job.outcome or job.state
     if outcome is JobState.SUCCEEDED:
+        if (
+            words.preparing
+            and job.state is JobState.SUCCEEDED
+            and job.prepared_at is None
+            and admission is not Admission.CACHED
+        ):
+            return words.preparing
         if admission is Admission.CACHED:
             return f"{words.cached} — here it is (no new Vidgo job)"
         if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
@@ -279,6 +289,31 @@ def common_failure_sentence(job: JobRecord) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A kept file offered as an attachment of an outcome message, if it fits.
+
+    The delivery fits it to the upload limit of the place it posts in (re-encoding it at a
+    lower bitrate when that keeps it listenable) and leaves it out, saying so, when it cannot.
+    ``key``/``name`` name it in the media store; ``filename`` is what members see; ``what``
+    names it in a sentence ("the backing track").
+    """
+
+    key: str
+    name: str
+    filename: str
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """An upload fitted for one destination: the file to send and the name to send it by."""
+
+    path: Path
+    filename: str
+    size: int
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A rendered outcome message.
@@ -286,7 +321,9 @@ class Outcome:
     ``buttons`` are link buttons; ``items`` are interactive components (restart-proof
     ``DynamicItem`` buttons) placed after them. ``files`` are attachments as (name, bytes):
     a fresh ``discord.File`` is made for every send, so a retried delivery uploads them again.
-    ``reply_to`` makes the message a reply (to a result message, say) without pinging anyone.
+    ``uploads`` are kept files to attach where they fit (in order of importance; see
+    :class:`Upload`). ``reply_to`` makes the message a reply (to a result message, say)
+    without pinging anyone.
     """
 
     content: str
@@ -295,6 +332,7 @@ class Outcome:
     items: list[discord.ui.Item[Any]] = field(default_factory=list)
     files: list[tuple[str, bytes]] = field(default_factory=list)
     reply_to: int | None = None
+    uploads: list[Upload] = field(default_factory=list)
 
     def view(self) -> discord.ui.View | None:
         """Link buttons then the other items, at most 5 a row and 25 in all."""
@@ -325,9 +363,32 @@ class Outcome:
             view.add_item(item)
         return view
 
-    def discord_files(self) -> list[discord.File]:
-        """New file objects for one send."""
-        return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
+    def discord_files(self, attached: list[Attached] | None = None) -> list[discord.File]:
+        """New file objects for one send (``attached``: the uploads fitted for it)."""
+        files = [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
+        files += [discord.File(item.path, filename=item.filename) for item in attached or ()]
+        return files
+
+
+def megabytes(size: int) -> str:
+    """``10485760`` -> ``10 MB``, ``26214400`` -> ``25 MB`` (as Discord words its limits)."""
+    value = size / 1_048_576
+    return f"{value:.0f} MB" if value >= 10 or value == int(value) else f"{value:.1f} MB"
+
+
+def left_out_sentence(whats: list[str], limit: int) -> str:
+    """Why some kept files are not attached: the upload limit of where the message went."""
+    listed = " and ".join(whats)
+    return (
+        f"{listed[:1].upper()}{listed[1:]} could not be attached: too large for the "
+        f"{megabytes(limit)} upload limit here, even at a lower bitrate. Use the links."
+    )
+
+
+def safe_file_name(title: str, fallback: str) -> str:
+    """A title reduced to characters safe in a file name (``fallback`` when nothing is left)."""
+    safe = re.sub(r"[^A-Za-z0-9 ._()-]+", "", title).strip(" .")[:60]
+    return safe or fallback
 
 
 # --- job lists (/jobs) ----------------------------------------------------------------------

@@ -5,11 +5,21 @@ Input mistakes are found before anything is sent anywhere and answered privately
 rules, is deferred publicly at once, recorded by the engine, and the deferred answer becomes
 the job's status message (:meth:`cogs.desk.JobDesk.start_with_status`, shared with the
 "Separate vocals" message menu).
+
+The result message (:func:`render_separation`) carries a link button per stem: to the bot's
+own kept copy (a signed link that expires, when the bot has a public address), else to
+Vidgo's file while Vidgo's link lives. The backing track and the vocals come as attachments
+where they fit the upload limit (:class:`cogs.delivery.DiscordDelivery` fits them). When
+anything is kept, a restart-proof **Get links** button answers privately with fresh links,
+or, without a public address, with the files themselves.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import discord
@@ -17,8 +27,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs import ErrorKind
+from bot.media.keeper import MediaEntry
+from bot.media.links import MediaLinks, UploadFitter
 from bot.policy import Policies
-from bot.separation import NO_STEMS, SEPARATION, separation_request
+from bot.separation import (
+    NO_STEMS,
+    SEPARATION,
+    kept_media,
+    links_alive,
+    separation_request,
+)
 from bot.sources import (
     Source,
     SourceError,
@@ -28,10 +46,13 @@ from bot.sources import (
     source_from_ids,
     source_from_link,
 )
+from cogs.access import job_visible_to
+from cogs.buttons import ButtonHandler, JobButton, job_template
 from cogs.desk import JobDesk
-from cogs.gate import admission_gate
+from cogs.gate import admission_gate, press_refusal
 from cogs.render import (
     BUTTONS_MAX,
+    BUTTONS_PER_ROW,
     COLOR_DONE,
     COLOR_FAILED,
     DESCRIPTION_MAX,
@@ -40,18 +61,21 @@ from cogs.render import (
     TITLE_MAX,
     KindWords,
     Outcome,
+    Upload,
     common_failure_sentence,
     escape_untrusted,
     format_duration,
     is_safe_link,
+    left_out_sentence,
     pack_lines,
+    safe_file_name,
     source_text,
     stem_label,
     stems_asked,
 )
-from cogs.views import KindView
+from cogs.views import Item, KindView, PressServices
 from storage.jobstate import JobState
-from storage.records import JobRecord
+from storage.records import JobRecord, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +126,27 @@ def choose_source(
     return source_from_attachment(file.url, file.filename, file.content_type, file.size, max_bytes)
 
 
+class LinksButton(JobButton, template=job_template("links")):
+    """Fresh links to a result's kept files (or the files themselves), answered privately."""
+
+    ACTION = "links"
+    LABEL = "Get links"
+    EMOJI = "\N{LINK SYMBOL}"
+
+
+BACKING_LABEL = "Backing track"
+NOTHING_LEFT = (
+    "This song's files are no longer available: Vidgo's links have expired and no copy is "
+    "kept here any more. Run `/separate` again to separate it anew."
+)
+
+
 class SeparationView(KindView):
-    """How a separation looks in Discord: its status words, its stems message, its failures."""
+    """How a separation looks in Discord: its status words, its stems message, its failures.
+
+    ``links`` makes signed links to kept files (``None``: no public address, or nothing is
+    kept); ``fitter`` fits kept files to an upload limit for the private **Get links** answer.
+    """
 
     kind = SEPARATION
     words = KindWords(
@@ -112,7 +155,19 @@ class SeparationView(KindView):
         result="the stems are",
         cached="Already separated",
         posted="These stems were",
+        preparing="Done at Vidgo — keeping the files and making the backing track…",
     )
+
+    def __init__(
+        self,
+        *,
+        links: MediaLinks | None = None,
+        fitter: UploadFitter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.links = links
+        self.fitter = fitter
+        self._clock = clock
 
     def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
         """The stems asked for, on the status message."""
@@ -147,10 +202,174 @@ class SeparationView(KindView):
 
     def render(self, job: JobRecord) -> Outcome:
         """A separation's message: the stems, or why there are none."""
-        return render_separation(job, self.failure_sentence(job))
+        return render_separation(
+            job, self.failure_sentence(job), links=self.links, now=self._clock()
+        )
+
+    def buttons(self) -> list[type[JobButton]]:
+        """The **Get links** button (restart-proof)."""
+        return [LinksButton]
+
+    def routes(self, services: PressServices) -> dict[str, ButtonHandler]:
+        """**Get links** presses go to :meth:`press_links`."""
+        return {LinksButton.ACTION: functools.partial(self.press_links, services)}
+
+    async def press_links(
+        self, services: PressServices, interaction: discord.Interaction, job_id: str
+    ) -> None:
+        """Answer privately with fresh links to the kept files (or the files, or why not).
+
+        Anyone who can see the result may ask (it is public in the channel), within the
+        server's channel and role rules.
+        """
+        job = await services.engine.get_job(job_id)
+        if job is None or not job_visible_to(job, interaction.guild_id, interaction.user.id):
+            await interaction.response.send_message(
+                "I can't find that job any more.", ephemeral=True
+            )
+            return
+        policy = await services.policies.get(job.guild_id)
+        refusal = await press_refusal(interaction.client, interaction, policy, job)
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        result = job.result or {}
+        entry = kept_media(result)
+        title = song_title(job)
+        if entry is not None and entry.files and self.links is not None and self.links.enabled:
+            fresh = kept_links(entry, self.links, dict(result.get("stems") or {}))
+            if fresh:
+                await interaction.response.send_message(
+                    f"Fresh links to **{title}**, working for {hours_text(self.links.ttl_hours)}:",
+                    view=link_view(fresh),
+                    ephemeral=True,
+                )
+                return
+        if entry is not None and entry.files and self.fitter is not None:
+            await self._send_files(interaction, job, entry, title)
+            return
+        if links_alive(result, self._clock()):
+            stems = {n: u for n, u in dict(result.get("stems") or {}).items() if is_safe_link(u)}
+            if stems:
+                await interaction.response.send_message(
+                    f"Vidgo's links to **{title}** (they stop working "
+                    f"{vidgo_lifetime_text(job)} after the separation):",
+                    view=link_view([(stem_label(n), u) for n, u in stems.items()]),
+                    ephemeral=True,
+                )
+                return
+        await interaction.response.send_message(NOTHING_LEFT, ephemeral=True)
+
+    async def _send_files(
+        self, interaction: discord.Interaction, job: JobRecord, entry: MediaEntry, title: str
+    ) -> None:
+        """The kept backing track and vocals as private attachments (no public address)."""
+        assert self.fitter is not None  # noqa: S101 - checked by the caller
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        limit = interaction.filesize_limit
+        remaining = limit
+        files: list[discord.File] = []
+        left_out: list[str] = []
+        for upload in uploads_of(job, entry):
+            fitted = await self.fitter.fitting(upload.key, upload.name, remaining)
+            if fitted is None:
+                left_out.append(upload.what)
+                continue
+            files.append(discord.File(fitted.path, filename=upload.filename))
+            remaining -= fitted.size
+        if not files:
+            text = (
+                f"The kept files of **{title}** cannot be sent here. "
+                f"{left_out_sentence(left_out, limit)}"
+                if left_out
+                else NOTHING_LEFT
+            )
+            await interaction.followup.send(text, ephemeral=True)
+            return
+        text = f"The kept files of **{title}** (this bot has no public address for links):"
+        if left_out:
+            text += " " + left_out_sentence(left_out, limit)
+        await interaction.followup.send(text, files=files, ephemeral=True)
 
 
-def render_separation(job: JobRecord, failure: str) -> Outcome:
+def song_title(job: JobRecord) -> str:
+    """The song's title as shown (escaped)."""
+    title = escape_untrusted(str((job.track or {}).get("title") or ""), 200)
+    return title or source_text(job) or "your song"
+
+
+def hours_text(hours: float) -> str:
+    """``24`` -> ``24 hours``, ``1`` -> ``1 hour``, ``0.5`` -> ``30 minutes``."""
+    if hours < 1:
+        return f"{round(hours * 60)} minutes"
+    whole = round(hours)
+    return f"{whole} hour{'s' if whole != 1 else ''}"
+
+
+def vidgo_lifetime_text(job: JobRecord) -> str:
+    """How long Vidgo's links live, in words (a day; three for uploads)."""
+    return "about a day" if job.source_kind is SourceKind.IDS else "about three days"
+
+
+def link_view(links: list[tuple[str, str]]) -> discord.ui.View:
+    """A view of link buttons, five a row, at most 25."""
+    view = discord.ui.View(timeout=None)
+    for index, (label, url) in enumerate(links[:BUTTONS_MAX]):
+        view.add_item(
+            discord.ui.Button(
+                style=discord.ButtonStyle.link,
+                label=label,
+                url=url,
+                row=index // BUTTONS_PER_ROW,
+            )
+        )
+    return view
+
+
+def kept_links(
+    entry: MediaEntry, links: MediaLinks, stems: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Signed links to every kept file: the stems in Vidgo's order, then a mixed backing."""
+    found: list[tuple[str, str]] = []
+    for stem, name in entry.files.items():
+        if stem == "instrumental" and "instrumental" not in stems:
+            continue  # the mix: listed last, under its own label
+        url = links.url_for(entry.key, name)
+        if url is not None and is_safe_link(url):
+            found.append((stem_label(stem), url))
+    if entry.backing is not None and "instrumental" not in stems:
+        url = links.url_for(entry.key, entry.backing)
+        if url is not None and is_safe_link(url):
+            found.append((BACKING_LABEL, url))
+    return found
+
+
+def uploads_of(job: JobRecord, entry: MediaEntry) -> list[Upload]:
+    """What a result attaches when it fits: the backing track first, then the vocals."""
+    named = str((job.track or {}).get("title") or "")
+    if not named and job.source_kind is not SourceKind.IDS:
+        # An upload: the file's own name, without its extension.
+        named = str(job.options.get("title") or "").rsplit(".", 1)[0]
+    title = safe_file_name(named, f"stemcord-{job.id}")
+    found: list[Upload] = []
+    if entry.backing is not None:
+        found.append(
+            Upload(entry.key, entry.backing, f"{title} - backing track.mp3", "the backing track")
+        )
+    vocals = entry.files.get("vocals")
+    if vocals is not None:
+        extension = vocals.rsplit(".", 1)[-1]
+        found.append(Upload(entry.key, vocals, f"{title} - vocals.{extension}", "the vocals"))
+    return found
+
+
+def render_separation(
+    job: JobRecord,
+    failure: str,
+    *,
+    links: MediaLinks | None = None,
+    now: float | None = None,
+) -> Outcome:
     """A separation's message: the stems, or why there are none."""
     mention = f"<@{job.requester_id}>"
     if job.outcome is not JobState.SUCCEEDED:
@@ -164,14 +383,14 @@ def render_separation(job: JobRecord, failure: str) -> Outcome:
         return Outcome(f"{mention} your separation did not work out.", embed, [])
 
     track = job.track or {}
-    stems: dict[str, str] = dict((job.result or {}).get("stems") or {})
+    result = job.result or {}
+    stems: dict[str, str] = dict(result.get("stems") or {})
+    entry = kept_media(result)
+    alive = links_alive(result, time.time() if now is None else now)
+    signing = links if links is not None and links.enabled else None
+    kept = dict(entry.files) if entry is not None else {}
     title = escape_untrusted(str(track.get("title") or ""), TITLE_MAX) or source_text(job)
-    embed = discord.Embed(
-        title=title[:TITLE_MAX] or "Your stems",
-        description=f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready — "
-        "the links may expire within a day, download them soon.",
-        colour=COLOR_DONE,
-    )
+    embed = discord.Embed(title=title[:TITLE_MAX] or "Your stems", colour=COLOR_DONE)
     cover = track.get("cover_url")
     if isinstance(cover, str) and is_safe_link(cover):
         embed.set_thumbnail(url=cover)
@@ -180,19 +399,76 @@ def render_separation(job: JobRecord, failure: str) -> Outcome:
         embed.add_field(name="Duration", value=duration, inline=True)
     buttons: list[tuple[str, str]] = []
     extra: list[str] = []
-    for name, url in stems.items():
-        if is_safe_link(url) and len(buttons) < BUTTONS_MAX:
+    missing = 0
+    for name, vidgo_url in stems.items():
+        url: str | None = None
+        if entry is not None and signing is not None and name in kept:
+            url = signing.url_for(entry.key, kept[name])
+        if url is None and alive:
+            url = vidgo_url
+        if url is None:
+            missing += 1
+        elif is_safe_link(url) and len(buttons) < BUTTONS_MAX:
             buttons.append((stem_label(name), url))
         else:
             # The name comes from Vidgo: escaped, so it cannot bring its own markdown.
             extra.append(f"[{escape_untrusted(stem_label(name), 80)}](<{url}>)")
+    mixed = entry is not None and entry.backing is not None and "instrumental" not in stems
+    if entry is not None and entry.backing is not None and mixed and signing is not None:
+        backing_url = signing.url_for(entry.key, entry.backing)
+        if backing_url is not None and is_safe_link(backing_url) and len(buttons) < BUTTONS_MAX:
+            buttons.append((BACKING_LABEL, backing_url))
+    uploads = uploads_of(job, entry) if entry is not None else []
+    if not kept and not alive:
+        embed.description = NOTHING_LEFT
+        embed.set_footer(text=f"Job {job.id}")
+        return Outcome(f"{mention} this song's stems are no longer available.", embed, [])
+    lines = [f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready."]
+    if mixed:
+        lines.append("The backing track is every stem but the lead vocal, mixed for singing.")
+    lines.append(links_sentence(job, entry, signing, alive, missing))
+    if entry is not None and entry.error:
+        lines.append(f"\N{WARNING SIGN} {escape_untrusted(entry.error, 500)}")
+    embed.description = "\n".join(lines)[:DESCRIPTION_MAX]
     # Stems beyond the buttons go into fields, whole links only, each field within its limit.
     for value in pack_lines(extra, FIELD_VALUE_MAX):
-        if len(embed.fields) >= FIELDS_MAX - 1:
+        if len(embed.fields) >= FIELDS_MAX - 2:
             break
         embed.add_field(name="More stems", value=value, inline=False)
     embed.set_footer(text=f"Job {job.id}")
-    return Outcome(f"{mention} your stems are ready.", embed, buttons)
+    items: list[Item] = [LinksButton(job.id)] if kept else []
+    return Outcome(f"{mention} your stems are ready.", embed, buttons, items=items, uploads=uploads)
+
+
+def links_sentence(
+    job: JobRecord,
+    entry: MediaEntry | None,
+    signing: MediaLinks | None,
+    alive: bool,
+    missing: int,
+) -> str:
+    """What the buttons link to and how long they work."""
+    kept = entry is not None and bool(entry.files)
+    if kept and signing is not None:
+        sentence = (
+            f"The buttons link to copies kept by this bot; each link works for "
+            f"{hours_text(signing.ttl_hours)}, and **Get links** gives fresh ones."
+        )
+        if signing.retention_days:
+            sentence += f" The copies are kept for {signing.retention_days:g} days."
+        return sentence
+    if kept and alive:
+        return (
+            f"The buttons are Vidgo's links, which stop working {vidgo_lifetime_text(job)} "
+            "after the separation; **Get links** gets the kept files after that."
+        )
+    if kept:
+        gone = " (some stems could not be kept)" if missing else ""
+        return f"Vidgo's links have expired{gone}: **Get links** gets the kept files."
+    return (
+        f"The links may expire within {vidgo_lifetime_text(job).removeprefix('about ')}, "
+        "download them soon."
+    )
 
 
 class SeparateCog(commands.Cog):

@@ -59,6 +59,7 @@ UPDATABLE_COLUMNS = frozenset(
         "faults",
         "delivery_started_at",
         "polled_at",
+        "prepared_at",
     }
 )
 
@@ -367,6 +368,25 @@ class JobStore(ABC):
     @abstractmethod
     async def cache_put(self, entry: CachedResult) -> None:
         """Store (or replace) a cached result."""
+
+    @abstractmethod
+    async def cache_update_result(
+        self, source_key: str, vidgo_task_id: str | None, result: Mapping[str, Any]
+    ) -> bool:
+        """Replace the result of the cached entry of ``source_key`` if it still holds the
+        Vidgo task ``vidgo_task_id`` (its time is kept, so retention is unchanged).
+
+        Returns whether an entry was changed. A job's post-success step (its kept files)
+        reaches later requests for the same source this way.
+        """
+
+    @abstractmethod
+    async def cache_forget(self, source_key: str, vidgo_task_id: str | None) -> bool:
+        """Delete the cached entry of ``source_key`` if it still holds ``vidgo_task_id``.
+
+        For a cached result that can no longer be delivered (its files are gone everywhere):
+        the next request for the source is then treated as new. Returns whether one went.
+        """
 
     # --- per-guild settings ---------------------------------------------------------------
 

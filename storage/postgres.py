@@ -133,6 +133,7 @@ _COLUMNS = (
     "delivery_started_at",
     "polled_at",
     "callback_key",
+    "prepared_at",
 )
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
 # The two columns a callback can name its job by: the key its token is derived from, or (for
@@ -348,6 +349,13 @@ ON CONFLICT (source_key) DO UPDATE SET model = EXCLUDED.model,
     vidgo_task_id = EXCLUDED.vidgo_task_id, result = EXCLUDED.result,
     track = EXCLUDED.track, created_at = EXCLUDED.created_at
 """
+UPDATE_CACHE_RESULT = (
+    "UPDATE results_cache SET result = $3 "
+    "WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2"
+)
+DELETE_CACHE_OF_TASK = (
+    "DELETE FROM results_cache WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2"
+)
 SELECT_GUILD_SETTINGS = "SELECT settings FROM guild_settings WHERE guild_id = $1"
 UPSERT_GUILD_SETTINGS = """
 INSERT INTO guild_settings (guild_id, settings, updated_at) VALUES ($1, $2, $3)
@@ -551,6 +559,7 @@ def _row_to_job(row: asyncpg.Record) -> JobRecord:
         delivery_started_at=row["delivery_started_at"],
         polled_at=row["polled_at"],
         callback_key=row["callback_key"],
+        prepared_at=row["prepared_at"],
     )
 
 
@@ -1533,6 +1542,23 @@ class PostgresJobStore(JobStore):
         """See :meth:`JobStore.cache_put`."""
         async with self._conn() as conn:
             await self._cache_put(conn, entry)
+
+    async def cache_update_result(
+        self, source_key: str, vidgo_task_id: str | None, result: Mapping[str, Any]
+    ) -> bool:
+        """See :meth:`JobStore.cache_update_result`."""
+        async with self._conn() as conn:
+            status = await conn.execute(
+                UPDATE_CACHE_RESULT,
+                *_args([source_key, vidgo_task_id, _dumps(result)]),
+            )
+        return _affected(status) > 0
+
+    async def cache_forget(self, source_key: str, vidgo_task_id: str | None) -> bool:
+        """See :meth:`JobStore.cache_forget`."""
+        async with self._conn() as conn:
+            status = await conn.execute(DELETE_CACHE_OF_TASK, *_args([source_key, vidgo_task_id]))
+        return _affected(status) > 0
 
     # --- per-guild settings ---------------------------------------------------------------
 

@@ -113,6 +113,8 @@ class JobRecord:
     faults: int = 0
     delivery_started_at: float | None = None
     polled_at: float | None = None
+    # When the job's post-success step (bot.kinds.JobKind.prepare) finished (see storage V7).
+    prepared_at: float | None = None
 
     @property
     def is_follower(self) -> bool:

@@ -82,6 +82,7 @@ _COLUMNS = (
     "delivery_started_at",
     "polled_at",
     "callback_key",
+    "prepared_at",
 )
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM jobs"  # noqa: S608 - fixed column names
 _JSON_COLUMNS = frozenset({"options", "result", "track"})
@@ -176,6 +177,7 @@ def _row_to_job(row: Iterable[Any]) -> JobRecord:
         delivery_started_at=r["delivery_started_at"],
         polled_at=r["polled_at"],
         callback_key=r["callback_key"],
+        prepared_at=r["prepared_at"],
     )
 
 
@@ -1025,6 +1027,30 @@ class SqliteJobStore(JobStore):
         """See :meth:`JobStore.cache_put`."""
         async with self._tx() as conn:
             await self._cache_put(conn, entry)
+
+    async def cache_update_result(
+        self, source_key: str, vidgo_task_id: str | None, result: Mapping[str, Any]
+    ) -> bool:
+        """See :meth:`JobStore.cache_update_result`."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE results_cache SET result = ? WHERE source_key = ? AND vidgo_task_id IS ?",
+                (_dumps(result), source_key, vidgo_task_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def cache_forget(self, source_key: str, vidgo_task_id: str | None) -> bool:
+        """See :meth:`JobStore.cache_forget`."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "DELETE FROM results_cache WHERE source_key = ? AND vidgo_task_id IS ?",
+                (source_key, vidgo_task_id),
+            )
+            deleted = cur.rowcount
+            await cur.close()
+        return deleted > 0
 
     # --- per-guild settings ---------------------------------------------------------------
 

@@ -163,7 +163,3 @@ class InsufficientSpace(StoreError):
         self.free = free
         self.needed = needed
         self.minimum = minimum
-
-
-class MediaStoreBusy(StoreError):
-    """Another process holds the store's lock (only one process may own a media directory)."""

@@ -102,6 +102,8 @@ class Harness:
     busy_timeout_ms: int = 5000
     api_key: str = "test-vidgo-key"
     client_timeout: float = 2.0
+    # More kinds (or replacements of the usual ones, by name), made with each engine's client.
+    extra_kinds: Callable[[VidgoClient], list[JobKind]] | None = None
     engine: JobEngine | None = None
     store: JobStore | None = None
     server: CallbackServer | None = None
@@ -141,7 +143,15 @@ class Harness:
             backoff_base=0.01,
             backoff_max=0.05,
         )
-        kinds = [SeparationKind(self.client), LyricsKind(self.client), MidiKind(self.client)]
+        kinds: list[JobKind] = [
+            SeparationKind(self.client),
+            LyricsKind(self.client),
+            MidiKind(self.client),
+        ]
+        if self.extra_kinds is not None:
+            extra = self.extra_kinds(self.client)
+            names = {kind.NAME for kind in extra}
+            kinds = [kind for kind in kinds if kind.NAME not in names] + extra
         self.engine = JobEngine(self.store, self.client, self.delivery, config, kinds=kinds)
         self._sink.engine = self.engine
         await self.engine.start()

@@ -47,6 +47,6 @@ async def test_the_built_client_registers_every_button_of_every_kind() -> None:
             registered = set(app.bot._connection._view_store._dynamic_items.values())
             actions = {cls.ACTION for cls in registered if issubclass(cls, JobButton)}
             # MIDI off still registers its button, so old buttons answer that it is off.
-            assert actions == {"refresh", "cancel", "lyrics", "midi"}
+            assert actions == {"refresh", "cancel", "lyrics", "midi", "links"}
         finally:
             await app.engine.stop(grace=0)

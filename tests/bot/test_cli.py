@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import sys
@@ -482,12 +483,21 @@ async def test_check_prints_each_item_as_it_runs_and_nothing_else(tmp_path: Path
             # The check is waiting on Vidgo, and says so, before it has an answer.
             await asyncio.wait_for(vidgo.connected.wait(), 60)
             assert proc.returncode is None
-            assert seen == [
+            media = tmp_path / "media"
+            assert seen[:5] == [
                 "Stemcord check",
                 "  ok    settings    valid",
                 f"  ..    database    opening {tmp_path / 'db.sqlite3'}",
                 f"  ok    database    {tmp_path / 'db.sqlite3'}, schema version {LATEST}",
-                f"  ..    vidgo       asking {url} for the credit balance (up to 15 s)",
+                f"  ..    media       writing a test file in {media}",
+            ]
+            assert re.fullmatch(
+                rf"  ok    media       {re.escape(str(media))}, writable, [\d,]+ MB free "
+                r"\(1,024 MB kept free\)",
+                seen[5],
+            ), seen[5]
+            assert seen[6:] == [
+                f"  ..    vidgo       asking {url} for the credit balance (up to 15 s)"
             ]
             vidgo.release.set()
             rest, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -72,6 +72,7 @@ async def test_good_settings_pass_every_check(env: Env) -> None:
     assert [(r.name, r.status) for r in results] == [
         ("settings", Status.OK),
         ("database", Status.OK),
+        ("media", Status.OK),
         ("vidgo", Status.OK),
         ("discord", Status.OK),
         ("public_url", Status.OK),
@@ -347,6 +348,8 @@ async def test_progress_hears_each_check_start_before_it_ends(env: Env) -> None:
         ("finished", "settings"),
         ("started", "database"),
         ("finished", "database"),
+        ("started", "media"),
+        ("finished", "media"),
         ("started", "vidgo"),
         ("finished", "vidgo"),
         ("started", "discord"),

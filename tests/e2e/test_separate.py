@@ -34,7 +34,9 @@ async def test_happy_path_by_callback(world: World) -> None:
     assert f"<@{world.member.id}>" in result.content
     assert GENERATION_TITLES[0] in str(result.embeds)
     urls = link_urls(result)
-    assert len(urls) == 2 and all(u.startswith(world.vidgo.base_url) for u in urls)
+    # Both stems are kept: the buttons are signed links to the bot's own listener.
+    public = f"{world.settings().PUBLIC_URL}/media/{job.vidgo_task_id}/"
+    assert len(urls) == 2 and all(u.startswith(public) for u in urls)
     assert done.result_message_id == result.id
     # Only the requester is pinged.
     assert result.pinged.get("users") == [world.member.id]
@@ -64,7 +66,11 @@ async def test_stems_all_gives_every_stem(world: World) -> None:
     await world.vidgo.finish(job.vidgo_task_id or "")
     await world.wait_job(job.id, JobState.DELIVERED)
     [result] = world.outcome_messages(job.id)
-    assert len(link_urls(result)) == 13
+    labels = [
+        c["label"] for row in result.components for c in row.get("components", []) if c.get("url")
+    ]
+    # Every stem, then the backing track mixed from them.
+    assert len(labels) == 14 and labels[-1] == "Backing track"
     assert world.discord.rule_violations == []
 
 

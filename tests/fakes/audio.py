@@ -16,7 +16,9 @@ Run ``python -m tests.fakes.audio OUT_DIR --seconds 30`` to write a set of stems
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +208,60 @@ def write_stems(
         )
         for name in names
     }
+
+
+# What Vidgo's own "instrumental" (separate-vocals) holds in the fake: these stems' sounds.
+INSTRUMENTAL_PARTS = ("bass", "drums", "piano", "guitar", "other")
+FAKE_STEM_SECONDS = 2.0
+
+
+def write_instrumental(
+    path: Path,
+    *,
+    seconds: float = FAKE_STEM_SECONDS,
+    sample_rate: int = 44_100,
+    channels: int = 2,
+    amplitude: float = DEFAULT_AMPLITUDE,
+    bitrate_kbps: int = 192,
+) -> Path:
+    """Write an instrumental: the sum of :data:`INSTRUMENTAL_PARTS` (each at ``amplitude``
+    divided among them, so the sum cannot clip)."""
+    total = round(seconds * sample_rate)
+    share = amplitude * 2 / len(INSTRUMENTAL_PARTS)
+    quality = f"{bitrate_kbps} kbps" if path.suffix == ".mp3" else None
+    with WriteableAudioFile(
+        str(path), samplerate=sample_rate, num_channels=channels, quality=quality
+    ) as out:
+        block = sum(
+            render(
+                STEM_SOUNDS[name],
+                start=0,
+                frames=total,
+                sample_rate=sample_rate,
+                channels=channels,
+                amplitude=share,
+                seed=_seed(name),
+            )
+            for name in INSTRUMENTAL_PARTS
+        )
+        out.write(np.asarray(block, dtype=np.float32))
+    return path
+
+
+@functools.cache
+def stem_mp3(name: str, seconds: float = FAKE_STEM_SECONDS) -> bytes:
+    """The bytes of a real MP3 of stem ``name`` (``instrumental`` too), made once per process.
+
+    What the fake Vidgo serves as a separation's files: short, so tests stay fast, and cached,
+    so a test session encodes each stem once.
+    """
+    with tempfile.TemporaryDirectory(prefix="stemcord-fake-stem-") as folder:
+        path = Path(folder) / f"{name}.mp3"
+        if name == "instrumental":
+            write_instrumental(path, seconds=seconds)
+        else:
+            write_stem(path, name, seconds=seconds)
+        return path.read_bytes()
 
 
 def _seed(name: str) -> int:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from bot.vidgo.results import parse_detail
+from tests.fakes.audio import stem_mp3
 from tests.fakes.vidgo import (
     DEFAULT_CREDITS,
     GENERATION_AUDIO_IDS,
@@ -307,7 +308,9 @@ async def test_finished_result_is_a_json_string_under_the_published_field(
         async with http.get(url) as resp:
             assert resp.status == 200
             assert resp.content_type == "audio/mpeg"
-            assert (await resp.read()).startswith(b"ID3")
+            # A real MP3 of that stem (each stem its own sound; see tests.fakes.audio).
+            stem = url.rsplit("/", 1)[1].removesuffix(".mp3")
+            assert await resp.read() == stem_mp3(stem)
 
 
 async def test_generate_midi_returns_notes_as_a_json_string(

@@ -22,6 +22,13 @@ Choices where Vidgo's documentation is silent (listed in §12):
   (:data:`LYRICS_SHAPES`); a track's words come from :attr:`FakeVidgo.lyrics` (an instrumental
   finishes with no words), and it has no once-per-track rule.
 
+The stems a finished separation links to are real MP3 files (:func:`tests.fakes.audio.stem_mp3`:
+a distinct tone or rhythm per stem, ``instrumental`` the sum of the accompaniment's sounds, a
+few seconds long, made once per process) served from the fake's own host. Downloads of them can
+be made to fail (:meth:`FakeVidgo.media_fault_next`): a redirect to a host off the bot's list,
+a file over any sensible size cap, a body cut off mid-way, or a download held until the test
+releases it; ``stem_host`` makes the result's links name another host altogether.
+
 Run it alone with ``python -m tests.fakes.vidgo --port 8900 --api-key KEY --auto-finish 3``.
 """
 
@@ -47,6 +54,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.audio import FAKE_STEM_SECONDS, stem_mp3
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +157,14 @@ SWITCHES: dict[str, type] = {
     "empty_midi": bool,
     "lyrics_shape": str,
     "echo_input": bool,
+    "stem_host": str,
+    "stem_seconds": float,
 }
+# How a download of a stem file can be made to fail (media_fault_next).
+MEDIA_FAULTS = ("redirect_off_list", "oversized", "truncated", "stall")
+# The host a redirect off the list points at: the fake itself, under a name no bot allows.
+OFF_LIST_HOST = "localhost"
+OVERSIZED_BYTES = 64 * 1024 * 1024
 # Stands for FakeTask.raw_files given as JSON text, until the reply is written.
 RAW_MARK = "__raw_files__"
 # How :meth:`FakeVidgo.lose_answer_next` loses the answer to a request it acted on.
@@ -332,6 +348,14 @@ class FakeVidgo:
         self.echo_input = False
         # Answers lost after acting (lose_answer_next).
         self.lost_answers = 0
+        # The host the links of finished separations name ("" = this fake's own address),
+        # and how long their stems are.
+        self.stem_host = ""
+        self.stem_seconds = FAKE_STEM_SECONDS
+        # Faults of stem downloads: mode -> [remaining, stem name or None for any].
+        self._media_faults: dict[str, list[Any]] = {}
+        self._stems_released = asyncio.Event()
+        self.stalled: list[str] = []
         # audio_id -> the lyrics result of that track (tests may replace or add entries).
         self.lyrics: dict[str, dict[str, Any]] = {
             audio_id: fake_lyrics() for audio_id in GENERATION_AUDIO_IDS
@@ -385,6 +409,7 @@ class FakeVidgo:
     async def close(self) -> None:
         """Stop background work and the server; safe to call twice."""
         self._closing.set()
+        self._stems_released.set()  # nothing stays stalled past the fake's life
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
@@ -517,6 +542,37 @@ class FakeVidgo:
         if mode not in LOSS_MODES:
             raise ValueError(f"mode must be one of {LOSS_MODES}")
         self._faults["lose"] = _Fault(n, path_prefix, delay=delay, mode=mode)
+
+    def media_fault_next(self, n: int, mode: str, stem: str | None = None) -> None:
+        """Make the next ``n`` downloads of stem files (of ``stem`` only, if given) fail.
+
+        ``redirect_off_list``: a 302 to the same file on a host no bot allows;
+        ``oversized``: the file padded to :data:`OVERSIZED_BYTES`, announced in
+        ``Content-Length``; ``truncated``: half the file, then the connection is cut;
+        ``stall``: no answer until :meth:`release_stems` (the bot can be killed meanwhile).
+        """
+        if mode not in MEDIA_FAULTS:
+            raise ValueError(f"mode must be one of {MEDIA_FAULTS}")
+        self._media_faults[mode] = [n, stem]
+        if mode == "stall":
+            self._stems_released.clear()
+
+    def release_stems(self) -> None:
+        """Let stalled stem downloads (and later ones) be answered."""
+        self._stems_released.set()
+
+    def stem_downloads(self, task_id: str, stem: str | None = None) -> int:
+        """How many times the files of ``task_id`` (or one stem of it) were asked for."""
+        prefix = f"/files/{task_id}/" + (f"{stem}.mp3" if stem else "")
+        return sum(1 for m, p in self.requests if m == "GET" and p.startswith(prefix))
+
+    def _media_fault(self, stem: str) -> str | None:
+        for mode, fault in self._media_faults.items():
+            remaining, only = fault
+            if remaining > 0 and (only is None or only == stem):
+                fault[0] -= 1
+                return mode
+        return None
 
     def malformed_next(self, n: int, path_prefix: str | None = None) -> None:
         """Answer the next ``n`` matching requests HTTP 200 with invalid JSON."""
@@ -749,16 +805,33 @@ class FakeVidgo:
             return _error(401, "invalid or missing API key")
         return _ok({"email": "stemcord@fake.vidgo.test", "credits_amount": self.credits})
 
-    async def _stem_file(self, request: web.Request) -> web.Response:
+    async def _stem_file(self, request: web.Request) -> web.StreamResponse:
         task = self.tasks.get(request.match_info["task_id"])
         name = request.match_info["name"]
         if task is None or task.status != "finished":
             return _error(404, "file not found")
         stems = {stem_file_name(key) for key in task.result}
-        if not name.endswith(".mp3") or name.removesuffix(".mp3") not in stems:
+        stem = name.removesuffix(".mp3")
+        if not name.endswith(".mp3") or stem not in stems:
             return _error(404, "file not found")
-        label = f"{task.task_id}/{name.removesuffix('.mp3')}"
-        return web.Response(body=fake_audio(label), content_type="audio/mpeg")
+        body = stem_mp3(stem, self.stem_seconds)
+        fault = self._media_fault(stem)
+        if fault == "stall":
+            self.stalled.append(stem)
+            await self._stems_released.wait()
+        elif fault == "redirect_off_list":
+            location = f"http://{OFF_LIST_HOST}:{self._port}{request.path}"
+            return web.Response(status=302, headers={"Location": location})
+        elif fault == "oversized":
+            body = body + bytes(max(0, OVERSIZED_BYTES - len(body)))
+        elif fault == "truncated":
+            response = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            _drop_connection(request)
+            return response
+        return web.Response(body=body, content_type="audio/mpeg")
 
     async def _generation_file(self, request: web.Request) -> web.Response:
         task_id, name = request.match_info["task_id"], request.match_info["name"]
@@ -805,6 +878,7 @@ class FakeVidgo:
             "lose_answer_next": self.lose_answer_next,
             "malformed_next": self.malformed_next,
             "reset_next": self.reset_next,
+            "media_fault_next": self.media_fault_next,
         }
         for name, value in options.items():
             if name in SWITCHES:
@@ -819,6 +893,8 @@ class FakeVidgo:
                     return _error(400, f"{name}: {exc}")
             elif name == "credits" and type(value) is int:
                 self.credits = value
+            elif name == "release_stems" and value is True:
+                self.release_stems()
             else:
                 return _error(400, f"unknown fault switch {name!r}")
         return web.json_response({name: getattr(self, name) for name in SWITCHES})
@@ -892,7 +968,8 @@ class FakeVidgo:
         return data if self.flat_bodies else {"code": 200, "data": data}
 
     def _stem_url(self, task_id: str, key: str) -> str:
-        return f"{self.base_url}/files/{task_id}/{stem_file_name(key)}.mp3"
+        base = f"http://{self.stem_host}:{self._port}" if self.stem_host else self.base_url
+        return f"{base}/files/{task_id}/{stem_file_name(key)}.mp3"
 
     # -- callbacks and background work --------------------------------------------------------
 

@@ -353,7 +353,7 @@ async def test_stream_past_the_cap_into_the_store_leaves_no_temp_file(
         with pytest.raises(TooLarge):
             await fetcher.fetch(origin.url("/endless.mp3"), store.target("job1", "v.mp3"))
         assert not store.exists("job1", "v.mp3")
-    assert files_in(tmp_path / "media") == [".lock"]
+    assert files_in(tmp_path / "media") == []
 
 
 # -- broken bodies and servers ----------------------------------------------------------------
@@ -535,7 +535,7 @@ async def test_download_announcing_more_than_the_free_space_is_refused_before_th
             await fetcher.fetch(origin.url("/v.mp3"), store.target("job1", "v.mp3"))
         assert caught.value.needed == len(BODY)
         assert not store.exists("job1", "v.mp3")
-    assert files_in(tmp_path / "media") == [".lock"]
+    assert files_in(tmp_path / "media") == []
 
 
 async def test_download_that_fits_the_free_space_exactly_is_kept(

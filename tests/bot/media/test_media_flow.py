@@ -21,7 +21,8 @@ from bot.media import (
 )
 from bot.vidgo.client import VidgoClient
 from bot.vidgo.results import Model
-from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, FakeVidgo, fake_audio
+from tests.fakes.audio import stem_mp3
+from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, FakeVidgo
 
 
 async def test_vidgo_stems_are_kept_and_served_back_by_signed_link(
@@ -63,10 +64,10 @@ async def test_vidgo_stems_are_kept_and_served_back_by_signed_link(
             async with session.get(link) as response:
                 assert response.status == 200
                 assert response.headers["Content-Type"] == "audio/mpeg"
-                assert await response.read() == fake_audio(f"{receipt.task_id}/{stem}")
+                assert await response.read() == stem_mp3(stem)
             async with session.get(link, headers={"Range": "bytes=0-2"}) as response:
                 assert response.status == 206
-                assert await response.read() == b"ID3"
+                assert await response.read() == stem_mp3(stem)[:3]
     finally:
         await listener.stop()
         store.close()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.media.errors import InsufficientSpace, InvalidMediaName, MediaStoreBusy, StoreError
-from bot.media.store import LOCK_FILE, TEMP_DIR, MediaStore
+from bot.media.errors import InsufficientSpace, InvalidMediaName, StoreError
+from bot.media.store import TEMP_DIR, TREE_LOCK, MediaStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[3]
@@ -26,7 +28,17 @@ def store(tmp_path: Path) -> Iterator[MediaStore]:
 
 
 def files_in(directory: Path) -> list[str]:
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    """Every stored file (the store's own hidden locks and temporary folder left out)."""
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and not p.relative_to(directory).parts[0].startswith(".")
+    )
+
+
+def temp_files(root: Path) -> list[Path]:
+    """Files under ``.tmp`` other than session locks (what a writer left behind)."""
+    return [p for p in (root / TEMP_DIR).rglob("*") if p.is_file() and not p.name.endswith(".lock")]
 
 
 def age(store: MediaStore, key: str, days: float) -> None:
@@ -74,7 +86,7 @@ async def test_traversal_and_odd_keys_are_refused(store: MediaStore, key: str) -
         await store.delete(key)
     with pytest.raises(InvalidMediaName):
         store.target(key, "vocals.mp3")
-    assert files_in(store.root) == [LOCK_FILE]
+    assert files_in(store.root) == []
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -85,7 +97,7 @@ async def test_traversal_and_odd_names_are_refused(store: MediaStore, name: str)
         await store.put_bytes("job1", name, b"x")
     with pytest.raises(InvalidMediaName):
         store.exists("job1", name)
-    assert files_in(store.root) == [LOCK_FILE]
+    assert files_in(store.root) == []
 
 
 def test_job_ids_and_vidgo_task_ids_are_valid_keys(store: MediaStore) -> None:
@@ -122,7 +134,7 @@ async def test_put_replaces_an_existing_file_of_the_same_name(store: MediaStore)
     await store.put_bytes("job1", "mix.mp3", b"first")
     await store.put_bytes("job1", "mix.mp3", b"second version")
     assert store.path_of("job1", "mix.mp3").read_bytes() == b"second version"
-    assert files_in(store.root) == [LOCK_FILE, "job1/mix.mp3"]
+    assert files_in(store.root) == ["job1/mix.mp3"]
 
 
 async def test_put_file_copies_and_leaves_the_source(store: MediaStore, tmp_path: Path) -> None:
@@ -178,7 +190,7 @@ async def test_disk_guard_refuses_a_put_that_would_go_under_the_minimum(tmp_path
         # Exactly down to the minimum is still allowed.
         await store.put_bytes("job1", "vocals.mp3", b"x" * 500)
         assert store.exists("job1", "vocals.mp3")
-        assert files_in(store.root) == [LOCK_FILE, "job1/vocals.mp3"]
+        assert files_in(store.root) == ["job1/vocals.mp3"]
 
 
 async def test_disk_guard_stops_a_stream_of_unknown_size_at_the_budget(tmp_path: Path) -> None:
@@ -190,7 +202,7 @@ async def test_disk_guard_stops_a_stream_of_unknown_size_at_the_budget(tmp_path:
         with pytest.raises(InsufficientSpace):
             part.write(b"x" * 101)
         part.discard()
-        assert files_in(store.root) == [LOCK_FILE]
+        assert files_in(store.root) == []
 
 
 async def test_disk_guard_checks_again_just_before_the_file_appears(tmp_path: Path) -> None:
@@ -201,7 +213,7 @@ async def test_disk_guard_checks_again_just_before_the_file_appears(tmp_path: Pa
     ) as store:
         with pytest.raises(InsufficientSpace):
             await store.put_bytes("job1", "vocals.mp3", b"x" * 10)
-        assert files_in(store.root) == [LOCK_FILE]
+        assert files_in(store.root) == []
 
 
 async def test_disk_guard_uses_the_real_free_space_by_default(tmp_path: Path) -> None:
@@ -231,7 +243,7 @@ async def test_retention_deletes_old_results_oldest_first_and_reports_what_it_fr
     assert report.bytes_freed == 2 * (40 + 80 + 20)
     assert report.files_removed == 6
     assert [r.key for r in await store.list_results()] == ["fresh"]
-    assert files_in(store.root) == [LOCK_FILE, "fresh/instrumental.mp3", "fresh/vocals.mp3"]
+    assert files_in(store.root) == ["fresh/instrumental.mp3", "fresh/vocals.mp3"]
 
 
 async def test_retention_of_zero_days_keeps_everything(store: MediaStore) -> None:
@@ -278,7 +290,7 @@ async def test_delete_removes_a_whole_result_and_says_what_it_held(store: MediaS
     assert gone is not None
     assert (gone.files, gone.size) == (2, 7)
     assert await store.delete("job1") is None
-    assert files_in(store.root) == [LOCK_FILE]
+    assert files_in(store.root) == []
 
 
 # -- crash safety and ownership -------------------------------------------------------------
@@ -295,7 +307,7 @@ async def test_leftover_temp_files_are_cleaned_at_open(tmp_path: Path) -> None:
     store = await MediaStore.open(root)
     try:
         assert store.cleaned_at_open == 2
-        assert files_in(root) == [LOCK_FILE, "job1/vocals.mp3"]
+        assert files_in(root) == ["job1/vocals.mp3"]
     finally:
         store.close()
 
@@ -318,26 +330,127 @@ def test_killed_writer_leaves_no_file_under_the_final_name(tmp_path: Path) -> No
     )
     assert done.returncode == 9, done.stderr.decode()
     assert not (root / "job1" / "vocals.mp3").exists()
-    assert len(list((root / TEMP_DIR).iterdir())) == 1  # the half file, under its temp name
+    assert len(temp_files(root)) == 1  # the half file, under its temp name
 
     with MediaStore.open_sync(root) as store:
-        assert store.cleaned_at_open == 1
-        assert files_in(root) == [LOCK_FILE]
+        assert store.cleaned_at_open == 1  # the dead process's session folder
+        assert files_in(root) == []
+        assert temp_files(root) == []
 
 
-async def test_a_second_owner_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+async def test_a_second_process_shares_the_store_and_leaves_the_first_ones_writes_alone(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "media"
     first = MediaStore.open_sync(root)
-    (root / TEMP_DIR / ".in-flight.part").write_bytes(b"the first owner is writing this")
-    with pytest.raises(MediaStoreBusy):
-        MediaStore.open_sync(root)
-    # The refused opener did not clean the first owner's file in flight.
-    assert (root / TEMP_DIR / ".in-flight.part").exists()
-    first.close()
+    part = first.open_part("job1", "vocals.mp3")
+    part.write(b"the first process is writing this")
     with MediaStore.open_sync(root) as second:
-        assert second.cleaned_at_open == 1
+        # Opening did not clean the first store's file in flight...
+        assert second.cleaned_at_open == 0
+        assert part.temp_path.exists()
+        # ...which still lands, and the second store sees it and writes its own.
+        part.commit()
+        assert second.exists("job1", "vocals.mp3")
+        await second.put_bytes("job1", "drums.mp3", b"drums")
+    assert first.exists("job1", "drums.mp3")
+    first.close()
+    assert temp_files(root) == []
+
+
+def test_a_store_that_closed_leaves_no_session_behind(tmp_path: Path) -> None:
+    root = tmp_path / "media"
+    with MediaStore.open_sync(root):
+        pass
+    assert list((root / TEMP_DIR).iterdir()) == []
+
+
+async def test_a_prune_does_not_lose_a_file_that_lands_in_the_result_meanwhile(
+    store: MediaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.put_bytes("old", "vocals.mp3", b"v")
+    age(store, "old", 10)
+    stale = store._list_results()  # what the prune saw before another process's put
+    with MediaStore.open_sync(store.root) as other:
+        await other.put_bytes("old", "instrumental.mp3", b"i")
+    monkeypatch.setattr(store, "_list_results", lambda: stale)
+    report = await store.prune(7, now=NOW)
+    assert report.removed == ()
+    assert files_in(store.root) == ["old/instrumental.mp3", "old/vocals.mp3"]
+
+
+def test_removing_a_result_waits_for_a_put_in_progress_in_another_process(
+    store: MediaStore,
+) -> None:
+    (store.root / "old").mkdir()
+    (store.root / "old" / "vocals.mp3").write_bytes(b"v")
+    age(store, "old", 10)
+    # Another process is renaming a file into a result: it holds the tree lock shared.
+    fd = os.open(store.root / TREE_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    finished = threading.Event()
+
+    def remove() -> None:
+        store._delete("old", None)
+        finished.set()
+
+    worker = threading.Thread(target=remove)
+    worker.start()
+    worker.join(0.3)
+    still_there = (store.root / "old" / "vocals.mp3").exists()
+    blocked = not finished.is_set()
+    os.close(fd)  # the put is done
+    worker.join()
+    assert blocked and still_there
+    assert not (store.root / "old").exists()
 
 
 def test_open_refuses_a_negative_minimum(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         MediaStore.open_sync(tmp_path / "media", min_free_bytes=-1)
+
+
+# -- scratch space and finished files -----------------------------------------------------
+
+
+async def test_a_file_made_in_scratch_moves_in_by_rename_and_the_scratch_goes(
+    store: MediaStore,
+) -> None:
+    async with store.scratch() as work:
+        made = work / "instrumental.mp3"
+        made.write_bytes(b"mix")
+        inode = made.stat().st_ino
+        stored = await store.move_in("job1", "instrumental.mp3", made)
+        assert not made.exists()
+    assert stored.size == 3 and stored.path.stat().st_ino == inode
+    assert not work.exists()
+    assert files_in(store.root) == ["job1/instrumental.mp3"]
+
+
+async def test_a_finished_file_from_outside_the_scratch_moves_in_too(
+    store: MediaStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.mp3"
+    outside.write_bytes(b"x" * 10)
+    stored = await store.move_in("job1", "vocals.mp3", outside)
+    assert stored.size == 10 and store.exists("job1", "vocals.mp3")
+
+
+async def test_move_in_obeys_the_disk_guard(tmp_path: Path) -> None:
+    with MediaStore.open_sync(
+        tmp_path / "media", min_free_bytes=100, free_bytes=lambda _: 50
+    ) as store:
+        async with store.scratch() as work:
+            (work / "mix.mp3").write_bytes(b"m")
+            with pytest.raises(InsufficientSpace):
+                await store.move_in("job1", "mix.mp3", work / "mix.mp3")
+        assert not store.exists("job1", "mix.mp3")
+
+
+def test_check_space_refuses_work_that_would_go_under_the_minimum(tmp_path: Path) -> None:
+    with MediaStore.open_sync(
+        tmp_path / "media", min_free_bytes=100, free_bytes=lambda _: 150
+    ) as store:
+        store.check_space(50)  # exactly the minimum left: allowed
+        with pytest.raises(InsufficientSpace):
+            store.check_space(51)
