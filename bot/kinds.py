@@ -10,6 +10,11 @@ delivery); only two things differ between a stem separation, MIDI notes or timed
 A kind raises :class:`UnusableResult` when Vidgo finished but sent nothing usable; the job then
 fails with that reason. Each kind names itself (:attr:`JobKind.NAME`, stored as
 ``JobRecord.kind``); the composition root gives the engine its list of kinds.
+
+Two hooks serve kinds whose work is local (a key change of a kept backing track, made in the
+bot's own audio workers rather than at Vidgo): :class:`TryLater` lets a submit wait for a busy
+resource without spending an attempt, and :meth:`JobKind.follow_up` lets a kind start a job of
+its own once another job's result is posted (``/separate key:``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from bot.jobs import JobRequest
 from bot.vidgo.results import SubmitReceipt, TaskDetail
 from storage.records import JobRecord
 
@@ -41,6 +47,17 @@ class Unsubmittable(Exception):
         super().__init__(message)
         self.error_kind = error_kind
         self.message = message
+
+
+class TryLater(Exception):
+    """Nothing was sent and nothing is wrong with the job, but something it needs is busy now
+    (the audio workers' queue is full). The engine submits it again after ``retry_after``
+    seconds without counting an attempt; at the job's deadline it expires."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(0.0, retry_after)
 
 
 class JobKind(ABC):
@@ -74,6 +91,16 @@ class JobKind(ABC):
         callback instead (see :class:`bot.engine.JobEngine`).
         """
         return False
+
+    def follow_up(self, job: JobRecord, result_message_id: int | None) -> JobRequest | None:
+        """A job of this kind that ``job`` asked for, to start now that its result is posted.
+
+        Called by the engine for every kind once a succeeded job's outcome message is posted
+        (``result_message_id``, to reply to) and before the job is recorded as delivered; the
+        engine records each follow-up at most once (its id is derived from ``job``'s). Most
+        kinds start nothing.
+        """
+        return None
 
     def contradicts(self, job: JobRecord, detail: TaskDetail, *, since: float) -> str | None:
         """Why the task ``detail`` cannot be this job's own task, or ``None``.
