@@ -134,6 +134,11 @@ class Settings(DatabaseSettings):
     # Vidgo has not documented generate-midi: off unless the operator opts in.
     ENABLE_MIDI: bool = False
 
+    # Kept audio and the bot's own audio work (docs/media.md, docs/audio.md).
+    MEDIA_DIR: str = "data/media"
+    AUDIO_WORKERS: int = Field(default=2, ge=1, le=64)
+    AUDIO_QUEUE_LIMIT: int = Field(default=8, ge=0, le=1000)
+
     # Operations (docs/operations.md).
     LOG_FORMAT: Literal["human", "json"] = "human"
     ADMIN_ENABLED: bool = True
@@ -170,6 +175,13 @@ class Settings(DatabaseSettings):
         if not isinstance(value, str):
             raise ValueError("must be a URL")
         return _https_url(value.strip())
+
+    @field_validator("MEDIA_DIR")
+    @classmethod
+    def _check_media_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a directory (for example data/media)")
+        return value
 
     @field_validator("DEV_GUILD_ID", mode="before")
     @classmethod

@@ -18,24 +18,15 @@ from bot.engine import JOB_ID_LENGTH, EngineConfig, JobEngine, follow_up_id, new
 from bot.jobs import JobRequest
 from bot.kinds import JobKind, TryLater, UnusableResult
 from bot.policy import GuildPolicy
-from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus, TrackInfo
+from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus
 from cogs.buttons import JOB_ID_PATTERN
 from storage.base import JobStore
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
 from tests.bot.engine_harness import FAST, RecordingDelivery
+from tests.keys_helpers import NoVidgo
 
 CONFIG = replace(FAST, job_timeout=30.0, submit_max_attempts=2)
-
-
-class NoVidgo:
-    """These kinds never ask Vidgo anything."""
-
-    async def get_task(self, task_id: str) -> TaskDetail:
-        raise AssertionError("a local job was polled")
-
-    async def get_track(self, task_id: str, audio_id: str) -> TrackInfo | None:
-        raise AssertionError("a local job asked for a track")
 
 
 class Local(JobKind):
