@@ -20,16 +20,20 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import discord
 import yarl
 
 from bot.admin import AdminRoutes, AdminServer
+from bot.audio import AudioPool
 from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
+from bot.keys import KeyRenderKind, KeyRenders
 from bot.kinds import JobKind
 from bot.lyrics import LyricsKind
+from bot.media import MediaStore
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.midi import MidiKind
 from bot.policy import Policies
@@ -42,7 +46,6 @@ from bot.webhook import CallbackServer
 from cogs.buttons import (
     ButtonRouter,
     CancelButton,
-    JobButton,
     JobControls,
     RefreshButton,
     RefreshLimiter,
@@ -59,11 +62,12 @@ from cogs.delivery import DiscordDelivery
 from cogs.desk import JobDesk
 from cogs.jobs import JobsCog
 from cogs.karaoke import KaraokeCog
+from cogs.keys import KeyView
 from cogs.lyrics import LyricsCog, LyricsView
 from cogs.midi import MidiView
 from cogs.separate import SeparateCog, SeparationView
 from cogs.separate_message import SeparateMessageCog
-from cogs.views import KindView, KindViews, PressServices
+from cogs.views import JobItem, KindView, KindViews, PressServices
 from storage.base import JobStore
 from storage.factory import store_for_url
 
@@ -98,22 +102,33 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
-def job_kinds(vidgo: VidgoClient) -> list[JobKind]:
+def job_kinds(vidgo: VidgoClient, keys: KeyRenders) -> list[JobKind]:
     """Every kind of job the engine runs. A new kind adds one line here …
 
     MIDI is always known, so jobs started before ``ENABLE_MIDI`` was turned off still finish;
     without the setting no button offers new ones.
     """
-    return [SeparationKind(vidgo), LyricsKind(vidgo), MidiKind(vidgo)]
+    return [
+        SeparationKind(vidgo),
+        LyricsKind(vidgo),
+        MidiKind(vidgo),
+        KeyRenderKind(keys),
+    ]
 
 
-def kind_views(settings: Settings) -> list[KindView]:
+def kind_views(settings: Settings, keys: KeyRenders) -> list[KindView]:
     """… and one line here: how each kind is shown in Discord."""
     return [
         SeparationView(),
         LyricsView(enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
         MidiView(enabled=settings.ENABLE_MIDI),
+        KeyView(keys),
     ]
+
+
+def audio_pool(settings: Settings) -> AudioPool:
+    """The audio workers (started on first use, so ``sync`` never starts them)."""
+    return AudioPool(workers=settings.AUDIO_WORKERS, queue_limit=settings.AUDIO_QUEUE_LIMIT)
 
 
 @dataclass
@@ -126,6 +141,7 @@ class Stemcord:
     vidgo: VidgoClient
     metrics: StemcordMetrics
     delivery: DiscordDelivery
+    audio: AudioPool
 
 
 def build(
@@ -134,11 +150,13 @@ def build(
     session: aiohttp.ClientSession,
     *,
     run_engine: bool = True,
+    media: MediaStore | None = None,
 ) -> Stemcord:
     """Make every collaborator and wire them together (see the module docstring).
 
     ``run_engine=False`` builds the same client and commands without starting the engine or
-    syncing to the development guild (``sync`` only needs the command tree).
+    syncing to the development guild (``sync`` only needs the command tree). ``media`` is the
+    open media store (:func:`run_app` opens it; without it nothing is rendered or offered).
     """
     vidgo = VidgoClient(
         session,
@@ -151,7 +169,9 @@ def build(
     )
     metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
     policies = Policies(store)
-    views = KindViews(kind_views(settings), fallback=SEPARATION)
+    audio = audio_pool(settings)
+    keys = KeyRenders(media, audio)
+    views = KindViews(kind_views(settings, keys), fallback=SEPARATION)
 
     async def setup(client: StemcordBot) -> None:
         # Runs in discord.py's setup_hook, after everything below was built.
@@ -176,7 +196,7 @@ def build(
         vidgo,
         delivery,
         engine_config(settings),
-        kinds=job_kinds(vidgo),
+        kinds=job_kinds(vidgo, keys),
         observer=metrics,
     )
     desk = JobDesk(engine, delivery, views)
@@ -193,9 +213,15 @@ def build(
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)
     for action, handler in {**status.routes(), **views.routes(services)}.items():
         router.route(action, handler)
-    buttons: list[type[JobButton]] = [RefreshButton, CancelButton, *views.buttons()]
+    buttons: list[type[JobItem]] = [RefreshButton, CancelButton, *views.buttons()]
     return Stemcord(
-        bot=bot, engine=engine, store=store, vidgo=vidgo, metrics=metrics, delivery=delivery
+        bot=bot,
+        engine=engine,
+        store=store,
+        vidgo=vidgo,
+        metrics=metrics,
+        delivery=delivery,
+        audio=audio,
     )
 
 
@@ -266,9 +292,13 @@ async def run_app(
     server: CallbackServer | None = None
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
+    media: MediaStore | None = None
+    audio: AudioPool | None = None
     try:
+        media = await MediaStore.open(Path(settings.MEDIA_DIR))
         async with aiohttp.ClientSession() as session:
-            app = build(settings, store, session)
+            app = build(settings, store, session, media=media)
+            audio = app.audio
             bot, engine, metrics = app.bot, app.engine, app.metrics
             routes = admin_routes(app)
             if settings.ADMIN_ENABLED:
@@ -318,6 +348,8 @@ async def run_app(
                 server = None
             await retention.stop()
             await engine.stop(grace=10.0)
+            # After the engine: a render still running was given its grace there.
+            await app.audio.close()
             await bot.close()
             stop_task.cancel()
             if bot_task in done:
@@ -332,6 +364,10 @@ async def run_app(
             await retention.stop()
         if admin is not None:
             await admin.stop()
+        if audio is not None:
+            await audio.close()
+        if media is not None:
+            media.close()
         await store.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
