@@ -45,6 +45,7 @@ from typing import Any
 from bot.audio import (
     AudioInputError,
     AudioPool,
+    JobTimedOut,
     PoolBusy,
     PoolClosed,
     fit_to_limit,
@@ -72,6 +73,7 @@ KEY_STEPS: tuple[int, ...] = (-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)
 NOT_KEPT = "not_kept"
 UNREADABLE = "unreadable_backing"
 NO_SPACE = "no_space"
+TOO_LONG = "too_long"
 NOT_KEPT_MESSAGE = "the backing track of this song is no longer kept; run /separate again"
 
 # A full queue is asked again this much later (the render ahead of it takes seconds).
@@ -376,6 +378,11 @@ class KeyRenderKind(JobKind):
                 raise Unsubmittable(NOT_KEPT, NOT_KEPT_MESSAGE) from exc
             raise Unsubmittable(
                 UNREADABLE, f"the kept backing track could not be read ({type(exc).__name__})"
+            ) from exc
+        except JobTimedOut as exc:
+            # Past the workers' time limit once, it would be past it every time: not retried.
+            raise Unsubmittable(
+                TOO_LONG, f"the key change took longer than the {exc.seconds:g} s allowed"
             ) from exc
         except InsufficientSpace as exc:
             raise Unsubmittable(NO_SPACE, "there is not enough disk space to keep it") from exc

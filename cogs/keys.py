@@ -36,6 +36,7 @@ from bot.keys import (
     KEY_STEPS,
     NO_SPACE,
     NOT_KEPT,
+    TOO_LONG,
     UNREADABLE,
     KeyRenders,
     check_semitones,
@@ -165,6 +166,8 @@ def key_failure_sentence(job: JobRecord) -> str:
         )
     if kind == NO_SPACE:
         return "The bot's disk is too full to keep another track just now; try again later."
+    if kind == TOO_LONG:
+        return "This song is too long to change its key in the time the bot allows."
     if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
         return "The bot's audio workers stayed busy for too long; pick the key again later."
     common = common_failure_sentence(job)

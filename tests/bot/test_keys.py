@@ -15,6 +15,7 @@ from bot.keys import (
     KEY,
     NOT_KEPT,
     NOT_KEPT_MESSAGE,
+    TOO_LONG,
     BackingTrack,
     KeyRenderKind,
     KeyRenders,
@@ -270,6 +271,17 @@ async def test_a_full_audio_queue_makes_the_render_wait_instead_of_failing(
         finally:
             flag.touch()
             await blocker
+
+
+async def test_a_render_past_the_workers_time_limit_fails_for_good_not_in_a_loop(
+    media: MediaStore, tmp_path: Path
+) -> None:
+    await keep_backing(media, tmp_path, seconds=20.0)
+    async with CountingPool(workers=1, queue_limit=1, timeout=0.05) as slow:
+        with pytest.raises(Unsubmittable) as refused:
+            await KeyRenderKind(KeyRenders(media, slow)).submit(recorded(ask()), None)
+    assert refused.value.error_kind == TOO_LONG
+    assert refused.value.message.endswith("longer than the 0.05 s allowed")
 
 
 # --- through the engine --------------------------------------------------------------------------

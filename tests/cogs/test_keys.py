@@ -14,7 +14,7 @@ import pytest
 
 from bot.engine import JobEngine
 from bot.jobs import ErrorKind, Submitted
-from bot.keys import KEY, NO_SPACE, NOT_KEPT, UNREADABLE, KeyRenders, rendition_base
+from bot.keys import KEY, NO_SPACE, NOT_KEPT, TOO_LONG, UNREADABLE, KeyRenders, rendition_base
 from bot.media import MediaStore
 from bot.policy import GuildPolicy, Policies
 from cogs.buttons import ButtonRouter, JobControls
@@ -183,6 +183,7 @@ async def test_a_reply_whose_render_is_gone_says_it_is_no_longer_kept(view: KeyV
         (NOT_KEPT, JobState.FAILED, "no longer kept; run /separate again"),
         (UNREADABLE, JobState.FAILED, "could not be read"),
         (NO_SPACE, JobState.FAILED, "disk is too full"),
+        (TOO_LONG, JobState.FAILED, "too long to change its key"),
         (ErrorKind.EXPIRED, JobState.EXPIRED, "stayed busy for too long"),
         (ErrorKind.INTERNAL, JobState.FAILED, "kept running into an error"),
     ],
