@@ -28,6 +28,7 @@ from bot.kinds import JobKind, TryLater, Unsubmittable
 from bot.media import MediaStore
 from bot.policy import GuildPolicy
 from bot.separation import separation_request
+from bot.settings import SettingsError, load_settings
 from bot.sources import StemChoice, plan_for, source_from_link
 from bot.vidgo.results import SubmitReceipt, TaskDetail, TaskStatus
 from storage.base import JobStore
@@ -416,3 +417,30 @@ async def test_a_posted_separation_with_a_key_gets_its_backing_track_in_that_key
         assert pool.count("render_key") == 1
     finally:
         await engine.stop(grace=1.0)
+
+
+# --- the settings it needs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"AUDIO_WORKERS": "0"}, "AUDIO_WORKERS"),
+        ({"AUDIO_QUEUE_LIMIT": "-1"}, "AUDIO_QUEUE_LIMIT"),
+        ({"MEDIA_DIR": "  "}, "MEDIA_DIR: must name a directory"),
+    ],
+)
+def test_the_audio_and_media_settings_are_checked_at_start(
+    values: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        load_settings(_env_file=None, DISCORD_TOKEN="t", VIDGO_API_KEY="k", **values)
+
+
+def test_the_audio_and_media_settings_default_to_the_documented_values() -> None:
+    settings = load_settings(_env_file=None, DISCORD_TOKEN="t", VIDGO_API_KEY="k")
+    assert (settings.MEDIA_DIR, settings.AUDIO_WORKERS, settings.AUDIO_QUEUE_LIMIT) == (
+        "data/media",
+        2,
+        8,
+    )

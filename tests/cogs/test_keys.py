@@ -26,7 +26,7 @@ from cogs.render import CONTENT_MAX
 from cogs.separate import SeparationView
 from cogs.views import KindViews, PressServices
 from storage.jobstate import JobState
-from storage.records import Admission, JobRecord
+from storage.records import Admission, JobRecord, LimitReached, LimitRule
 from tests.helpers import autospec, interaction, job, member, private_answer
 from tests.keys_helpers import (
     BACKING,
@@ -322,6 +322,16 @@ async def test_a_key_already_posted_in_the_server_is_pointed_to(
     await KeyPicker("sep0000001").callback(inter)
     assert "/8888" in private_answer(inter)
     engine.submit.assert_not_awaited()
+
+
+async def test_a_pick_over_the_members_limit_gets_the_limit_sentence(
+    services: PressServices, view: KeyView, engine: Any
+) -> None:
+    engine.submit.side_effect = LimitReached(LimitRule.DAILY_QUOTA, 3, 1_800_086_400.0)
+    inter = pressing(services, view, values=["2"])
+    await KeyPicker("sep0000001").callback(inter)
+    assert "Daily quota of 3 reached" in private_answer(inter)
+    assert engine.submit.await_args.args[0].requester_id == 77  # counted for the presser
 
 
 def test_the_picked_value_is_read_from_the_interaction() -> None:
