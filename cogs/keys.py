@@ -220,9 +220,9 @@ class KeyView(KindView):
                 reason = NOT_KEPT_SENTENCE
             else:
                 reason = (
-                    "The track in this key is too large for this channel's upload limit "
+                    "The track in this key is too large for the upload limit here "
                     f"({limit / 1_048_576:.1f} MB), even at the lowest bitrate Stemcord "
-                    "accepts. Ask a moderator for a channel with a larger limit."
+                    "accepts; a server's limit grows with its boost level."
                 )
             content = f"{mention} no backing track this time."
             return self._without_file(job, content, heading, reason)

@@ -168,7 +168,7 @@ async def test_a_track_too_large_for_the_place_is_not_attached_and_the_reply_say
     await keep_rendition(media, tmp_path, f"{BASE}.mp3", 192)
     outcome = view.render(with_limit(1000))
     assert outcome.files == []
-    assert "too large for this channel's upload limit" in str(outcome.embed.description)
+    assert "too large for the upload limit here (0.0 MB)" in str(outcome.embed.description)
 
 
 async def test_a_reply_whose_render_is_gone_says_it_is_no_longer_kept(view: KeyView) -> None:
