@@ -30,6 +30,7 @@ from bot.admin import AdminRoutes, AdminServer
 from bot.audio import AudioPool
 from bot.balance import BalanceCache
 from bot.engine import EngineConfig, JobEngine
+from bot.keys import KeyRenderKind, KeyRenders
 from bot.kinds import JobKind
 from bot.lyrics import LyricsKind
 from bot.media import MediaRoutes, MediaSigner, MediaStore, StemFetcher
@@ -48,7 +49,6 @@ from bot.webhook import CallbackServer
 from cogs.buttons import (
     ButtonRouter,
     CancelButton,
-    JobButton,
     JobControls,
     RefreshButton,
     RefreshLimiter,
@@ -66,11 +66,12 @@ from cogs.desk import JobDesk
 from cogs.i18n import CommandTranslator, Translations
 from cogs.jobs import JobsCog
 from cogs.karaoke import KaraokeCog
+from cogs.keys import KeyView
 from cogs.lyrics import LyricsCog, LyricsView
 from cogs.midi import MidiView
 from cogs.separate import SeparateCog, SeparationView
 from cogs.separate_message import SeparateMessageCog
-from cogs.views import KindView, KindViews, PressServices
+from cogs.views import JobItem, KindView, KindViews, PressServices
 from storage.base import JobStore
 from storage.factory import store_for_url
 
@@ -141,7 +142,7 @@ async def open_media(settings: Settings, store: JobStore, session: aiohttp.Clien
     except BaseException:
         media_store.close()
         raise
-    pool = AudioPool(workers=settings.AUDIO_WORKERS, queue_limit=settings.AUDIO_QUEUE_LIMIT)
+    pool = audio_pool(settings)
     queue = AudioQueue(pool)
     fetcher = StemFetcher(
         session,
@@ -168,7 +169,11 @@ async def open_media(settings: Settings, store: JobStore, session: aiohttp.Clien
 
 
 def job_kinds(
-    vidgo: VidgoClient, *, media: Media | None = None, policies: Policies | None = None
+    vidgo: VidgoClient,
+    keys: KeyRenders,
+    *,
+    media: Media | None = None,
+    policies: Policies | None = None,
 ) -> list[JobKind]:
     """Every kind of job the engine runs. A new kind adds one line here …
 
@@ -185,10 +190,17 @@ def job_kinds(
             return (await policies.get(guild_id)).keep_backing_vocals
 
         separation["backing_vocals"] = backing_vocals
-    return [SeparationKind(vidgo, **separation), LyricsKind(vidgo), MidiKind(vidgo)]
+    return [
+        SeparationKind(vidgo, **separation),
+        LyricsKind(vidgo),
+        MidiKind(vidgo),
+        KeyRenderKind(keys),
+    ]
 
 
-def kind_views(settings: Settings, *, media: Media | None = None) -> list[KindView]:
+def kind_views(
+    settings: Settings, keys: KeyRenders, *, media: Media | None = None
+) -> list[KindView]:
     """… and one line here: how each kind is shown in Discord."""
     return [
         SeparationView(
@@ -197,7 +209,13 @@ def kind_views(settings: Settings, *, media: Media | None = None) -> list[KindVi
         ),
         LyricsView(enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
         MidiView(enabled=settings.ENABLE_MIDI),
+        KeyView(keys),
     ]
+
+
+def audio_pool(settings: Settings) -> AudioPool:
+    """The audio workers (started on first use, so ``sync`` never starts them)."""
+    return AudioPool(workers=settings.AUDIO_WORKERS, queue_limit=settings.AUDIO_QUEUE_LIMIT)
 
 
 @dataclass
@@ -243,7 +261,12 @@ def build(
     )
     metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
     policies = Policies(store)
-    views = KindViews(kind_views(settings, media=media), fallback=SEPARATION)
+    # Key changes need the kept files; without the media store nothing is rendered or offered.
+    keys = KeyRenders(
+        media.store if media is not None else None,
+        media.pool if media is not None else audio_pool(settings),
+    )
+    views = KindViews(kind_views(settings, keys, media=media), fallback=SEPARATION)
 
     async def setup(client: StemcordBot) -> None:
         # Runs in discord.py's setup_hook, after everything below was built.
@@ -272,7 +295,7 @@ def build(
         vidgo,
         delivery,
         engine_config(settings),
-        kinds=job_kinds(vidgo, media=media, policies=policies),
+        kinds=job_kinds(vidgo, keys, media=media, policies=policies),
         observer=metrics,
     )
     desk = JobDesk(engine, delivery, views)
@@ -289,7 +312,7 @@ def build(
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)
     for action, handler in {**status.routes(), **views.routes(services)}.items():
         router.route(action, handler)
-    buttons: list[type[JobButton]] = [RefreshButton, CancelButton, *views.buttons()]
+    buttons: list[type[JobItem]] = [RefreshButton, CancelButton, *views.buttons()]
     return Stemcord(
         bot=bot,
         engine=engine,
@@ -430,6 +453,7 @@ async def run_app(
                 server = None
             await retention.stop()
             await engine.stop(grace=10.0)
+            # After the engine: a render still running was given its grace there.
             await media.close()
             media = None
             await bot.close()

@@ -69,7 +69,7 @@ from typing import Any, Protocol
 from bot.delivery import Delivery, DeliveryError
 from bot.instances import dead_instances, this_instance
 from bot.jobs import ErrorKind, JobRequest, Submitted
-from bot.kinds import JobKind, Prepared, Unsubmittable, UnusableResult
+from bot.kinds import JobKind, Prepared, TryLater, Unsubmittable, UnusableResult
 from bot.logs import job_context, set_job_context, set_vidgo_task_id
 from bot.observe import DeliveryObserver
 from bot.policy import GuildPolicy
@@ -169,6 +169,18 @@ class CallbackOutcome(StrEnum):
 def new_job_id() -> str:
     """A short random id members can type (10 characters, no look-alike letters)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(JOB_ID_LENGTH))
+
+
+def follow_up_id(parent_id: str, kind_name: str) -> str:
+    """The id of the ``kind_name`` job that the job ``parent_id`` starts once it is posted.
+
+    Derived, not random, so that a follow-up is recorded at most once however often its
+    parent's delivery is retried; four more characters than a random id, so the two never
+    clash.
+    """
+    digest = hashlib.sha256(f"follow-up:{kind_name}".encode()).digest()
+    tag = "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:4])
+    return f"{parent_id}{tag}"
 
 
 def callback_token(secret: bytes, key: str) -> str:
@@ -359,27 +371,7 @@ class JobEngine:
         keeps its result channel and DM choice. ``None`` means no limits.
         """
         now = self._clock()
-        job_id = new_job_id()
-        new = NewJob(
-            id=job_id,
-            kind=request.kind,
-            source_kind=request.source_kind,
-            source_key=request.source_key,
-            model=request.model,
-            requester_id=request.requester_id,
-            channel_id=request.channel_id,
-            guild_id=request.guild_id,
-            source_task_id=request.source_task_id,
-            source_audio_id=request.source_audio_id,
-            source_url=request.source_url,
-            options=dict(request.options),
-            callback_key=job_id,
-            deadline_at=now + self.config.job_timeout,
-            track=dict(request.track) if request.track is not None else None,
-            status_message_id=request.status_message_id,
-            reply_to_message_id=request.reply_to_message_id,
-            **_policy_fields(policy),
-        )
+        new = self._new_job(request, new_job_id(), now, **_policy_fields(policy))
         admitted = await self.store.admit(
             new,
             now,
@@ -403,6 +395,29 @@ class JobEngine:
         elif admitted.admission is Admission.CACHED:
             self._scheduler.notify_due(job.due_at)
         return Submitted(job, admitted.admission)
+
+    def _new_job(self, request: JobRequest, job_id: str, now: float, **placement: Any) -> NewJob:
+        """The record of a request; ``placement``: where and how its result is sent."""
+        return NewJob(
+            id=job_id,
+            kind=request.kind,
+            source_kind=request.source_kind,
+            source_key=request.source_key,
+            model=request.model,
+            requester_id=request.requester_id,
+            channel_id=request.channel_id,
+            guild_id=request.guild_id,
+            source_task_id=request.source_task_id,
+            source_audio_id=request.source_audio_id,
+            source_url=request.source_url,
+            options=dict(request.options),
+            callback_key=job_id,
+            deadline_at=now + self.config.job_timeout,
+            track=dict(request.track) if request.track is not None else None,
+            status_message_id=request.status_message_id,
+            reply_to_message_id=request.reply_to_message_id,
+            **placement,
+        )
 
     async def attach_status_message(self, job_id: str, message_id: int) -> JobRecord:
         """Remember the public status message of a job (edited as it moves)."""
@@ -636,6 +651,9 @@ class JobEngine:
                 job, JobState.FAILED, last_error=exc.message, error_kind=exc.error_kind
             )
             return
+        except TryLater as exc:
+            await self._try_later(job, exc, now, unconfirmed=unconfirmed)
+            return
         except (VidgoAuthError, VidgoInvalidRequest, VidgoNotFound) as exc:
             error_kind = (
                 ErrorKind.AUTH
@@ -754,6 +772,30 @@ class JobEngine:
         # plainly unsubmitted again.
         changes: dict[str, Any] = {} if still_unconfirmed else {"unconfirmed_submit_at": None}
         await self._reschedule(job, now, now + delay, last_error=exc.message, **changes)
+
+    async def _try_later(
+        self, job: JobRecord, exc: TryLater, now: float, *, unconfirmed: bool
+    ) -> None:
+        """The kind sent nothing because something it needs is busy: submit again later.
+
+        Not an attempt (the attempt recorded before the call is taken back), so a busy spell
+        never uses up ``submit_max_attempts``; the job's deadline still ends the wait.
+        """
+        if now >= job.deadline_at:
+            await self._expire(job)
+            return
+        log.info("job %s: %s; trying again in %.1f s", job.id, exc.message, exc.retry_after)
+        # Nothing was sent this time: unless an earlier attempt might have reached its
+        # destination, the job is plainly unsubmitted again.
+        changes: dict[str, Any] = {} if unconfirmed else {"unconfirmed_submit_at": None}
+        await self._reschedule(
+            job,
+            now,
+            now + exc.retry_after,
+            attempts=max(0, job.attempts - 1),
+            last_error=exc.message,
+            **changes,
+        )
 
     async def _await_confirmation(self, job: JobRecord, now: float) -> None:
         """Vidgo may have the task: wait for its callback (which names it), or give up."""
@@ -1242,6 +1284,9 @@ class JobEngine:
             log.exception("job %s: delivery raised unexpectedly", job.id)
             reason, permanent = f"{type(exc).__name__}", False
         else:
+            # Before the job is recorded as delivered: a crash in between delivers it again
+            # (its post is found, not repeated) and comes back here.
+            await self._start_follow_ups(job, message_id)
             await self.store.transition(
                 job.id,
                 JobState.DELIVERED,
@@ -1292,6 +1337,50 @@ class JobEngine:
             last_error=reason,
         )
         self._scheduler.notify_due(updated.due_at)
+
+    async def _start_follow_ups(self, job: JobRecord, message_id: int | None) -> None:
+        """Record the jobs a posted success asked for (``/separate key:``), each once.
+
+        Each kind is asked (:meth:`bot.kinds.JobKind.follow_up`). A follow-up gets an id
+        derived from its parent's (:func:`follow_up_id`), so a retried delivery finds it
+        recorded and starts nothing more. It is part of the request that already passed the
+        server's limits, so none are checked again; it is sent where the parent's result was.
+        A new one is worked on in the background, never inside this delivery.
+        """
+        if job.outcome is not JobState.SUCCEEDED:
+            return
+        for kind in self.kinds.values():
+            request = kind.follow_up(job, message_id)
+            if request is None:
+                continue
+            follow_id = follow_up_id(job.id, kind.NAME)
+            if await self.store.get(follow_id) is not None:
+                continue
+            now = self._clock()
+            new = self._new_job(
+                request,
+                follow_id,
+                now,
+                result_channel_id=job.result_channel_id,
+                dm_on_completion=job.dm_on_completion,
+            )
+            admitted = await self.store.admit(
+                new,
+                now,
+                submit_lease_until=now + self.config.work_lease,
+                owner=self.instance.id,
+            )
+            log.info(
+                "job %s: started follow-up %s (%s, %s)",
+                job.id,
+                admitted.job.id,
+                request.kind,
+                admitted.admission.value,
+            )
+            if admitted.admission is Admission.NEW:
+                self._spawn(self._work(admitted.job), f"stemcord-follow-up-{admitted.job.id}")
+            elif admitted.admission is Admission.CACHED:
+                self._scheduler.notify_due(admitted.job.due_at)
 
     async def _progress(self, job: JobRecord) -> None:
         try:

@@ -16,6 +16,10 @@ the job succeeded and before its result is delivered, whose changes join the sto
 separation keeps its stems and makes the backing track). The engine runs it under the job's
 lease, records that it ran (``JobRecord.prepared_at``), lets it save its progress as it goes
 (a process killed mid-step resumes from there) and never runs it twice for one job.
+Two hooks serve kinds whose work is local (a key change of a kept backing track, made in the
+bot's own audio workers rather than at Vidgo): :class:`TryLater` lets a submit wait for a busy
+resource without spending an attempt, and :meth:`JobKind.follow_up` lets a kind start a job of
+its own once another job's result is posted (``/separate key:``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bot.jobs import JobRequest
 from bot.vidgo.results import SubmitReceipt, TaskDetail
 from storage.records import JobRecord
 
@@ -67,6 +72,17 @@ class Prepared:
 
     changes: Mapping[str, Any] = field(default_factory=dict)
     cacheable: bool = True
+
+
+class TryLater(Exception):
+    """Nothing was sent and nothing is wrong with the job, but something it needs is busy now
+    (the audio workers' queue is full). The engine submits it again after ``retry_after``
+    seconds without counting an attempt; at the job's deadline it expires."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(0.0, retry_after)
 
 
 class JobKind(ABC):
@@ -119,6 +135,16 @@ class JobKind(ABC):
         callback instead (see :class:`bot.engine.JobEngine`).
         """
         return False
+
+    def follow_up(self, job: JobRecord, result_message_id: int | None) -> JobRequest | None:
+        """A job of this kind that ``job`` asked for, to start now that its result is posted.
+
+        Called by the engine for every kind once a succeeded job's outcome message is posted
+        (``result_message_id``, to reply to) and before the job is recorded as delivered; the
+        engine records each follow-up at most once (its id is derived from ``job``'s). Most
+        kinds start nothing.
+        """
+        return None
 
     def contradicts(self, job: JobRecord, detail: TaskDetail, *, since: float) -> str | None:
         """Why the task ``detail`` cannot be this job's own task, or ``None``.

@@ -49,8 +49,21 @@ def separation_request(
     channel_id: int,
     guild_id: int | None,
     status_message_id: int | None = None,
+    key: int | None = None,
+    attachment_limit: int | None = None,
 ) -> JobRequest:
-    """The request the engine records for a validated ``/separate``."""
+    """The request the engine records for a validated ``/separate``.
+
+    ``key`` (``/separate key:``, semitones) asks for the backing track in that key as well,
+    once the separation is posted (:mod:`bot.keys`); ``attachment_limit`` is the upload limit,
+    in bytes, of the place it will be posted. Neither changes what is separated, so neither
+    is part of the request's identity: an identical separation without a key is joined.
+    """
+    options: dict[str, Any] = dict(plan.options)
+    if key is not None:
+        options["key"] = key
+        if attachment_limit is not None:
+            options["attachment_limit"] = attachment_limit
     return JobRequest(
         kind=SEPARATION,
         model=plan.model.value,
@@ -62,7 +75,7 @@ def separation_request(
         source_task_id=source.task_id,
         source_audio_id=source.audio_id,
         source_url=source.url,
-        options=dict(plan.options),
+        options=options,
         status_message_id=status_message_id,
     )
 

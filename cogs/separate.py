@@ -487,6 +487,7 @@ class SeparateCog(commands.Cog):
         link="A storage.vidgo.ai song link, or any http(s) link to an audio file",
         file="An audio file to separate",
         stems="Which stems you want (default: vocals + instrumental)",
+        key="Also send the backing track in another key: semitones, -6 (lower) to +6 (higher)",
     )
     @app_commands.choices(
         stems=[
@@ -502,6 +503,7 @@ class SeparateCog(commands.Cog):
         link: str | None = None,
         file: discord.Attachment | None = None,
         stems: app_commands.Choice[str] | None = None,
+        key: app_commands.Range[int, -6, 6] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
         info = (
@@ -521,7 +523,10 @@ class SeparateCog(commands.Cog):
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
-        await start_separation(self.desk, self.policies, interaction, source, choice)
+        # 0 is the song's own key: nothing more to make.
+        await start_separation(
+            self.desk, self.policies, interaction, source, choice, key=key or None
+        )
 
 
 async def start_separation(
@@ -530,11 +535,15 @@ async def start_separation(
     interaction: discord.Interaction,
     source: Source,
     choice: StemChoice,
+    *,
+    key: int | None = None,
 ) -> None:
     """Apply the server's policy, then start a validated separation with a status message.
 
     Shared by ``/separate`` and the "Separate vocals" message menu, so both obey the same
-    channel, role and per-member rules.
+    channel, role and per-member rules. ``key`` (semitones) also asks for the backing track
+    in that key once the separation is posted; the upload limit Discord states for this
+    place goes with it, so the track is made to fit where it will be posted.
     """
     gate = await admission_gate(policies, interaction)
     if gate.refusal is not None:
@@ -546,5 +555,7 @@ async def start_separation(
         requester_id=interaction.user.id,
         channel_id=interaction.channel_id or 0,
         guild_id=interaction.guild_id,
+        key=key,
+        attachment_limit=int(interaction.filesize_limit) if key is not None else None,
     )
     await desk.start_with_status(interaction, request, gate.policy)

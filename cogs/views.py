@@ -20,13 +20,15 @@ import discord
 from bot.engine import JobEngine
 from bot.jobs import Submitted
 from bot.policy import Policies
-from cogs.buttons import ButtonHandler, JobButton, JobControls
+from cogs.buttons import ButtonHandler, JobControls
 from cogs.desk import JobDesk
 from cogs.render import KindWords, Outcome
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 
 Item = discord.ui.Item[Any]
+# A restart-proof component a kind listens to: a job button, or a menu (the key picker).
+JobItem = discord.ui.DynamicItem[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,8 @@ class KindView(ABC):
         """A button this kind puts on another job's result message (``None``: none)."""
         return None
 
-    def buttons(self) -> Iterable[type[JobButton]]:
-        """This kind's restart-proof buttons (registered with the client)."""
+    def buttons(self) -> Iterable[type[JobItem]]:
+        """This kind's restart-proof buttons and menus (registered with the client)."""
         return ()
 
     def routes(self, services: PressServices) -> dict[str, ButtonHandler]:
@@ -121,8 +123,8 @@ class KindViews:
         """The buttons every kind puts on this job's result message."""
         return [item for view in self._views.values() if (item := view.offer(job)) is not None]
 
-    def buttons(self) -> list[type[JobButton]]:
-        """Every kind's restart-proof buttons."""
+    def buttons(self) -> list[type[JobItem]]:
+        """Every kind's restart-proof buttons and menus."""
         return [button for view in self._views.values() for button in view.buttons()]
 
     def routes(self, services: PressServices) -> dict[str, ButtonHandler]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import aiohttp
 
 from bot.app import build, job_kinds, kind_views
+from bot.keys import KeyRenders
 from bot.settings import load_settings
 from cogs.buttons import JobButton
+from cogs.keys import KeyPicker
 from storage.base import JobStore
 from tests.helpers import autospec
 
@@ -21,9 +23,10 @@ async def test_every_kind_the_engine_runs_has_a_view_and_no_view_is_orphaned() -
     config = settings()
     async with aiohttp.ClientSession() as session:
         app = build(config, autospec(JobStore), session)  # type: ignore[arg-type]
-        engine_kinds = {kind.NAME for kind in job_kinds(app.vidgo)}
-        shown = {view.kind for view in kind_views(config)}  # type: ignore[arg-type]
-        assert engine_kinds == shown == {"separation", "lyrics", "midi"}
+        keys = KeyRenders(None, app.audio)
+        engine_kinds = {kind.NAME for kind in job_kinds(app.vidgo, keys)}
+        shown = {view.kind for view in kind_views(config, keys)}  # type: ignore[arg-type]
+        assert engine_kinds == shown == {"separation", "lyrics", "midi", "key"}
         assert set(app.engine.kinds) == engine_kinds
 
 
@@ -47,6 +50,8 @@ async def test_the_built_client_registers_every_button_of_every_kind() -> None:
             registered = set(app.bot._connection._view_store._dynamic_items.values())
             actions = {cls.ACTION for cls in registered if issubclass(cls, JobButton)}
             # MIDI off still registers its button, so old buttons answer that it is off.
-            assert actions == {"refresh", "cancel", "lyrics", "midi", "links"}
+            assert actions == {"refresh", "cancel", "lyrics", "midi", "links", "key"}
+            # The key menu is a restart-proof select, registered like the buttons.
+            assert KeyPicker in registered
         finally:
             await app.engine.stop(grace=0)

@@ -50,6 +50,7 @@ class World:
             "VIDGO_API_KEY": "test-vidgo-key",
             "VIDGO_BASE_URL": self.vidgo.base_url,
             "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "MEDIA_DIR": str(self.db_path.parent / "media"),
             "PUBLIC_URL": f"http://127.0.0.1:{self._port}" if self.callbacks else "",
             "WEBHOOK_HOST": "127.0.0.1",
             "WEBHOOK_PORT": self._port,
