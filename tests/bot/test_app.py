@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.app import build, job_kinds, kind_views
+from bot.app import audio_pool, build, job_kinds, kind_views
 from bot.keys import KeyRenders
 from bot.settings import load_settings
 from cogs.buttons import JobButton
@@ -23,7 +23,7 @@ async def test_every_kind_the_engine_runs_has_a_view_and_no_view_is_orphaned() -
     config = settings()
     async with aiohttp.ClientSession() as session:
         app = build(config, autospec(JobStore), session)  # type: ignore[arg-type]
-        keys = KeyRenders(None, app.audio)
+        keys = KeyRenders(None, audio_pool(config))  # type: ignore[arg-type]
         engine_kinds = {kind.NAME for kind in job_kinds(app.vidgo, keys)}
         shown = {view.kind for view in kind_views(config, keys)}  # type: ignore[arg-type]
         assert engine_kinds == shown == {"separation", "lyrics", "midi", "key"}
