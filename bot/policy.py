@@ -38,6 +38,8 @@ class GuildPolicy:
     daily_quota: int = DEFAULT_DAILY_QUOTA
     # Seconds a member waits between two requests (0 = none).
     cooldown_seconds: int = 0
+    # Jobs the whole server may start per UTC day (0 = unlimited); counted like daily_quota.
+    server_daily_cap: int = 0
     # Also send the result to the requester by DM.
     dm_on_completion: bool = False
 
@@ -70,16 +72,17 @@ class GuildPolicy:
         return replace(self, **changes)
 
     def admission_limits(self) -> AdmissionLimits:
-        """The per-member limits the store checks when it admits a request."""
+        """The per-member limits and the server's cap the store checks as it admits."""
         return AdmissionLimits(
             max_unfinished=self.max_unfinished,
             daily_quota=self.daily_quota,
             cooldown_seconds=self.cooldown_seconds,
+            server_daily_cap=self.server_daily_cap,
         )
 
 
 _ID_FIELDS = frozenset({"result_channel_id", "required_role_id", "moderator_role_id"})
-_COUNT_FIELDS = frozenset({"max_unfinished", "daily_quota", "cooldown_seconds"})
+_COUNT_FIELDS = frozenset({"max_unfinished", "daily_quota", "cooldown_seconds", "server_daily_cap"})
 
 
 def _is_int(value: object) -> bool:
@@ -126,7 +129,8 @@ class Policies:
     async def early_refusal(
         self, guild_id: int, member_id: int, policy: GuildPolicy
     ) -> LimitReached | None:
-        """The per-member limit a request would break now (a read-only early answer).
+        """The limit a request would break now, the member's or the server's (a read-only
+        early answer).
 
         Only a hint for a quick private refusal: the store checks again as it admits.
         """
