@@ -26,13 +26,14 @@ import discord
 import yarl
 
 from bot.admin import AdminRoutes, AdminServer
-from bot.balance import BalanceCache
+from bot.balance import Balance, BalanceCache
+from bot.credits import CreditsWatch
 from bot.engine import EngineConfig, JobEngine
 from bot.kinds import JobKind
 from bot.lyrics import LyricsKind
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.midi import MidiKind
-from bot.policy import Policies
+from bot.policy import Policies, ServerAllowList
 from bot.progress import ProgressTracker
 from bot.retention import RetentionPolicy, RetentionTask
 from bot.separation import SEPARATION, SeparationKind
@@ -61,8 +62,10 @@ from cogs.jobs import JobsCog
 from cogs.karaoke import KaraokeCog
 from cogs.lyrics import LyricsCog, LyricsView
 from cogs.midi import MidiView
+from cogs.owner import BotOwner
 from cogs.separate import SeparateCog, SeparationView
 from cogs.separate_message import SeparateMessageCog
+from cogs.servers import ServerGuardCog
 from cogs.views import KindView, KindViews, PressServices
 from storage.base import JobStore
 from storage.factory import store_for_url
@@ -126,6 +129,21 @@ class Stemcord:
     vidgo: VidgoClient
     metrics: StemcordMetrics
     delivery: DiscordDelivery
+    credits: CreditsWatch | None = None
+
+
+class EngineObservers:
+    """What the engine reports on a posted message goes to the metrics and the credit watch
+    (a success was charged, so the balance is worth a look)."""
+
+    def __init__(self, metrics: StemcordMetrics, credits: CreditsWatch) -> None:
+        self.metrics = metrics
+        self.credits = credits
+
+    def delivered(self, outcome: str, latency: float) -> None:
+        """See :class:`bot.observe.DeliveryObserver`."""
+        self.metrics.delivered(outcome, latency)
+        self.credits.delivered(outcome, latency)
 
 
 def build(
@@ -151,6 +169,9 @@ def build(
     )
     metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
     policies = Policies(store)
+    allowed = ServerAllowList(settings.ALLOWED_GUILD_IDS)
+    # One balance cache for /jobs balance and the credit watch: never two reads in a minute.
+    balance = BalanceCache(vidgo.balance)
     views = KindViews(kind_views(settings), fallback=SEPARATION)
 
     async def setup(client: StemcordBot) -> None:
@@ -169,7 +190,20 @@ def build(
         await engine.start()
 
     router = ButtonRouter()
-    bot = StemcordBot(setup=setup, router=router)
+    bot = StemcordBot(setup=setup, router=router, allowed_servers=allowed)
+    owner = BotOwner(bot)
+
+    def report_credits(read: Balance) -> None:
+        metrics.vidgo_credits(read.credits, read.fetched_at)
+
+    credits = CreditsWatch(
+        balance,
+        store,
+        interval=settings.CREDITS_CHECK_MINUTES * 60,
+        warn_below=settings.CREDITS_WARN_BELOW,
+        warn=owner.tell,
+        report=report_credits,
+    )
     delivery = DiscordDelivery(bot, views, ProgressTracker(store))
     engine = JobEngine(
         store,
@@ -177,25 +211,34 @@ def build(
         delivery,
         engine_config(settings),
         kinds=job_kinds(vidgo),
-        observer=metrics,
+        observer=EngineObservers(metrics, credits),
     )
     desk = JobDesk(engine, delivery, views)
     controls = JobControls(engine, policies)
     status = StatusControls(controls, delivery.status_message, RefreshLimiter())
     upload_mb = settings.MAX_UPLOAD_MB
+    guard = ServerGuardCog(allowed)
     cogs = [
+        guard,
         SeparateCog(desk, policies, max_upload_mb=upload_mb),
         SeparateMessageCog(desk, policies, bot.tree, max_upload_mb=upload_mb),
         KaraokeCog(policies),
-        JobsCog(engine, policies, BalanceCache(vidgo.balance), views),
+        JobsCog(engine, policies, balance, views, owner),
         LyricsCog(desk, policies, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
     ]
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)
     for action, handler in {**status.routes(), **views.routes(services)}.items():
-        router.route(action, handler)
+        # A press from a server the operator does not allow is refused before its handler.
+        router.route(action, guard.guard_button(handler))
     buttons: list[type[JobButton]] = [RefreshButton, CancelButton, *views.buttons()]
     return Stemcord(
-        bot=bot, engine=engine, store=store, vidgo=vidgo, metrics=metrics, delivery=delivery
+        bot=bot,
+        engine=engine,
+        store=store,
+        vidgo=vidgo,
+        metrics=metrics,
+        delivery=delivery,
+        credits=credits,
     )
 
 
@@ -211,6 +254,7 @@ class RunningApp:
     metrics: StemcordMetrics | None = None
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
+    credits: CreditsWatch | None = None
 
 
 def admin_routes(app: Stemcord) -> AdminRoutes:
@@ -266,6 +310,7 @@ async def run_app(
     server: CallbackServer | None = None
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
+    credits: CreditsWatch | None = None
     try:
         async with aiohttp.ClientSession() as session:
             app = build(settings, store, session)
@@ -287,6 +332,9 @@ async def run_app(
                 await server.start()
             retention = RetentionTask(store, retention_policy(settings), observer=metrics)
             retention.start()
+            credits = app.credits
+            if credits is not None:
+                credits.start()
             announced = False
 
             async def on_ready() -> None:
@@ -307,7 +355,17 @@ async def run_app(
             )
             if started is not None and not started.done():
                 started.set_result(
-                    RunningApp(bot, engine, store, server, app.delivery, metrics, admin, retention)
+                    RunningApp(
+                        bot,
+                        engine,
+                        store,
+                        server,
+                        app.delivery,
+                        metrics,
+                        admin,
+                        retention,
+                        credits,
+                    )
                 )
             stop_task = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -317,6 +375,8 @@ async def run_app(
                 await server.stop()
                 server = None
             await retention.stop()
+            if credits is not None:
+                await credits.stop()
             await engine.stop(grace=10.0)
             await bot.close()
             stop_task.cancel()
@@ -330,6 +390,8 @@ async def run_app(
             await server.stop()
         if retention is not None:
             await retention.stop()
+        if credits is not None:
+            await credits.stop()
         if admin is not None:
             await admin.stop()
         await store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -99,6 +99,29 @@ async def load_policy(store: JobStore, guild_id: int | None) -> GuildPolicy:
 async def save_policy(store: JobStore, guild_id: int, policy: GuildPolicy, now: float) -> None:
     """Store a guild's policy; effective for the next request."""
     await store.put_guild_settings(guild_id, policy.to_stored(), now)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAllowList:
+    """The servers the operator lets the bot stay in (``ALLOWED_GUILD_IDS``; empty = any).
+
+    Every server spends the operator's one Vidgo balance, so a bot invited elsewhere leaves.
+    """
+
+    ids: frozenset[int] = frozenset()
+
+    @property
+    def restricted(self) -> bool:
+        """A list is set: servers not on it are left."""
+        return bool(self.ids)
+
+    def allows(self, guild_id: int | None) -> bool:
+        """The bot may work in this server (``None``, a DM, is not a server: allowed)."""
+        return not self.ids or guild_id is None or guild_id in self.ids
+
+    def outside(self, guild_ids: Iterable[int]) -> list[int]:
+        """The servers among ``guild_ids`` that are not allowed, in the order given."""
+        return [guild_id for guild_id in guild_ids if not self.allows(guild_id)]
 
 
 class Policies:

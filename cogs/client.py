@@ -19,7 +19,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.doctor import command_drift, describe_network_error, sync_command
+from bot.policy import ServerAllowList
 from cogs.buttons import ButtonRouter
+from cogs.servers import ServerCheckedTree
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +73,25 @@ class StemcordBot(commands.Bot):
     """discord.py client with Stemcord's defaults: no privileged intents, no mass pings."""
 
     def __init__(
-        self, *, setup: Callable[[StemcordBot], Awaitable[None]], router: ButtonRouter
+        self,
+        *,
+        setup: Callable[[StemcordBot], Awaitable[None]],
+        router: ButtonRouter,
+        allowed_servers: ServerAllowList | None = None,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            # Refuses commands from servers the operator does not allow (cogs.servers).
+            tree_cls=ServerCheckedTree,
         )
         self._setup = setup
         # Where presses of the restart-proof job buttons go (cogs.buttons).
         self.router = router
+        # The servers the bot may work in (ALLOWED_GUILD_IDS); read by its command tree.
+        self.allowed_servers = allowed_servers or ServerAllowList()
         self.tree.error(answer_command_error)
 
     async def setup_hook(self) -> None:
