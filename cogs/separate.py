@@ -20,6 +20,7 @@ from bot.jobs import ErrorKind
 from bot.policy import Policies
 from bot.separation import NO_STEMS, SEPARATION, separation_request
 from bot.sources import (
+    Quality,
     Source,
     SourceError,
     StemChoice,
@@ -51,7 +52,7 @@ from cogs.render import (
 )
 from cogs.views import KindView
 from storage.jobstate import JobState
-from storage.records import JobRecord
+from storage.records import JobRecord, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class SeparationView(KindView):
     )
 
     def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
-        """The stems asked for, on the status message."""
-        return [("Stems", stems_asked(job))]
+        """The stems and the quality asked for, on the status message."""
+        quality = quality_text(job)
+        return [("Stems", stems_asked(job))] + ([("Quality", quality)] if quality else [])
 
     def failure_sentence(self, job: JobRecord) -> str:
         """One sentence a member can act on, per failure kind."""
@@ -150,6 +152,19 @@ class SeparationView(KindView):
         return render_separation(job, self.failure_sentence(job))
 
 
+def quality_text(job: JobRecord) -> str | None:
+    """The separation quality in words, or ``None`` when there is nothing to say.
+
+    Files and links: what was sent as ``model_name`` (a job from before the option is
+    standard, Vidgo's default). A Vidgo song: only if a quality was asked, to say it was not
+    used (those models have no such choice).
+    """
+    if job.source_kind is SourceKind.IDS:
+        asked = job.options.get("quality")
+        return "Vidgo's own (`quality` is for files and links)" if asked else None
+    return "enhanced" if job.options.get("model_name") == "enhanced" else "standard"
+
+
 def render_separation(job: JobRecord, failure: str) -> Outcome:
     """A separation's message: the stems, or why there are none."""
     mention = f"<@{job.requester_id}>"
@@ -178,6 +193,8 @@ def render_separation(job: JobRecord, failure: str) -> Outcome:
     duration = format_duration(track.get("duration"))
     if duration:
         embed.add_field(name="Duration", value=duration, inline=True)
+    if job.source_kind is not SourceKind.IDS:  # the quality option only exists for uploads
+        embed.add_field(name="Quality", value=quality_text(job), inline=True)
     buttons: list[tuple[str, str]] = []
     extra: list[str] = []
     for name, url in stems.items():
@@ -211,12 +228,17 @@ class SeparateCog(commands.Cog):
         link="A storage.vidgo.ai song link, or any http(s) link to an audio file",
         file="An audio file to separate",
         stems="Which stems you want (default: vocals + instrumental)",
+        quality="Files and links: standard (default) or enhanced; Vidgo songs use their own",
     )
     @app_commands.choices(
         stems=[
             app_commands.Choice(name="vocals + instrumental", value=StemChoice.VOCALS.value),
             app_commands.Choice(name="every stem", value=StemChoice.ALL.value),
-        ]
+        ],
+        quality=[
+            app_commands.Choice(name="standard", value=Quality.STANDARD.value),
+            app_commands.Choice(name="enhanced (higher quality)", value=Quality.ENHANCED.value),
+        ],
     )
     async def separate(  # noqa: PLR0917 - one parameter per command option
         self,
@@ -226,6 +248,7 @@ class SeparateCog(commands.Cog):
         link: str | None = None,
         file: discord.Attachment | None = None,
         stems: app_commands.Choice[str] | None = None,
+        quality: app_commands.Choice[str] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
         info = (
@@ -245,7 +268,8 @@ class SeparateCog(commands.Cog):
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
-        await start_separation(self.desk, self.policies, interaction, source, choice)
+        asked = Quality(quality.value) if quality is not None else None
+        await start_separation(self.desk, self.policies, interaction, source, choice, quality=asked)
 
 
 async def start_separation(
@@ -254,11 +278,14 @@ async def start_separation(
     interaction: discord.Interaction,
     source: Source,
     choice: StemChoice,
+    *,
+    quality: Quality | None = None,
 ) -> None:
     """Apply the server's policy, then start a validated separation with a status message.
 
     Shared by ``/separate`` and the "Separate vocals" message menu, so both obey the same
-    channel, role and per-member rules.
+    channel, role and per-member rules. ``quality``: what the member asked (``None``: not
+    asked, standard for files and links).
     """
     gate = await admission_gate(policies, interaction)
     if gate.refusal is not None:
@@ -266,7 +293,7 @@ async def start_separation(
         return
     request = separation_request(
         source,
-        plan_for(source, choice),
+        plan_for(source, choice, quality),
         requester_id=interaction.user.id,
         channel_id=interaction.channel_id or 0,
         guild_id=interaction.guild_id,
