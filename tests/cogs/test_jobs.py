@@ -267,6 +267,22 @@ async def test_karaoke_changes_need_manage_server_and_are_stored(store: JobStore
     assert (await load_policy(store, GUILD + 1)).daily_quota == 10
 
 
+async def test_server_daily_cap_needs_manage_server_and_is_stored(store: JobStore) -> None:
+    cog = KaraokeCog(Policies(store))
+    moderator = make_interaction(member(perms=MODERATOR))
+    await cog.server_daily_cap.callback(cog, moderator, count=50)
+    assert "Manage Server" in sent(moderator)[0]
+    assert (await load_policy(store, GUILD)).server_daily_cap == 0
+    manager = make_interaction(member(perms=MANAGER))
+    await cog.server_daily_cap.callback(cog, manager, count=50)
+    text, kwargs = sent(manager)
+    assert "whole server: 50 jobs" in text and kwargs["ephemeral"]
+    assert (await load_policy(store, GUILD)).server_daily_cap == 50
+    assert (await load_policy(store, GUILD + 1)).server_daily_cap == 0
+    fields = {f.name: f.value for f in policy_embed(GuildPolicy(server_daily_cap=50)).fields}
+    assert fields["Daily cap for the server"] == "50 jobs (resets 00:00 UTC)"
+
+
 def test_pages_disable_the_buttons_at_the_ends() -> None:
     assert page_count(0, 10) == 1 and page_count(10, 10) == 1 and page_count(11, 10) == 2
     pages = Pages(lambda n: discord.Embed(title=str(n)), 3, owner_id=1)
