@@ -16,13 +16,17 @@ RUN groupadd --system --gid 10001 stemcord \
     && chown stemcord:stemcord /data
 
 WORKDIR /app
+# The exact dependencies first, each checked against its hash in the lock (one layer that a
+# code change does not rebuild); then the project itself, without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock && rm -rf /root/.cache
 # Only what the package needs (.dockerignore keeps .env, tests and local data out).
 COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
 COPY locales ./locales
-RUN pip install . && rm -rf /root/.cache
+RUN pip install --no-deps . && rm -rf /root/.cache
 
 USER stemcord
 

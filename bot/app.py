@@ -28,7 +28,8 @@ import yarl
 
 from bot.admin import AdminRoutes, AdminServer
 from bot.audio import AudioPool
-from bot.balance import BalanceCache
+from bot.balance import Balance, BalanceCache
+from bot.credits import CreditsWatch
 from bot.engine import EngineConfig, JobEngine
 from bot.keys import KeyRenderKind, KeyRenders
 from bot.kinds import JobKind
@@ -39,7 +40,7 @@ from bot.media.links import MediaLinks, UploadFitter
 from bot.media.work import AudioQueue
 from bot.metrics import CONTENT_TYPE, StemcordMetrics
 from bot.midi import MidiKind
-from bot.policy import Policies
+from bot.policy import Policies, ServerAllowList
 from bot.progress import ProgressTracker
 from bot.retention import RetentionPolicy, RetentionTask
 from bot.separation import SEPARATION, SeparationKind
@@ -69,8 +70,10 @@ from cogs.karaoke import KaraokeCog
 from cogs.keys import KeyView
 from cogs.lyrics import LyricsCog, LyricsView
 from cogs.midi import MidiView
+from cogs.owner import BotOwner
 from cogs.separate import SeparateCog, SeparationView
 from cogs.separate_message import SeparateMessageCog
+from cogs.servers import ServerGuardCog
 from cogs.views import JobItem, KindView, KindViews, PressServices
 from storage.base import JobStore
 from storage.factory import store_for_url
@@ -231,6 +234,21 @@ class Stemcord:
     # Every catalog, compiled once; the cogs speak through it (docs/localisation.md).
     translations: Translations
     media: Media | None = None
+    credits: CreditsWatch | None = None
+
+
+class EngineObservers:
+    """What the engine reports on a posted message goes to the metrics and the credit watch
+    (a success was charged, so the balance is worth a look)."""
+
+    def __init__(self, metrics: StemcordMetrics, credits: CreditsWatch) -> None:
+        self.metrics = metrics
+        self.credits = credits
+
+    def delivered(self, outcome: str, latency: float) -> None:
+        """See :class:`bot.observe.DeliveryObserver`."""
+        self.metrics.delivered(outcome, latency)
+        self.credits.delivered(outcome, latency)
 
 
 def build(
@@ -261,6 +279,9 @@ def build(
     )
     metrics = StemcordMetrics(vidgo_calls=lambda: vidgo.calls)
     policies = Policies(store)
+    allowed = ServerAllowList(settings.ALLOWED_GUILD_IDS)
+    # One balance cache for /jobs balance and the credit watch: never two reads in a minute.
+    balance = BalanceCache(vidgo.balance)
     # Key changes need the kept files; without the media store nothing is rendered or offered.
     keys = KeyRenders(
         media.store if media is not None else None,
@@ -286,7 +307,20 @@ def build(
         await engine.start()
 
     router = ButtonRouter()
-    bot = StemcordBot(setup=setup, router=router, translations=catalogs)
+    bot = StemcordBot(setup=setup, router=router, translations=catalogs, allowed_servers=allowed)
+    owner = BotOwner(bot)
+
+    def report_credits(read: Balance) -> None:
+        metrics.vidgo_credits(read.credits, read.fetched_at)
+
+    credits = CreditsWatch(
+        balance,
+        store,
+        interval=settings.CREDITS_CHECK_MINUTES * 60,
+        warn_below=settings.CREDITS_WARN_BELOW,
+        warn=owner.tell,
+        report=report_credits,
+    )
     delivery = DiscordDelivery(
         bot, views, ProgressTracker(store), fitter=media.fitter if media is not None else None
     )
@@ -296,22 +330,25 @@ def build(
         delivery,
         engine_config(settings),
         kinds=job_kinds(vidgo, keys, media=media, policies=policies),
-        observer=metrics,
+        observer=EngineObservers(metrics, credits),
     )
     desk = JobDesk(engine, delivery, views)
     controls = JobControls(engine, policies)
     status = StatusControls(controls, delivery.status_message, RefreshLimiter())
     upload_mb = settings.MAX_UPLOAD_MB
+    guard = ServerGuardCog(allowed)
     cogs = [
+        guard,
         SeparateCog(desk, policies, max_upload_mb=upload_mb),
         SeparateMessageCog(desk, policies, bot.tree, max_upload_mb=upload_mb),
         KaraokeCog(policies),
-        JobsCog(engine, policies, BalanceCache(vidgo.balance), views),
+        JobsCog(engine, policies, balance, views, owner),
         LyricsCog(desk, policies, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
     ]
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)
     for action, handler in {**status.routes(), **views.routes(services)}.items():
-        router.route(action, handler)
+        # A press from a server the operator does not allow is refused before its handler.
+        router.route(action, guard.guard_button(handler))
     buttons: list[type[JobItem]] = [RefreshButton, CancelButton, *views.buttons()]
     return Stemcord(
         bot=bot,
@@ -322,6 +359,7 @@ def build(
         delivery=delivery,
         translations=catalogs,
         media=media,
+        credits=credits,
     )
 
 
@@ -338,6 +376,7 @@ class RunningApp:
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
     media: Media | None = None
+    credits: CreditsWatch | None = None
 
 
 def admin_routes(app: Stemcord) -> AdminRoutes:
@@ -394,6 +433,7 @@ async def run_app(
     admin: AdminServer | None = None
     retention: RetentionTask | None = None
     media: Media | None = None
+    credits: CreditsWatch | None = None
     try:
         async with aiohttp.ClientSession() as session:
             media = await open_media(settings, store, session)
@@ -420,6 +460,9 @@ async def run_app(
                 store, retention_policy(settings), observer=metrics, media=media.store
             )
             retention.start()
+            credits = app.credits
+            if credits is not None:
+                credits.start()
             announced = False
 
             async def on_ready() -> None:
@@ -441,7 +484,16 @@ async def run_app(
             if started is not None and not started.done():
                 started.set_result(
                     RunningApp(
-                        bot, engine, store, server, app.delivery, metrics, admin, retention, media
+                        bot,
+                        engine,
+                        store,
+                        server,
+                        app.delivery,
+                        metrics,
+                        admin,
+                        retention,
+                        media=media,
+                        credits=credits,
                     )
                 )
             stop_task = asyncio.create_task(stop.wait())
@@ -452,6 +504,8 @@ async def run_app(
                 await server.stop()
                 server = None
             await retention.stop()
+            if credits is not None:
+                await credits.stop()
             await engine.stop(grace=10.0)
             # After the engine: a render still running was given its grace there.
             await media.close()
@@ -468,6 +522,8 @@ async def run_app(
             await server.stop()
         if retention is not None:
             await retention.stop()
+        if credits is not None:
+            await credits.stop()
         if admin is not None:
             await admin.stop()
         if media is not None:

@@ -15,6 +15,9 @@ attempt and gives up after :data:`CHECK_TIMEOUT_SECONDS`:
   ``MEDIA_MIN_FREE_MB`` (below it nothing would be kept);
 * **vidgo** — ``GET /api/user/balance`` with ``VIDGO_API_KEY`` (the key works, the credits);
 * **discord** — ``GET {DISCORD_API_BASE}/users/@me`` with ``DISCORD_TOKEN`` (the token works);
+* **servers** — the servers the bot is in (``GET /users/@me/guilds``), the operator's
+  ``ALLOWED_GUILD_IDS`` and how many of those servers are outside it (the running bot leaves
+  them). Informational: it fails only when Discord cannot list the servers;
 * **public_url** — unset (polling only) or https (Vidgo calls only https URLs);
 * **callbacks** — with an https ``PUBLIC_URL``, a probe ``POST`` to
   ``PUBLIC_URL/vidgo/callback/<random token>`` must come back from Stemcord's own listener.
@@ -282,7 +285,12 @@ async def check_vidgo(settings: Settings, session: aiohttp.ClientSession) -> Che
             detail,
             "check VIDGO_BASE_URL and that this server can make outbound https requests",
         )
-    note = "" if credits > 0 else " (no credits left: top up before separating)"
+    if credits <= 0:
+        note = " (no credits left: top up before separating)"
+    elif credits < settings.CREDITS_WARN_BELOW:
+        note = f" (below CREDITS_WARN_BELOW, {settings.CREDITS_WARN_BELOW}: top up soon)"
+    else:
+        note = ""
     return CheckResult("vidgo", Status.OK, f"key accepted, {credits} credits{note}")
 
 
@@ -374,6 +382,76 @@ def check_media(settings: Settings) -> CheckResult:
         Status.OK,
         f"{folder}, writable, {_megabytes(free)} free ({_megabytes(minimum)} kept free)",
     )
+
+
+# Discord lists at most 200 servers a page.
+_GUILDS_PAGE = 200
+
+
+async def check_servers(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
+    """The servers the bot is in, against ``ALLOWED_GUILD_IDS`` (one page per 200 servers)."""
+    headers = {
+        "Authorization": f"Bot {settings.DISCORD_TOKEN.get_secret_value()}",
+        "User-Agent": USER_AGENT,
+    }
+    ids: list[int] = []
+    after = 0
+    try:
+        while True:
+            async with session.get(
+                f"{settings.DISCORD_API_BASE}/users/@me/guilds",
+                params={"limit": str(_GUILDS_PAGE), "after": str(after)},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                page: Any = await response.json(content_type=None) if status == 200 else None
+            if status != 200 or not isinstance(page, list):
+                return CheckResult(
+                    "servers",
+                    Status.FAIL,
+                    f"Discord answered HTTP {status} to GET /users/@me/guilds",
+                    "try again later; the bot needs no extra permission to list its servers",
+                )
+            found = [
+                int(g["id"]) for g in page if isinstance(g, dict) and str(g.get("id")).isdigit()
+            ]
+            ids.extend(found)
+            if len(page) < _GUILDS_PAGE or not found:
+                break
+            after = max(found)
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return CheckResult(
+            "servers",
+            Status.FAIL,
+            f"could not list the bot's servers: "
+            f"{describe_network_error(exc, timeout=CHECK_TIMEOUT_SECONDS)}",
+            "check DISCORD_API_BASE and try again",
+        )
+    return CheckResult("servers", Status.OK, describe_servers(settings.ALLOWED_GUILD_IDS, ids))
+
+
+def describe_servers(allowed: Iterable[int], present: Sequence[int]) -> str:
+    """The allowed list and where the bot is, in one line."""
+    listed = sorted(set(allowed))
+    count = len(present)
+    where = f"the bot is in {count} server{'' if count == 1 else 's'}"
+    if not listed:
+        return (
+            f"ALLOWED_GUILD_IDS is empty, so any server may add the bot; {where} "
+            "(set it, and turn off Public Bot in the developer portal, to keep others out)"
+        )
+    outside = [guild_id for guild_id in present if guild_id not in set(listed)]
+    shown = ", ".join(str(guild_id) for guild_id in listed[:10])
+    more = f" and {len(listed) - 10} more" if len(listed) > 10 else ""
+    verdict = (
+        "none of them outside the list"
+        if not outside
+        else f"{len(outside)} of them outside the list (the running bot leaves "
+        f"{'it' if len(outside) == 1 else 'them'})"
+    )
+    return f"allowed: {shown}{more}; {where}, {verdict}"
 
 
 def check_public_url(settings: Settings) -> CheckResult:
@@ -530,7 +608,13 @@ async def run_checks(
         )
         done(await check_vidgo(settings, session))
         report.started("discord", f"GET {settings.DISCORD_API_BASE}/users/@me ({wait})")
-        done(await check_discord(settings, session))
+        discord_result = await check_discord(settings, session)
+        done(discord_result)
+        if discord_result.failed:
+            done(CheckResult("servers", Status.SKIP, "the token does not work (see discord)"))
+        else:
+            report.started("servers", f"GET {settings.DISCORD_API_BASE}/users/@me/guilds ({wait})")
+            done(await check_servers(settings, session))
         done(check_public_url(settings))
         if settings.PUBLIC_URL is not None and settings.PUBLIC_URL.startswith("https://"):
             report.started("callbacks", f"sending a probe through {settings.PUBLIC_URL} ({wait})")

@@ -14,6 +14,10 @@ What is measured, and where it comes from:
 * ``stemcord_delivery_latency_seconds{outcome}`` — from the job's outcome being recorded to
   its message being posted (histogram).
 * ``stemcord_retention_pruned_total{what}`` — rows removed by retention (jobs, cache).
+* ``stemcord_vidgo_credits`` — Vidgo credits left as last read by :mod:`bot.credits` (every
+  ``CREDITS_CHECK_MINUTES``, never polled), and
+  ``stemcord_vidgo_credits_read_timestamp_seconds`` — when Vidgo said so. Both are absent
+  until the first read: a 0 would look like an empty balance.
 * ``stemcord_info{version}`` and the standard ``process_*`` series (CPU, resident memory,
   open files, start time) of prometheus-client's process collector.
 
@@ -36,7 +40,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -72,6 +76,27 @@ class VidgoCallsCollector(Collector):
         for (endpoint, outcome), count in sorted(self._calls().items()):
             family.add_metric([endpoint, outcome], count)
         yield family
+
+
+class CreditsCollector(Collector):
+    """The last credit balance read, exported only once there is one."""
+
+    def __init__(self) -> None:
+        self.credits: int | None = None
+        self.read_at: float | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """Nothing before the first read; then the balance and when it was read."""
+        if self.credits is None or self.read_at is None:
+            return
+        yield GaugeMetricFamily(
+            "stemcord_vidgo_credits", "Vidgo credits left, as last read", value=self.credits
+        )
+        yield GaugeMetricFamily(
+            "stemcord_vidgo_credits_read_timestamp_seconds",
+            "When Vidgo last reported the credit balance (epoch seconds)",
+            value=self.read_at,
+        )
 
 
 class StemcordMetrics:
@@ -121,6 +146,8 @@ class StemcordMetrics:
         ProcessCollector(registry=self.registry)
         if vidgo_calls is not None:
             self.registry.register(VidgoCallsCollector(vidgo_calls))
+        self._credits = CreditsCollector()
+        self.registry.register(self._credits)
 
     # --- observers (bot.observe) ------------------------------------------------------------
 
@@ -136,6 +163,11 @@ class StemcordMetrics:
         """Retention removed ``count`` rows of ``what`` (``jobs`` or ``cache``)."""
         if count:
             self.pruned.labels(what=what).inc(count)
+
+    def vidgo_credits(self, credits: int, read_at: float) -> None:
+        """Vidgo reported ``credits`` left at ``read_at`` (see :mod:`bot.credits`)."""
+        self._credits.credits = credits
+        self._credits.read_at = read_at
 
     # --- scrape -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -38,6 +38,8 @@ class GuildPolicy:
     daily_quota: int = DEFAULT_DAILY_QUOTA
     # Seconds a member waits between two requests (0 = none).
     cooldown_seconds: int = 0
+    # Jobs the whole server may start per UTC day (0 = unlimited); counted like daily_quota.
+    server_daily_cap: int = 0
     # Also send the result to the requester by DM.
     dm_on_completion: bool = False
     # A backing track mixed from a stem split keeps the backing vocals (harmonies).
@@ -72,16 +74,17 @@ class GuildPolicy:
         return replace(self, **changes)
 
     def admission_limits(self) -> AdmissionLimits:
-        """The per-member limits the store checks when it admits a request."""
+        """The per-member limits and the server's cap the store checks as it admits."""
         return AdmissionLimits(
             max_unfinished=self.max_unfinished,
             daily_quota=self.daily_quota,
             cooldown_seconds=self.cooldown_seconds,
+            server_daily_cap=self.server_daily_cap,
         )
 
 
 _ID_FIELDS = frozenset({"result_channel_id", "required_role_id", "moderator_role_id"})
-_COUNT_FIELDS = frozenset({"max_unfinished", "daily_quota", "cooldown_seconds"})
+_COUNT_FIELDS = frozenset({"max_unfinished", "daily_quota", "cooldown_seconds", "server_daily_cap"})
 
 
 def _is_int(value: object) -> bool:
@@ -98,6 +101,29 @@ async def load_policy(store: JobStore, guild_id: int | None) -> GuildPolicy:
 async def save_policy(store: JobStore, guild_id: int, policy: GuildPolicy, now: float) -> None:
     """Store a guild's policy; effective for the next request."""
     await store.put_guild_settings(guild_id, policy.to_stored(), now)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAllowList:
+    """The servers the operator lets the bot stay in (``ALLOWED_GUILD_IDS``; empty = any).
+
+    Every server spends the operator's one Vidgo balance, so a bot invited elsewhere leaves.
+    """
+
+    ids: frozenset[int] = frozenset()
+
+    @property
+    def restricted(self) -> bool:
+        """A list is set: servers not on it are left."""
+        return bool(self.ids)
+
+    def allows(self, guild_id: int | None) -> bool:
+        """The bot may work in this server (``None``, a DM, is not a server: allowed)."""
+        return not self.ids or guild_id is None or guild_id in self.ids
+
+    def outside(self, guild_ids: Iterable[int]) -> list[int]:
+        """The servers among ``guild_ids`` that are not allowed, in the order given."""
+        return [guild_id for guild_id in guild_ids if not self.allows(guild_id)]
 
 
 class Policies:
@@ -128,7 +154,8 @@ class Policies:
     async def early_refusal(
         self, guild_id: int, member_id: int, policy: GuildPolicy
     ) -> LimitReached | None:
-        """The per-member limit a request would break now (a read-only early answer).
+        """The limit a request would break now, the member's or the server's (a read-only
+        early answer).
 
         Only a hint for a quick private refusal: the store checks again as it admits.
         """

@@ -14,13 +14,14 @@ travel in them. Plain http/ws is accepted only for a loopback host (127.0.0.0/8,
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.media.hosts import parse_allowed_hosts
 from bot.media.signing import MIN_SECRET_BYTES
@@ -30,6 +31,7 @@ DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
 DISCORD_GATEWAY_DEFAULT = "wss://gateway.discord.gg/"
 ENV_FILE = ".env"
 _LOOPBACK_NAMES = frozenset({"localhost"})
+_SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -162,6 +164,15 @@ class Settings(DatabaseSettings):
     AUDIO_WORKERS: int = Field(default=2, ge=1, le=64)
     AUDIO_QUEUE_LIMIT: int = Field(default=8, ge=0, le=1000)
 
+    # The operator's credits (docs/operations.md, "Allowed servers" and "Credits").
+    # Servers the bot may stay in, comma-separated ids; empty = any server.
+    ALLOWED_GUILD_IDS: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Minutes between two balance reads; Vidgo asks not to poll it, so never below the
+    # balance cache's minute (bot/balance.py) and conservative by default.
+    CREDITS_CHECK_MINUTES: float = Field(default=30.0, ge=1, le=24 * 60)
+    # Warn the bot's owner once when credits fall below this; 0 = never.
+    CREDITS_WARN_BELOW: int = Field(default=500, ge=0)
+
     @field_validator("DISCORD_TOKEN", "VIDGO_API_KEY")
     @classmethod
     def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
@@ -216,6 +227,25 @@ class Settings(DatabaseSettings):
         except ValueError as exc:
             raise ValueError(str(exc).removeprefix("MEDIA_ALLOWED_HOSTS ")) from None
         return value
+
+    @field_validator("ALLOWED_GUILD_IDS", mode="before")
+    @classmethod
+    def _guild_id_list(cls, value: object) -> object:
+        # "123, 456" in the environment; an iterable of ids when passed in code.
+        if not isinstance(value, str):
+            return value
+        ids: set[int] = set()
+        for part in value.split(","):
+            item = part.strip()
+            if not item:
+                continue
+            if not _SNOWFLAKE.match(item) or not 0 < int(item) < 2**64:
+                raise ValueError(
+                    "must be server ids separated by commas, such as 123456789012345678,"
+                    "234567890123456789 (empty = any server)"
+                )
+            ids.add(int(item))
+        return frozenset(ids)
 
     @property
     def callbacks_enabled(self) -> bool:

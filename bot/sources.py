@@ -4,7 +4,13 @@ Three kinds of source (see ``docs/decisions.md``):
 
 * a Vidgo generation, by ``task_id`` + ``audio_id`` or by a pasted ``storage.vidgo.ai`` song
   link that carries both -> ``separate-vocals`` (stems=vocals) or ``stem-split`` (stems=all);
-* any other http(s) audio link, or a Discord attachment -> ``upload-and-separate-vocals``.
+* any other http(s) audio link, or a Discord attachment -> ``upload-and-separate-vocals``,
+  with the member's ``quality`` (:class:`Quality`) as the upload model's ``model_name``.
+
+A link to a page of a streaming or video service (YouTube, Spotify, SoundCloud, …; matched by
+host, subdomains included: :func:`streaming_service`) is not audio: Vidgo cannot separate a
+web page and Stemcord fetches nothing itself, so it is refused at once
+(:class:`StreamingPage`) with what to do instead.
 
 Every rejection is a :class:`SourceError` whose message tells the member how to fix the input.
 """
@@ -37,6 +43,106 @@ AUDIO_EXTENSIONS = frozenset(
 
 class SourceError(ValueError):
     """The input cannot be used; the message says what was wrong and how to fix it."""
+
+
+# Pages of streaming and video services, by registrable host: the host itself and every
+# subdomain of it (www., m., music., open., on., …) match. Names are what members call them.
+STREAMING_HOSTS: dict[str, str] = {
+    "youtube.com": "YouTube",
+    "youtu.be": "YouTube",
+    "youtube-nocookie.com": "YouTube",
+    "spotify.com": "Spotify",
+    "spotify.link": "Spotify",
+    "soundcloud.com": "SoundCloud",
+    "soundcloud.app.goo.gl": "SoundCloud",
+    "snd.sc": "SoundCloud",
+    "music.apple.com": "Apple Music",
+    "itunes.apple.com": "Apple Music",
+    "deezer.com": "Deezer",
+    "deezer.page.link": "Deezer",
+    "dzr.page.link": "Deezer",
+    "tidal.com": "Tidal",
+    "bandcamp.com": "Bandcamp",
+    "tiktok.com": "TikTok",
+    "instagram.com": "Instagram",
+    "instagr.am": "Instagram",
+    "vimeo.com": "Vimeo",
+    "twitch.tv": "Twitch",
+    "dailymotion.com": "Dailymotion",
+    "dai.ly": "Dailymotion",
+    "facebook.com": "Facebook",
+    "fb.watch": "Facebook",
+    "x.com": "X",
+    "twitter.com": "X",
+    "mixcloud.com": "Mixcloud",
+    "audiomack.com": "Audiomack",
+    "pandora.com": "Pandora",
+    "qobuz.com": "Qobuz",
+    "napster.com": "Napster",
+    "anghami.com": "Anghami",
+    "boomplay.com": "Boomplay",
+    "jiosaavn.com": "JioSaavn",
+    "bilibili.com": "Bilibili",
+    "b23.tv": "Bilibili",
+    "nicovideo.jp": "Niconico",
+    "nico.ms": "Niconico",
+    "reddit.com": "Reddit",
+    "music.youtube.com": "YouTube Music",
+}
+# Services with one site per country: music.amazon.de, music.amazon.co.jp, music.yandex.ru …
+_COUNTRY_SITES = (
+    (re.compile(r"(?:^|\.)music\.amazon\.(?:com?\.)?[a-z]{2,3}$"), "Amazon Music"),
+    (re.compile(r"(?:^|\.)music\.yandex\.[a-z]{2,3}$"), "Yandex Music"),
+)
+
+
+def streaming_service(url: str) -> str | None:
+    """The streaming or video service whose page ``url`` is (by host), or ``None``."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return None
+    labels = host.split(".")
+    # The most specific match first: music.youtube.com before youtube.com.
+    for start in range(len(labels) - 1):
+        name = STREAMING_HOSTS.get(".".join(labels[start:]))
+        if name is not None:
+            return name
+    for pattern, name in _COUNTRY_SITES:
+        if pattern.search(host):
+            return name
+    return None
+
+
+def streaming_sentence(service: str) -> str:
+    """What a member is told about a link to a streaming or video page."""
+    return (
+        f"That link is a {service} page, not an audio file. Stemcord does not take songs from "
+        "streaming or video sites, and Vidgo cannot separate a web page. Instead, attach the "
+        "audio file itself (the `file` option of `/separate`), or give a direct link to an "
+        "audio file (one that ends in .mp3, .wav, .flac …), or a Vidgo song (`task_id` + "
+        "`audio_id`, or its storage.vidgo.ai link)."
+    )
+
+
+class StreamingPage(SourceError):
+    """The link is a page of a streaming or video service (see :func:`streaming_service`)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(streaming_sentence(service))
+        self.service = service
+
+
+class Quality(StrEnum):
+    """The ``quality`` option of ``/separate``, for files and links (the upload model)."""
+
+    STANDARD = "standard"
+    ENHANCED = "enhanced"
+
+    @property
+    def model_name(self) -> str:
+        """The upload model's ``input.model_name`` (docs/vidgo-api.md §3.3)."""
+        return "enhanced" if self is Quality.ENHANCED else "base"
 
 
 class StemChoice(StrEnum):
@@ -138,11 +244,15 @@ def source_from_ids(task_id: str, audio_id: str) -> Source:
 
 
 def source_from_link(link: str) -> Source:
-    """A pasted link: a Vidgo song link counts as ids, anything else is uploaded by URL."""
+    """A pasted link: a Vidgo song link counts as ids, a streaming or video page is refused
+    (:class:`StreamingPage`), anything else is uploaded by URL."""
     url = check_url(link)
     ids = parse_vidgo_song_link(url)
     if ids is not None:
         return Source(SourceKind.IDS, task_id=ids[0], audio_id=ids[1], url=url)
+    service = streaming_service(url)
+    if service is not None:
+        raise StreamingPage(service)
     name = PurePosixPath(unquote(urlsplit(url).path)).name or None
     return Source(SourceKind.URL, url=url, filename=name)
 
@@ -168,21 +278,30 @@ def source_from_attachment(
     return Source(SourceKind.ATTACHMENT, url=check_url(encoded), filename=filename)
 
 
-def plan_for(source: Source, stems: StemChoice) -> Plan:
+def plan_for(source: Source, stems: StemChoice, quality: Quality | None = None) -> Plan:
     """Choose the Vidgo model and the key that identical requests share.
 
     Uploaded audio always comes back as all six stems: Vidgo's upload model has no
-    two-stem mode, so ``stems`` only matters for Vidgo songs.
+    two-stem mode, so ``stems`` only matters for Vidgo songs. ``quality`` only matters for
+    uploads (``None`` = standard): it is sent as ``model_name`` and is part of the key, so a
+    standard and an enhanced separation of one file are never joined or served from each
+    other's cache. A standard key is the key of old jobs that sent no ``model_name`` (Vidgo's
+    default is ``base``), so their cached results still count. A Vidgo song has no such
+    choice; a quality asked for one is only remembered (``options["quality"]``) so the status
+    message can say it was not used.
     """
     if source.kind is SourceKind.IDS:
         model = Model.SEPARATE_VOCALS if stems is StemChoice.VOCALS else Model.STEM_SPLIT
-        return Plan(model, {}, f"{model.value}:{source.task_id}:{source.audio_id}")
+        noted = {"quality": quality.value} if quality is not None else {}
+        return Plan(model, noted, f"{model.value}:{source.task_id}:{source.audio_id}")
     assert source.url is not None  # noqa: S101 - url and attachment sources carry a URL
-    options = {"output_type": "general"}
+    chosen = quality or Quality.STANDARD
+    options = {"output_type": "general", "model_name": chosen.model_name}
     if source.filename:
         options["title"] = source.filename[:200]
     # Attachment CDN URLs are signed and change, so the key ignores the query string for them.
     keyed = source.url.split("?", 1)[0] if source.kind is SourceKind.ATTACHMENT else source.url
     digest = hashlib.sha256(keyed.encode()).hexdigest()[:32]
     model = Model.UPLOAD_AND_SEPARATE
-    return Plan(model, options, f"{model.value}:general:{digest}")
+    variant = "" if chosen is Quality.STANDARD else f"{chosen.model_name}:"
+    return Plan(model, options, f"{model.value}:general:{variant}{digest}")

@@ -20,8 +20,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.doctor import command_drift, describe_network_error, sync_command
+from bot.policy import ServerAllowList
 from cogs.buttons import ButtonRouter
 from cogs.i18n import N_, LocaleLike, Translations, member_locale
+from cogs.servers import ServerCheckedTree
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +97,23 @@ class StemcordBot(commands.Bot):
         setup: Callable[[StemcordBot], Awaitable[None]],
         router: ButtonRouter,
         translations: Translations = _SOURCE_TEXT,
+        allowed_servers: ServerAllowList | None = None,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            # Refuses commands from servers the operator does not allow (cogs.servers).
+            tree_cls=ServerCheckedTree,
         )
         self._setup = setup
         # Where presses of the restart-proof job buttons go (cogs.buttons).
         self.router = router
         # The catalogs the tree's error handler answers with (cogs.i18n).
         self.translations = translations
+        # The servers the bot may work in (ALLOWED_GUILD_IDS); read by its command tree.
+        self.allowed_servers = allowed_servers or ServerAllowList()
         self.tree.error(answer_command_error)
 
     async def setup_hook(self) -> None:

@@ -40,6 +40,12 @@ def limit_sentence(refused: LimitReached) -> str:
         )
     if refused.rule is LimitRule.DAILY_QUOTA:
         return f"Daily quota of {refused.limit} reached; resets {when} (00:00 UTC)."
+    if refused.rule is LimitRule.SERVER_DAILY_CAP:
+        jobs = "job" if refused.limit == 1 else "jobs"
+        return (
+            f"This server's daily cap of {refused.limit} {jobs} for everyone together is "
+            f"reached; it resets {when} (00:00 UTC)."
+        )
     return f"Cooldown: try again {when}."
 
 

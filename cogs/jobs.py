@@ -2,7 +2,8 @@
 
 * ``mine``, ``status`` and ``cancel`` (own jobs) are for everyone;
 * ``queue``, ``retry`` and cancelling someone else's job are for moderators (Manage Messages
-  or the server's moderator role), ``balance`` for members with Manage Server.
+  or the server's moderator role); ``balance`` only for the bot's owner (the balance is the
+  operator's one account, not any server's business).
 
 The group cannot carry ``default_permissions`` (Discord applies it to every subcommand, and
 members need ``mine``), so every restricted subcommand checks in code (:mod:`cogs.access`).
@@ -22,7 +23,8 @@ from bot.balance import BalanceCache
 from bot.engine import JOB_ID_LENGTH, JobEngine
 from bot.policy import GuildPolicy, Policies
 from bot.vidgo.errors import VidgoError
-from cogs.access import is_moderator, is_server_manager, job_visible_to, may_control
+from cogs.access import is_moderator, job_visible_to, may_control
+from cogs.owner import ONLY_THE_OWNER, BotOwner
 from cogs.pages import Pages, page_count
 from cogs.render import (
     JOBS_PER_PAGE,
@@ -44,7 +46,6 @@ CHOICE_NAME_MAX = 100
 # Jobs a retry can move: still waiting on Vidgo, or with a message still owed.
 RETRYABLE_STATES = ACTIVE_STATES | OUTCOME_STATES | {JobState.UNDELIVERABLE}
 NOT_A_MODERATOR = "Only moderators (Manage Messages or the moderator role) can do that."
-NOT_A_MANAGER = "Only members with **Manage Server** can see Vidgo's credits."
 
 
 def not_found(job_id: str) -> str:
@@ -72,12 +73,19 @@ class JobsCog(commands.Cog):
     )
 
     def __init__(
-        self, engine: JobEngine, policies: Policies, balance: BalanceCache, views: KindViews
+        self,
+        engine: JobEngine,
+        policies: Policies,
+        balance: BalanceCache,
+        views: KindViews,
+        owner: BotOwner,
     ) -> None:
         self.engine = engine
         self.policies = policies
         self.balance_cache = balance
         self.views = views
+        # Who may see the operator's balance (/jobs balance).
+        self.owner = owner
 
     async def _policy(self, interaction: discord.Interaction) -> GuildPolicy:
         return await self.policies.get(interaction.guild_id)
@@ -240,13 +248,14 @@ class JobsCog(commands.Cog):
         await self.engine.poll_now(found.id)
         await interaction.response.send_message(done, ephemeral=True)
 
-    @jobs.command(name="balance", description="Server managers: Vidgo credits left")
+    @jobs.command(name="balance", description="The bot's owner: Vidgo credits left")
     async def balance(self, interaction: discord.Interaction) -> None:
-        """Vidgo's credit balance, cached for at least a minute."""
-        if not is_server_manager(interaction.user):
-            await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
-            return
+        """Vidgo's credit balance, cached for at least a minute; for the bot's owner only."""
+        # Deferred first: the owner is looked up from Discord the first time.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await self.owner.is_owner(interaction.user):
+            await interaction.edit_original_response(content=ONLY_THE_OWNER)
+            return
         try:
             balance = await self.balance_cache.get()
         except VidgoError as exc:

@@ -21,6 +21,7 @@ from cogs.render import COLOR_WORKING, FIELD_VALUE_MAX
 
 MAX_UNFINISHED_LIMIT = 100
 DAILY_QUOTA_LIMIT = 10_000
+SERVER_DAILY_CAP_LIMIT = 100_000
 COOLDOWN_LIMIT = 86_400
 NOT_A_MANAGER = "Only members with **Manage Server** can change Stemcord's settings."
 
@@ -69,6 +70,11 @@ def policy_embed(policy: GuildPolicy) -> discord.Embed:
     )
     embed.add_field(
         name="Cooldown", value=_count(policy.cooldown_seconds, "second", "none"), inline=True
+    )
+    embed.add_field(
+        name="Daily cap for the server",
+        value=_count(policy.server_daily_cap, "job", "unlimited") + " (resets 00:00 UTC)",
+        inline=True,
     )
     embed.add_field(
         name="DM on completion", value="on" if policy.dm_on_completion else "off", inline=True
@@ -273,6 +279,20 @@ class KaraokeCog(commands.Cog):
         """``/karaoke settings daily_quota``."""
         done = f"Daily quota per member: {_count(count, 'job', 'unlimited')}."
         await self._change(interaction, done, daily_quota=count)
+
+    @settings.command(
+        name="server_daily_cap",
+        description="Jobs the whole server may start per day (0 = unlimited)",
+    )
+    @app_commands.describe(count="Jobs per UTC day for every member together; 0 = unlimited")
+    async def server_daily_cap(
+        self,
+        interaction: discord.Interaction,
+        count: app_commands.Range[int, 0, SERVER_DAILY_CAP_LIMIT],
+    ) -> None:
+        """``/karaoke settings server_daily_cap``."""
+        done = f"Daily cap for the whole server: {_count(count, 'job', 'unlimited')}."
+        await self._change(interaction, done, server_daily_cap=count)
 
     @settings.command(
         name="cooldown", description="Seconds a member waits between two requests (0 = none)"

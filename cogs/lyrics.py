@@ -38,7 +38,13 @@ from bot.lyrics import (
 )
 from bot.policy import Policies
 from bot.separation import SEPARATION
-from bot.sources import Source, SourceError, source_from_ids, source_from_link
+from bot.sources import (
+    Source,
+    SourceError,
+    StreamingPage,
+    source_from_ids,
+    source_from_link,
+)
 from bot.waveform import draw_waveform
 from cogs.access import job_visible_to
 from cogs.buttons import ButtonHandler, JobButton, job_template
@@ -333,7 +339,14 @@ def lyrics_source(*, task_id: str | None, audio_id: str | None, link: str | None
                 "(or paste its storage.vidgo.ai link as `link`)."
             )
         return source_from_ids(task_id or "", audio_id or "")
-    source = source_from_link(link or "")
+    try:
+        source = source_from_link(link or "")
+    except StreamingPage as page:
+        raise SourceError(
+            f"That link is a {page.service} page, not a Vidgo song. Lyrics come only from "
+            "songs generated on Vidgo: give `task_id` and `audio_id`, or the song's "
+            "storage.vidgo.ai `link`. Stemcord does not fetch streaming or video pages."
+        ) from None
     if source.kind is not SourceKind.IDS:
         raise SourceError(
             "Lyrics need a song generated on Vidgo, and that is not a Vidgo song link "

@@ -38,6 +38,7 @@ from bot.separation import (
     separation_request,
 )
 from bot.sources import (
+    Quality,
     Source,
     SourceError,
     StemChoice,
@@ -170,8 +171,9 @@ class SeparationView(KindView):
         self._clock = clock
 
     def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
-        """The stems asked for, on the status message."""
-        return [("Stems", stems_asked(job))]
+        """The stems and the quality asked for, on the status message."""
+        quality = quality_text(job)
+        return [("Stems", stems_asked(job))] + ([("Quality", quality)] if quality else [])
 
     def failure_sentence(self, job: JobRecord) -> str:
         """One sentence a member can act on, per failure kind."""
@@ -363,6 +365,19 @@ def uploads_of(job: JobRecord, entry: MediaEntry) -> list[Upload]:
     return found
 
 
+def quality_text(job: JobRecord) -> str | None:
+    """The separation quality in words, or ``None`` when there is nothing to say.
+
+    Files and links: what was sent as ``model_name`` (a job from before the option is
+    standard, Vidgo's default). A Vidgo song: only if a quality was asked, to say it was not
+    used (those models have no such choice).
+    """
+    if job.source_kind is SourceKind.IDS:
+        asked = job.options.get("quality")
+        return "Vidgo's own (`quality` is for files and links)" if asked else None
+    return "enhanced" if job.options.get("model_name") == "enhanced" else "standard"
+
+
 def render_separation(
     job: JobRecord,
     failure: str,
@@ -397,6 +412,8 @@ def render_separation(
     duration = format_duration(track.get("duration"))
     if duration:
         embed.add_field(name="Duration", value=duration, inline=True)
+    if job.source_kind is not SourceKind.IDS:  # the quality option only exists for uploads
+        embed.add_field(name="Quality", value=quality_text(job), inline=True)
     buttons: list[tuple[str, str]] = []
     extra: list[str] = []
     missing = 0
@@ -488,12 +505,17 @@ class SeparateCog(commands.Cog):
         file="An audio file to separate",
         stems="Which stems you want (default: vocals + instrumental)",
         key="Also send the backing track in another key: semitones, -6 (lower) to +6 (higher)",
+        quality="Files and links: standard (default) or enhanced; Vidgo songs use their own",
     )
     @app_commands.choices(
         stems=[
             app_commands.Choice(name="vocals + instrumental", value=StemChoice.VOCALS.value),
             app_commands.Choice(name="every stem", value=StemChoice.ALL.value),
-        ]
+        ],
+        quality=[
+            app_commands.Choice(name="standard", value=Quality.STANDARD.value),
+            app_commands.Choice(name="enhanced (higher quality)", value=Quality.ENHANCED.value),
+        ],
     )
     async def separate(  # noqa: PLR0917 - one parameter per command option
         self,
@@ -504,6 +526,7 @@ class SeparateCog(commands.Cog):
         file: discord.Attachment | None = None,
         stems: app_commands.Choice[str] | None = None,
         key: app_commands.Range[int, -6, 6] | None = None,
+        quality: app_commands.Choice[str] | None = None,
     ) -> None:
         """Validate, acknowledge, record and report one separation request."""
         info = (
@@ -524,8 +547,9 @@ class SeparateCog(commands.Cog):
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
         # 0 is the song's own key: nothing more to make.
+        asked = Quality(quality.value) if quality is not None else None
         await start_separation(
-            self.desk, self.policies, interaction, source, choice, key=key or None
+            self.desk, self.policies, interaction, source, choice, key=key or None, quality=asked
         )
 
 
@@ -537,13 +561,15 @@ async def start_separation(
     choice: StemChoice,
     *,
     key: int | None = None,
+    quality: Quality | None = None,
 ) -> None:
     """Apply the server's policy, then start a validated separation with a status message.
 
     Shared by ``/separate`` and the "Separate vocals" message menu, so both obey the same
     channel, role and per-member rules. ``key`` (semitones) also asks for the backing track
     in that key once the separation is posted; the upload limit Discord states for this
-    place goes with it, so the track is made to fit where it will be posted.
+    place goes with it, so the track is made to fit where it will be posted. ``quality``: what
+    the member asked (``None``: not asked, standard for files and links).
     """
     gate = await admission_gate(policies, interaction)
     if gate.refusal is not None:
@@ -551,7 +577,7 @@ async def start_separation(
         return
     request = separation_request(
         source,
-        plan_for(source, choice),
+        plan_for(source, choice, quality),
         requester_id=interaction.user.id,
         channel_id=interaction.channel_id or 0,
         guild_id=interaction.guild_id,

@@ -3,7 +3,9 @@
 It takes the message's first audio attachment, or else a link in its text, and runs the same
 flow as ``/separate`` with the default stems (:func:`cogs.separate.start_separation`). Among
 several links, the first that looks like audio (a Vidgo song link or an audio file name) wins,
-else the first link. A message with neither gets a private explanation.
+else the first that is not a streaming or video page, else the first link. A message with
+neither gets a private explanation, and so does one whose only links are streaming or video
+pages (:func:`bot.sources.streaming_service`): nothing is fetched and Vidgo is not asked.
 
 Discord includes the target message's text and attachments in the interaction, so this needs
 no message intent.
@@ -30,6 +32,7 @@ from bot.sources import (
     parse_vidgo_song_link,
     source_from_attachment,
     source_from_link,
+    streaming_service,
 )
 from cogs.desk import JobDesk
 from cogs.separate import AttachmentInfo, start_separation
@@ -82,7 +85,10 @@ def source_from_message(
     links = links_in(content)
     if not links:
         raise SourceError(NO_AUDIO)
-    chosen = next((link for link in links if _looks_like_audio(link)), links[0])
+    chosen = next(
+        (link for link in links if _looks_like_audio(link)),
+        next((link for link in links if streaming_service(link) is None), links[0]),
+    )
     return source_from_link(chosen)
 
 

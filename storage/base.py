@@ -33,8 +33,11 @@ from storage.records import (
     InstanceInfo,
     JobRecord,
     LimitReached,
+    LimitRule,
     NewJob,
 )
+
+_DAY = 86400.0
 
 # Columns that callers may change through ``update``/``transition``/``reschedule``.
 UPDATABLE_COLUMNS = frozenset(
@@ -75,6 +78,36 @@ def is_redundant(new: NewJob, leader: JobRecord) -> bool:
         and new.reply_to_message_id == leader.reply_to_message_id
         and new.channel_id == leader.channel_id
     )
+
+
+def first_limit_reached(
+    limits: AdmissionLimits,
+    now: float,
+    *,
+    member_today: int,
+    unfinished: int,
+    last: float | None,
+    server_today: int,
+) -> LimitReached | None:
+    """The limit a new request would break, given what the store counted, or ``None``.
+
+    Every backend counts the same things (see :class:`AdmissionLimits`) and decides here, in
+    the order that frees up last: the member's daily quota, then the server's daily cap (both
+    reset at 00:00 UTC; the member's own rule is the one to name when both hold), then
+    unfinished jobs, then the cooldown.
+    """
+    day_end = now - now % _DAY + _DAY
+    if limits.daily_quota and member_today >= limits.daily_quota:
+        return LimitReached(LimitRule.DAILY_QUOTA, limits.daily_quota, day_end)
+    if limits.server_daily_cap and server_today >= limits.server_daily_cap:
+        return LimitReached(LimitRule.SERVER_DAILY_CAP, limits.server_daily_cap, day_end)
+    if limits.max_unfinished and unfinished >= limits.max_unfinished:
+        return LimitReached(LimitRule.MAX_UNFINISHED, limits.max_unfinished, None)
+    if limits.cooldown_seconds and last is not None and now - last < limits.cooldown_seconds:
+        return LimitReached(
+            LimitRule.COOLDOWN, limits.cooldown_seconds, last + limits.cooldown_seconds
+        )
+    return None
 
 
 class JobNotFound(LookupError):
@@ -119,9 +152,10 @@ class JobStore(ABC):
     ) -> AdmitResult:
         """Record a request atomically, answering from the cache or joining an identical job.
 
-        With ``limits`` (and a guild), the requester's per-member limits are checked in the
-        same transaction, so two simultaneous requests can never both pass a cap: the one
-        over it raises :class:`storage.records.LimitReached` and nothing is recorded.
+        With ``limits`` (and a guild), the requester's per-member limits and the server's
+        daily cap are checked in the same transaction, so two simultaneous requests can never
+        both pass a cap: the one over it raises :class:`storage.records.LimitReached` and
+        nothing is recorded.
 
         * a cached result for ``new.source_key`` -> the job is stored ``succeeded`` with it
           (delivery due now);
@@ -428,6 +462,20 @@ class JobStore(ABC):
         """Fold the write-ahead log back into the database (if the backend has one).
 
         Returns ``False`` when readers kept part of it from being folded (try again later).
+        """
+
+    # --- operator flags ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_flag(self, name: str) -> bool:
+        """A named on/off flag shared by every process on this database (absent = off)."""
+
+    @abstractmethod
+    async def set_flag(self, name: str, value: bool, now: float) -> bool:
+        """Set a named flag; return ``True`` only if this call changed it (absent = off).
+
+        Atomic: of several processes setting the same flag at once, exactly one is told it
+        changed it, so whatever that change announces (a warning) is announced once.
         """
 
     # --- per-member limits ----------------------------------------------------------------

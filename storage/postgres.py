@@ -11,11 +11,12 @@ at a time (``BEGIN IMMEDIATE``), this backend says what it locks:
   every claim bumps the job's ``lease_id`` (the fencing token) and names its owner;
 * a worker's single-row write carries ``AND leased AND lease_id = $n`` in its ``WHERE``,
   so it lands only while the job still holds the worker's lease;
-* :meth:`PostgresJobStore.admit` takes transaction advisory locks on the requester
-  (guild, member) before counting their limits and on the source key before looking for an
-  identical job in flight, so two processes can neither both pass a cap nor both become the
-  leader of one source; the leader it joins is locked ``FOR SHARE`` so that its outcome
-  cannot be recorded between the look-up and the insert (a follower would wait forever);
+* :meth:`PostgresJobStore.admit` takes transaction advisory locks on the server (only when
+  it has a daily cap) and on the requester (guild, member) before counting their limits,
+  and on the source key before looking for an identical job in flight, so two processes
+  can neither both pass a cap nor both become the leader of one source; the leader it
+  joins is locked ``FOR SHARE`` so that its outcome cannot be recorded between the look-up
+  and the insert (a follower would wait forever);
 * callback batches lock their rows in id order before changing them, so two processes
   storing overlapping batches cannot deadlock;
 * :meth:`PostgresJobStore.release_orphaned_leases` first reads which owners are gone, then
@@ -53,7 +54,14 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost, is_redundant
+from storage.base import (
+    UPDATABLE_COLUMNS,
+    JobNotFound,
+    JobStore,
+    LeaseLost,
+    first_limit_reached,
+    is_redundant,
+)
 from storage.jobstate import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -76,7 +84,6 @@ from storage.records import (
     InstanceInfo,
     JobRecord,
     LimitReached,
-    LimitRule,
     NewJob,
     SourceKind,
 )
@@ -194,15 +201,36 @@ INSERT INTO jobs (
 RETURNING {_COLS}
 """  # noqa: S608
 # One statement, each part on an index (jobs_requester, jobs_requester_active).
+# A request counts towards the daily quota and the server's daily cap unless it ended
+# failed or expired (Vidgo charged nothing and the member got nothing).
+_COUNTS_TODAY_SQL = "(outcome IS NULL OR outcome NOT IN ('failed', 'expired'))"
+# $4: the server's daily cap; the server-wide count is made only when one is set.
 MEMBER_USAGE = f"""
 SELECT
     (SELECT COUNT(*) FROM jobs
-     WHERE guild_id = $1 AND requester_id = $2 AND created_at >= $3
-       AND (outcome IS NULL OR outcome NOT IN ('failed', 'expired'))),
+     WHERE guild_id = $1 AND requester_id = $2 AND created_at >= $3 AND {_COUNTS_TODAY_SQL}),
     (SELECT COUNT(*) FROM jobs
      WHERE guild_id = $1 AND requester_id = $2 AND state IN {_ACTIVE_SQL}),
-    (SELECT MAX(created_at) FROM jobs WHERE guild_id = $1 AND requester_id = $2)
+    (SELECT MAX(created_at) FROM jobs WHERE guild_id = $1 AND requester_id = $2),
+    CASE WHEN $4::bigint > 0 THEN
+        (SELECT COUNT(*) FROM jobs
+         WHERE guild_id = $1 AND created_at >= $3 AND {_COUNTS_TODAY_SQL})
+    ELSE 0 END
 """  # noqa: S608
+
+# Operator flags (V8). The upsert returns a row only when it inserted or really changed the
+# value: ON CONFLICT locks the row, so of two processes setting it at once one sees a change.
+GET_FLAG = "SELECT value FROM operator_flags WHERE name = $1"
+SET_FLAG = """
+INSERT INTO operator_flags (name, value, changed_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_at = excluded.changed_at
+    WHERE operator_flags.value IS DISTINCT FROM excluded.value
+RETURNING name
+"""
+CLEAR_FLAG = """
+UPDATE operator_flags SET value = false, changed_at = $2 WHERE name = $1 AND value
+RETURNING name
+"""
 
 # Outcomes and cancellation. With $7 (kept for immediate delivery) every changed job is
 # leased afresh to $8: a new lease id, as a claim would give it.
@@ -825,14 +853,21 @@ class PostgresJobStore(JobStore):
     ) -> AdmitResult:
         """See :meth:`JobStore.admit`.
 
-        Locks in a fixed order (member, then source, then the leader row), so two admits
-        never wait on each other in a cycle. A job due now (a cached answer) or leased to
-        its admitter is announced to other processes on commit.
+        Locks in a fixed order (server when it has a daily cap, member, then source, then the
+        leader row), so two admits never wait on each other in a cycle. A job due now (a
+        cached answer) or leased to its admitter is announced to other processes on commit.
         """
         schema = self._schema
 
         async def work(conn: Conn) -> AdmitResult:
             if limits is not None and limits.any and new.guild_id is not None:
+                if limits.server_daily_cap:
+                    # With a server-wide cap every admit in this server waits here first
+                    # (server, then member: always the same order, so no cycle).
+                    await conn.execute(
+                        ADVISORY_XACT_LOCK,
+                        advisory_key("stemcord", "guild", schema, new.guild_id),
+                    )
                 # Every admit of this member in this server waits here; the count below is
                 # a new statement, so it sees what the previous holder committed.
                 await conn.execute(
@@ -1620,29 +1655,47 @@ class PostgresJobStore(JobStore):
             raise RuntimeError("store is not open")
         return True
 
+    # --- operator flags ---------------------------------------------------------------------
+
+    async def get_flag(self, name: str) -> bool:
+        """See :meth:`JobStore.get_flag`."""
+        async with self._conn() as conn:
+            value = await conn.fetchval(GET_FLAG, _clean(name))
+        return bool(value)
+
+    async def set_flag(self, name: str, value: bool, now: float) -> bool:
+        """See :meth:`JobStore.set_flag`: one statement, atomic on its own."""
+        async with self._conn() as conn:
+            if value:
+                changed = await conn.fetchval(SET_FLAG, _clean(name), True, now)
+            else:
+                # An absent flag is already off: nothing to insert.
+                changed = await conn.fetchval(CLEAR_FLAG, _clean(name), now)
+        return changed is not None
+
     # --- per-member limits ----------------------------------------------------------------
 
     @staticmethod
     async def _limit_reached(
         conn: Conn, guild_id: int, requester_id: int, limits: AdmissionLimits, now: float
     ) -> LimitReached | None:
-        """The first limit a new request would break, or ``None`` (see AdmissionLimits).
-
-        Checked in the order that frees up last: the daily quota, then unfinished jobs,
-        then the cooldown, so the reply names the rule that really holds the member back.
-        """
+        """The first limit a new request would break, or ``None`` (see AdmissionLimits and
+        :func:`storage.base.first_limit_reached`, which decides for every backend)."""
         day_start = now - now % _DAY
-        row = await conn.fetchrow(MEMBER_USAGE, guild_id, requester_id, day_start)
-        today, unfinished, last = (int(row[0]), int(row[1]), row[2]) if row else (0, 0, None)
-        if limits.daily_quota and today >= limits.daily_quota:
-            return LimitReached(LimitRule.DAILY_QUOTA, limits.daily_quota, day_start + _DAY)
-        if limits.max_unfinished and unfinished >= limits.max_unfinished:
-            return LimitReached(LimitRule.MAX_UNFINISHED, limits.max_unfinished, None)
-        if limits.cooldown_seconds and last is not None and now - last < limits.cooldown_seconds:
-            return LimitReached(
-                LimitRule.COOLDOWN, limits.cooldown_seconds, last + limits.cooldown_seconds
-            )
-        return None
+        row = await conn.fetchrow(
+            MEMBER_USAGE, guild_id, requester_id, day_start, limits.server_daily_cap
+        )
+        today, unfinished, last, server_today = (
+            (int(row[0]), int(row[1]), row[2], int(row[3])) if row else (0, 0, None, 0)
+        )
+        return first_limit_reached(
+            limits,
+            now,
+            member_today=today,
+            unfinished=unfinished,
+            last=last,
+            server_today=server_today,
+        )
 
     async def limit_reached(
         self, guild_id: int, requester_id: int, limits: AdmissionLimits, now: float

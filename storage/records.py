@@ -154,35 +154,44 @@ class AdmitResult:
 
 
 class LimitRule(StrEnum):
-    """Which per-member limit of a server refused a request."""
+    """Which limit of a server refused a request (per member, or the server's own cap)."""
 
     MAX_UNFINISHED = "max_unfinished"
     DAILY_QUOTA = "daily_quota"
     COOLDOWN = "cooldown"
+    # Jobs the whole server may start per UTC day.
+    SERVER_DAILY_CAP = "server_daily_cap"
 
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
-    """Per-member limits checked inside the transaction that admits a job (0 = no limit).
+    """Limits checked inside the transaction that admits a job (0 = no limit).
 
     Counted per server and requester: ``max_unfinished`` over jobs still waiting on Vidgo
     (joined requests included), ``daily_quota`` over requests since 00:00 UTC (cached and
     joined ones included; jobs that ended failed or expired are not), ``cooldown_seconds``
-    since the member's last request.
+    since the member's last request. ``server_daily_cap`` counts like ``daily_quota``, over
+    every member of the server together.
     """
 
     max_unfinished: int = 0
     daily_quota: int = 0
     cooldown_seconds: int = 0
+    server_daily_cap: int = 0
 
     @property
     def any(self) -> bool:
         """At least one limit is set."""
-        return bool(self.max_unfinished or self.daily_quota or self.cooldown_seconds)
+        return bool(
+            self.max_unfinished
+            or self.daily_quota
+            or self.cooldown_seconds
+            or self.server_daily_cap
+        )
 
 
 class LimitReached(Exception):
-    """A request was refused by a per-member limit; nothing was recorded.
+    """A request was refused by a limit of its server; nothing was recorded.
 
     ``frees_at`` is when the member may ask again (epoch seconds), or ``None`` when that
     depends on a job finishing. ``limit`` is the configured value that was reached.

@@ -21,7 +21,14 @@ from typing import Any
 
 import aiosqlite
 
-from storage.base import UPDATABLE_COLUMNS, JobNotFound, JobStore, LeaseLost, is_redundant
+from storage.base import (
+    UPDATABLE_COLUMNS,
+    JobNotFound,
+    JobStore,
+    LeaseLost,
+    first_limit_reached,
+    is_redundant,
+)
 from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
 from storage.migrate import available_migrations, migrate
 from storage.records import (
@@ -32,7 +39,6 @@ from storage.records import (
     InstanceInfo,
     JobRecord,
     LimitReached,
-    LimitRule,
     NewJob,
     SourceKind,
 )
@@ -90,6 +96,9 @@ _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
 _FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
 _DAY = 86400.0
+# A request counts towards the daily quota and the server's daily cap unless it ended
+# failed or expired (Vidgo charged nothing and the member got nothing).
+_COUNTS_TODAY_SQL = "(outcome IS NULL OR outcome NOT IN ('failed', 'expired'))"
 
 # Progress of unfinished jobs (status messages); each reads one partial index of V3.
 QUEUE_POSITION_SQL = f"""
@@ -1144,6 +1153,34 @@ class SqliteJobStore(JobStore):
         # (busy, frames in the log, frames checkpointed); busy = 1 means readers blocked it.
         return row is not None and int(row[0]) == 0
 
+    # --- operator flags ---------------------------------------------------------------------
+
+    async def get_flag(self, name: str) -> bool:
+        """See :meth:`JobStore.get_flag`."""
+        async with (
+            self._lock,
+            self.conn.execute("SELECT value FROM operator_flags WHERE name = ?", (name,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def set_flag(self, name: str, value: bool, now: float) -> bool:
+        """See :meth:`JobStore.set_flag` (inside ``BEGIN IMMEDIATE``: one writer at a time)."""
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT value FROM operator_flags WHERE name = ?", (name,)
+            ) as cur:
+                row = await cur.fetchone()
+            if bool(row and row[0]) is value:
+                return False
+            await conn.execute(
+                "INSERT INTO operator_flags (name, value, changed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                "changed_at = excluded.changed_at",
+                (name, int(value), now),
+            )
+        return True
+
     # --- per-member limits ----------------------------------------------------------------
 
     async def _limit_reached(
@@ -1156,8 +1193,9 @@ class SqliteJobStore(JobStore):
     ) -> LimitReached | None:
         """The first limit a new request would break, or ``None`` (see AdmissionLimits).
 
-        Checked in the order that frees up last: the daily quota, then unfinished jobs,
-        then the cooldown, so the reply names the rule that really holds the member back.
+        Checked in the order that frees up last: the member's daily quota and the server's
+        daily cap (both at 00:00 UTC; the member's own rule is named first), then unfinished
+        jobs, then the cooldown, so the reply names the rule that really holds the member back.
         """
         day_start = now - now % _DAY
         # One statement (one round trip to the database thread), each part on an index.
@@ -1166,25 +1204,35 @@ class SqliteJobStore(JobStore):
             SELECT
                 (SELECT COUNT(*) FROM jobs
                  WHERE guild_id = :guild AND requester_id = :member AND created_at >= :day
-                   AND (outcome IS NULL OR outcome NOT IN ('failed', 'expired'))),
+                   AND {_COUNTS_TODAY_SQL}),
                 (SELECT COUNT(*) FROM jobs
                  WHERE guild_id = :guild AND requester_id = :member AND state IN {_ACTIVE_SQL}),
                 (SELECT MAX(created_at) FROM jobs
-                 WHERE guild_id = :guild AND requester_id = :member)
-            """,  # noqa: S608 - fixed state list
-            {"guild": guild_id, "member": requester_id, "day": day_start},
+                 WHERE guild_id = :guild AND requester_id = :member),
+                CASE WHEN :cap > 0 THEN
+                    (SELECT COUNT(*) FROM jobs
+                     WHERE guild_id = :guild AND created_at >= :day AND {_COUNTS_TODAY_SQL})
+                ELSE 0 END
+            """,  # noqa: S608 - fixed state lists
+            {
+                "guild": guild_id,
+                "member": requester_id,
+                "day": day_start,
+                "cap": limits.server_daily_cap,
+            },
         ) as cur:
             row = await cur.fetchone()
-        today, unfinished, last = (int(row[0]), int(row[1]), row[2]) if row else (0, 0, None)
-        if limits.daily_quota and today >= limits.daily_quota:
-            return LimitReached(LimitRule.DAILY_QUOTA, limits.daily_quota, day_start + _DAY)
-        if limits.max_unfinished and unfinished >= limits.max_unfinished:
-            return LimitReached(LimitRule.MAX_UNFINISHED, limits.max_unfinished, None)
-        if limits.cooldown_seconds and last is not None and now - last < limits.cooldown_seconds:
-            return LimitReached(
-                LimitRule.COOLDOWN, limits.cooldown_seconds, last + limits.cooldown_seconds
-            )
-        return None
+        today, unfinished, last, server_today = (
+            (int(row[0]), int(row[1]), row[2], int(row[3])) if row else (0, 0, None, 0)
+        )
+        return first_limit_reached(
+            limits,
+            now,
+            member_today=today,
+            unfinished=unfinished,
+            last=last,
+            server_today=server_today,
+        )
 
     async def limit_reached(
         self, guild_id: int, requester_id: int, limits: AdmissionLimits, now: float

@@ -41,6 +41,7 @@ async def test_the_built_client_registers_every_button_of_every_kind() -> None:
         try:
             names = set(app.bot.cogs)
             assert names == {
+                "ServerGuardCog",
                 "SeparateCog",
                 "SeparateMessageCog",
                 "KaraokeCog",

@@ -75,6 +75,7 @@ async def test_good_settings_pass_every_check(env: Env) -> None:
         ("media", Status.OK),
         ("vidgo", Status.OK),
         ("discord", Status.OK),
+        ("servers", Status.OK),
         ("public_url", Status.OK),
         ("callbacks", Status.SKIP),
     ]
@@ -354,6 +355,8 @@ async def test_progress_hears_each_check_start_before_it_ends(env: Env) -> None:
         ("finished", "vidgo"),
         ("started", "discord"),
         ("finished", "discord"),
+        ("started", "servers"),
+        ("finished", "servers"),
         ("finished", "public_url"),
         ("finished", "callbacks"),  # skipped: no PUBLIC_URL, nothing to wait for
     ]
@@ -431,3 +434,34 @@ def test_sync_command_names_this_interpreter_as_started(
     assert sync_command() == "'/opt/python 3/bin/python' -m bot sync"
     monkeypatch.setenv("STEMCORD_IMAGE", "1")  # in the image, the command is typed on the host
     assert sync_command(42) == "docker compose run --rm stemcord sync --guild 42"
+
+
+async def test_servers_line_shows_the_allowed_list_and_how_many_servers_are_outside(
+    env: Env,
+) -> None:
+    home = env.discord.add_guild(name="Home")
+    stray = [env.discord.add_guild(name=f"Stray {n}") for n in range(2)]
+    results = by_name(await run_checks(env.settings(ALLOWED_GUILD_IDS=str(home.id))))
+    line = results["servers"]
+    assert line.status is Status.OK
+    assert line.detail == (
+        f"allowed: {home.id}; the bot is in 3 servers, 2 of them outside the list "
+        "(the running bot leaves them)"
+    )
+    assert all(str(guild.id) not in line.detail for guild in stray)
+    open_door = by_name(await run_checks(env.settings()))["servers"].detail
+    assert open_door.startswith("ALLOWED_GUILD_IDS is empty, so any server may add the bot")
+    assert "Public Bot" in open_door
+
+
+async def test_servers_are_listed_page_by_page(env: Env) -> None:
+    for n in range(205):
+        env.discord.add_guild(name=f"Server {n}")
+    detail = by_name(await run_checks(env.settings()))["servers"].detail
+    assert "the bot is in 205 servers" in detail
+
+
+async def test_vidgo_line_warns_below_the_credit_warning_level(env: Env) -> None:
+    env.vidgo.credits = 120
+    detail = by_name(await run_checks(env.settings(CREDITS_WARN_BELOW=500)))["vidgo"].detail
+    assert detail == "key accepted, 120 credits (below CREDITS_WARN_BELOW, 500: top up soon)"

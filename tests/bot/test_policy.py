@@ -16,6 +16,7 @@ def test_defaults_match_the_documented_limits() -> None:
     assert policy.cooldown_seconds == 0
     assert policy.dm_on_completion is False
     assert policy.moderator_role_id is None
+    assert policy.server_daily_cap == 0
 
 
 def test_stored_round_trip_keeps_every_setting() -> None:
@@ -28,6 +29,7 @@ def test_stored_round_trip_keeps_every_setting() -> None:
         daily_quota=0,
         cooldown_seconds=30,
         dm_on_completion=True,
+        server_daily_cap=40,
     )
     assert GuildPolicy.from_stored(policy.to_stored()) == policy
 
@@ -40,6 +42,7 @@ def test_unknown_and_mistyped_values_fall_back_to_defaults() -> None:
         "cooldown_seconds": "5",
         "dm_on_completion": 1,
         "moderator_role_id": "7",
+        "server_daily_cap": -3,
         "something_new": 9,
     }
     assert GuildPolicy.from_stored(stored) == GuildPolicy()
@@ -55,3 +58,9 @@ async def test_policy_is_saved_per_guild(tmp_path: Path) -> None:
         assert await load_policy(store, None) == GuildPolicy()
     finally:
         await store.close()
+
+
+def test_the_server_cap_reaches_the_store_with_the_member_limits() -> None:
+    limits = GuildPolicy(server_daily_cap=25, daily_quota=3).admission_limits()
+    assert (limits.server_daily_cap, limits.daily_quota) == (25, 3)
+    assert GuildPolicy(max_unfinished=0, daily_quota=0, server_daily_cap=1).admission_limits().any

@@ -26,6 +26,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
                 "PUBLIC_URL",
                 "DATABASE_URL",
                 "DEV_GUILD",
+                "ALLOWED_GUILD",
+                "CREDITS_",
             )
         ):
             monkeypatch.delenv(name, raising=False)
@@ -244,3 +246,42 @@ def test_database_settings_error_also_says_where_dotenv_was_looked_for(tmp_path:
     assert "DATABASE_URL: must look like sqlite:///" in str(info.value)
     assert "or postgresql://" in str(info.value)
     assert f"(read {tmp_path / '.env'})" in str(info.value)
+
+
+def test_allowed_guild_ids_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ALLOWED_GUILD_IDS", " 123456789012345678, 234567890123456789 ,")
+    allowed = load_settings().ALLOWED_GUILD_IDS
+    assert allowed == {123456789012345678, 234567890123456789}
+    monkeypatch.setenv("ALLOWED_GUILD_IDS", "")
+    assert not load_settings().ALLOWED_GUILD_IDS  # any server
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "123;456", "-5", "0", "\uff11\uff12\uff13", "99999999999999999999"]
+)
+def test_allowed_guild_ids_refuse_anything_but_ids(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ALLOWED_GUILD_IDS", value)
+    with pytest.raises(SettingsError, match="ALLOWED_GUILD_IDS: must be server ids"):
+        load_settings()
+
+
+def test_credit_checks_default_to_rare_and_never_under_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert s.CREDITS_CHECK_MINUTES == 30 and s.CREDITS_WARN_BELOW == 500
+    monkeypatch.setenv("CREDITS_CHECK_MINUTES", "0.5")  # below the balance cache's minute
+    with pytest.raises(SettingsError, match="CREDITS_CHECK_MINUTES"):
+        load_settings()
+    monkeypatch.setenv("CREDITS_CHECK_MINUTES", "5")
+    monkeypatch.setenv("CREDITS_WARN_BELOW", "-1")
+    with pytest.raises(SettingsError, match="CREDITS_WARN_BELOW"):
+        load_settings()

@@ -8,13 +8,16 @@ from hypothesis import strategies as st
 
 from bot.sources import (
     MAX_URL_LENGTH,
+    Quality,
     SourceError,
     StemChoice,
+    StreamingPage,
     parse_vidgo_song_link,
     plan_for,
     source_from_attachment,
     source_from_ids,
     source_from_link,
+    streaming_service,
 )
 from bot.vidgo.results import Model
 from storage.records import SourceKind
@@ -157,3 +160,83 @@ def test_attachment_url_with_spaces_is_encoded() -> None:
         "https://cdn.discordapp.com/a/1/my song.mp3?ex=1", "my song.mp3", "audio/mpeg", 1, 10
     )
     assert source.url == "https://cdn.discordapp.com/a/1/my%20song.mp3?ex=1"
+
+
+@pytest.mark.parametrize(
+    ("link", "service"),
+    [
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "YouTube"),
+        ("https://m.youtube.com/watch?v=dQw4w9WgXcQ", "YouTube"),
+        ("https://youtu.be/dQw4w9WgXcQ", "YouTube"),
+        ("https://music.youtube.com/watch?v=dQw4w9WgXcQ", "YouTube Music"),
+        ("https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC", "Spotify"),
+        ("https://soundcloud.com/artist/song", "SoundCloud"),
+        ("https://on.soundcloud.com/abc", "SoundCloud"),
+        ("https://music.apple.com/us/album/x/1?i=2", "Apple Music"),
+        ("https://www.deezer.com/track/1", "Deezer"),
+        ("https://listen.tidal.com/track/1", "Tidal"),
+        ("https://artist.bandcamp.com/track/song", "Bandcamp"),
+        ("https://music.amazon.com/albums/B0", "Amazon Music"),
+        ("https://music.amazon.co.uk/albums/B0", "Amazon Music"),
+        ("https://www.tiktok.com/@someone/video/1", "TikTok"),
+        ("https://vm.tiktok.com/ZM123/", "TikTok"),
+        ("https://www.instagram.com/reel/abc/", "Instagram"),
+        ("https://vimeo.com/123456", "Vimeo"),
+        ("https://player.vimeo.com/video/123456", "Vimeo"),
+        ("https://www.twitch.tv/videos/1", "Twitch"),
+        ("https://clips.twitch.tv/SomeClip", "Twitch"),
+        ("HTTPS://WWW.YOUTUBE.COM./watch?v=x", "YouTube"),
+        # A file name that looks like audio does not make a page a file.
+        ("https://www.youtube.com/song.mp3", "YouTube"),
+    ],
+)
+def test_a_streaming_or_video_page_is_refused_with_what_to_do_instead(
+    link: str, service: str
+) -> None:
+    assert streaming_service(link) == service
+    with pytest.raises(StreamingPage) as refused:
+        source_from_link(link)
+    assert refused.value.service == service
+    message = str(refused.value)
+    assert f"{service} page, not an audio file" in message
+    assert "attach the audio file" in message and "direct link to an audio file" in message
+    assert "Vidgo song" in message
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://cdn.example.org/songs/a.mp3",
+        "https://notyoutube.com/a.mp3",  # a longer name that ends like one
+        "https://youtube.com.example.org/a.mp3",  # the service's name as a subdomain
+        "https://www.amazon.com/music/a.mp3",  # the shop, not its music service
+        "https://apple.com/a.mp3",
+        "https://storage.vidgo.ai/audio/T1/x_audio_62e4542a-73be-44e1-b397-7716ee7505c6.mp3",
+    ],
+)
+def test_hosts_that_only_look_like_a_service_are_not_streaming_pages(link: str) -> None:
+    assert streaming_service(link) is None
+    assert source_from_link(link).kind in (SourceKind.URL, SourceKind.IDS)
+
+
+def test_quality_is_sent_as_model_name_and_keeps_two_qualities_apart() -> None:
+    source = source_from_link("https://cdn.example.org/a.mp3")
+    standard = plan_for(source, StemChoice.VOCALS, Quality.STANDARD)
+    enhanced = plan_for(source, StemChoice.VOCALS, Quality.ENHANCED)
+    assert standard.options["model_name"] == "base"
+    assert enhanced.options["model_name"] == "enhanced"
+    assert standard.source_key != enhanced.source_key
+    # Not asked = standard, under the key jobs had before the option (their cache still counts).
+    assert plan_for(source, StemChoice.VOCALS).source_key == standard.source_key
+    digest = standard.source_key.rsplit(":", 1)[1]
+    assert standard.source_key == f"upload-and-separate-vocals:general:{digest}"
+
+
+def test_quality_changes_nothing_sent_for_a_vidgo_song_and_is_only_remembered() -> None:
+    source = source_from_ids("T1", "A1")
+    plain = plan_for(source, StemChoice.VOCALS)
+    asked = plan_for(source, StemChoice.VOCALS, Quality.ENHANCED)
+    assert asked.model is plain.model is Model.SEPARATE_VOCALS
+    assert asked.source_key == plain.source_key
+    assert "model_name" not in asked.options and asked.options == {"quality": "enhanced"}
+    assert plain.options == {}

@@ -40,6 +40,15 @@ from tests.helpers import interaction, job, member
             LimitReached(LimitRule.COOLDOWN, 30, 1_800_000_030.5),
             "Cooldown: try again <t:1800000030:R>.",
         ),
+        (
+            LimitReached(LimitRule.SERVER_DAILY_CAP, 50, 1_800_028_800.0),
+            "This server's daily cap of 50 jobs for everyone together is reached; "
+            "it resets <t:1800028800:R> (00:00 UTC).",
+        ),
+        (
+            LimitReached(LimitRule.SERVER_DAILY_CAP, 1, 1_800_028_800.0),
+            "daily cap of 1 job for everyone",
+        ),
     ],
 )
 def test_each_limit_has_one_sentence_with_when_it_frees_up(

@@ -18,6 +18,7 @@ from cogs.jobs import JobsCog, choice_for
 from cogs.karaoke import KaraokeCog, policy_embed
 from cogs.lyrics import LyricsView
 from cogs.midi import MidiView
+from cogs.owner import BotOwner
 from cogs.pages import Pages, page_count
 from cogs.render import (
     EMBED_TOTAL_MAX,
@@ -76,7 +77,12 @@ def jobs_cog(store: JobStore) -> tuple[JobsCog, Any, Any]:
     engine.poll_now.return_value = None
     balance = autospec(BalanceCache)
     balance.get.return_value = Balance(17276, NOW)
-    return JobsCog(engine, Policies(store), balance, VIEWS), engine, balance
+    client = autospec(discord.Client)
+    client.application_info.return_value = mock.Mock(
+        spec_set=discord.AppInfo, owner=member(user_id=OWNER_ID), team=None
+    )
+    owner = BotOwner(client)
+    return JobsCog(engine, Policies(store), balance, VIEWS, owner), engine, balance
 
 
 def make_interaction(user: Any, guild_id: int = GUILD) -> mock.Mock:
@@ -95,6 +101,7 @@ def sent(inter: mock.Mock) -> tuple[str, dict[str, Any]]:
     return (call.args[0] if call.args else ""), call.kwargs
 
 
+OWNER_ID = 4242
 PLAIN = discord.Permissions.none()
 MODERATOR = discord.Permissions(manage_messages=True)
 MANAGER = discord.Permissions(manage_guild=True)
@@ -165,16 +172,27 @@ async def test_queue_lists_unfinished_jobs_oldest_first(store: JobStore) -> None
     assert "job0000001" not in embed.description and "by <@40>" in embed.description
 
 
-async def test_balance_needs_manage_server_and_reports_vidgo_errors(store: JobStore) -> None:
+async def test_balance_answers_only_the_bots_owner_even_among_server_managers(
+    store: JobStore,
+) -> None:
     cog, _engine, balance = jobs_cog(store)
-    moderator = make_interaction(member(perms=MODERATOR))
-    await cog.balance.callback(cog, moderator)
-    assert "Manage Server" in sent(moderator)[0]
-    manager = make_interaction(member(perms=MANAGER))
-    await cog.balance.callback(cog, manager)
-    assert "17,276" in manager.edit_original_response.await_args.kwargs["content"]
+    for perms in (MODERATOR, MANAGER, discord.Permissions(administrator=True)):
+        other = make_interaction(member(perms=perms, user_id=OWNER_ID + 1))
+        await cog.balance.callback(cog, other)
+        assert other.response.defer.await_args.kwargs["ephemeral"] is True
+        refusal = other.edit_original_response.await_args.kwargs["content"]
+        assert refusal == "Only the bot's owner can see its Vidgo balance."
+    balance.get.assert_not_awaited()  # nobody else's question reaches Vidgo
+    owner = make_interaction(member(perms=PLAIN, user_id=OWNER_ID))
+    await cog.balance.callback(cog, owner)
+    assert owner.response.defer.await_args.kwargs["ephemeral"] is True
+    assert "17,276" in owner.edit_original_response.await_args.kwargs["content"]
+
+
+async def test_balance_reports_vidgo_errors_to_the_owner(store: JobStore) -> None:
+    cog, _engine, balance = jobs_cog(store)
     balance.get.side_effect = VidgoTransientError("down")
-    failing = make_interaction(member(perms=MANAGER))
+    failing = make_interaction(member(perms=PLAIN, user_id=OWNER_ID))
     await cog.balance.callback(cog, failing)
     assert "try again" in failing.edit_original_response.await_args.kwargs["content"]
 
@@ -247,6 +265,22 @@ async def test_karaoke_changes_need_manage_server_and_are_stored(store: JobStore
     assert "3 jobs" in text and kwargs["ephemeral"]
     assert (await load_policy(store, GUILD)).daily_quota == 3
     assert (await load_policy(store, GUILD + 1)).daily_quota == 10
+
+
+async def test_server_daily_cap_needs_manage_server_and_is_stored(store: JobStore) -> None:
+    cog = KaraokeCog(Policies(store))
+    moderator = make_interaction(member(perms=MODERATOR))
+    await cog.server_daily_cap.callback(cog, moderator, count=50)
+    assert "Manage Server" in sent(moderator)[0]
+    assert (await load_policy(store, GUILD)).server_daily_cap == 0
+    manager = make_interaction(member(perms=MANAGER))
+    await cog.server_daily_cap.callback(cog, manager, count=50)
+    text, kwargs = sent(manager)
+    assert "whole server: 50 jobs" in text and kwargs["ephemeral"]
+    assert (await load_policy(store, GUILD)).server_daily_cap == 50
+    assert (await load_policy(store, GUILD + 1)).server_daily_cap == 0
+    fields = {f.name: f.value for f in policy_embed(GuildPolicy(server_daily_cap=50)).fields}
+    assert fields["Daily cap for the server"] == "50 jobs (resets 00:00 UTC)"
 
 
 def test_pages_disable_the_buttons_at_the_ends() -> None:

@@ -313,6 +313,7 @@ async def test_a_press_by_a_member_without_the_required_role_is_refused(
         ({"audio_id": "A"}, "`task_id` is missing"),
         ({"link": "ftp://x"}, "not an http"),
         ({"link": "https://cdn.example.org/song.mp3"}, "not a Vidgo song link"),
+        ({"link": "https://youtu.be/abc"}, "YouTube page, not a Vidgo song"),
     ],
 )
 def test_lyrics_sources_explain_the_fix(options: dict[str, str], message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from unittest import mock
 
@@ -12,7 +13,8 @@ from bot.jobs import JobRequest, Submitted
 from bot.policy import GuildPolicy
 from bot.sources import SourceError
 from cogs.desk import JobDesk
-from cogs.separate import AttachmentInfo, SeparateCog, choose_source
+from cogs.separate import AttachmentInfo, SeparateCog, SeparationView, choose_source
+from storage.jobstate import JobState
 from storage.records import Admission, LimitReached, LimitRule, SourceKind
 from tests.helpers import interaction, job, private_answer
 
@@ -121,3 +123,29 @@ async def test_a_failure_to_record_says_nothing_was_sent(cog: SeparateCog, engin
     await cog.separate.callback(cog, inter, task_id="T", audio_id="A")
     content = inter.edit_original_response.await_args.kwargs["content"]
     assert "Nothing was sent to Vidgo" in content
+
+
+def test_the_quality_of_an_upload_is_on_its_status_and_its_result() -> None:
+    enhanced = job(
+        source_kind=SourceKind.URL,
+        model="upload-and-separate-vocals",
+        source_url="https://cdn.example.org/a.mp3",
+        options={"model_name": "enhanced", "output_type": "general"},
+        outcome=JobState.SUCCEEDED,
+        result={"stems": {"vocals": "https://cdn.example.org/v.mp3"}},
+    )
+    assert ("Quality", "enhanced") in SeparationView().status_details(enhanced)
+    fields = {f.name: f.value for f in SeparationView().render(enhanced).embed.fields}
+    assert fields["Quality"] == "enhanced"
+    # A job from before the option sent no model_name: Vidgo's default, standard.
+    older = replace(enhanced, options={"output_type": "general"})
+    assert ("Quality", "standard") in SeparationView().status_details(older)
+
+
+def test_a_quality_asked_for_a_vidgo_song_is_said_to_be_unused() -> None:
+    asked = job(source_kind=SourceKind.IDS, options={"quality": "enhanced"})
+    [_stems, (name, value)] = SeparationView().status_details(asked)
+    assert name == "Quality" and "for files and links" in value
+    assert SeparationView().status_details(job(source_kind=SourceKind.IDS, options={})) == [
+        ("Stems", "vocals + instrumental")
+    ]

@@ -9,7 +9,7 @@ import discord
 import pytest
 
 from bot.jobs import Submitted
-from bot.sources import SourceError
+from bot.sources import SourceError, StreamingPage
 from cogs.desk import JobDesk
 from cogs.separate import AttachmentInfo
 from cogs.separate_message import SeparateMessageCog, links_in, source_from_message
@@ -130,3 +130,15 @@ async def test_menu_is_added_to_and_removed_from_the_tree(
     tree.remove_command.assert_called_once_with(
         "Separate vocals", type=discord.AppCommandType.message
     )
+
+
+def test_a_link_that_is_not_a_streaming_page_is_preferred_to_one_that_is() -> None:
+    text = "video https://youtu.be/abc and the stems page https://example.org/take/42"
+    assert source_from_message(text, [], max_bytes=100).url == "https://example.org/take/42"
+
+
+def test_a_message_whose_only_links_are_streaming_pages_is_refused() -> None:
+    text = "https://open.spotify.com/track/1 or https://www.youtube.com/watch?v=2"
+    with pytest.raises(StreamingPage) as refused:
+        source_from_message(text, [], max_bytes=100)
+    assert refused.value.service == "Spotify"

@@ -254,7 +254,7 @@ async def test_explicit_global_sync(world: World) -> None:
     # The message menu is a message command (type 3) without options.
     assert commands["Separate vocals"]["type"] == 3
     names = {o["name"] for o in commands["separate"]["options"]}
-    assert names == {"task_id", "audio_id", "link", "file", "stems", "key"}
+    assert names == {"task_id", "audio_id", "link", "file", "stems", "key", "quality"}
 
 
 async def test_status_is_edited_through_the_channel_after_the_token_window(

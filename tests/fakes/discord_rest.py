@@ -175,6 +175,7 @@ class DiscordRest:
         app = "{app}"
         return [
             Route("GET", "/users/@me", self._get_me),
+            Route("GET", "/users/@me/guilds", self._get_my_guilds),
             Route("GET", "/users/{user_id}", self._get_user),
             Route("GET", "/oauth2/applications/@me", self._get_application),
             Route("GET", "/applications/@me", self._get_application),
@@ -369,6 +370,26 @@ class DiscordRest:
 
     async def _get_me(self, call: RestCall) -> web.Response:
         return json_response(200, self.state.me_json())
+
+    async def _get_my_guilds(self, call: RestCall) -> web.Response:
+        """The servers the bot is in, as partial guilds, by id after ``after`` (``limit``)."""
+        after = int(call.query.get("after") or 0)
+        limit = min(max(int(call.query.get("limit") or 200), 1), 200)
+        ids = sorted(gid for gid in self.state.guilds if gid > after)[:limit]
+        return json_response(
+            200,
+            [
+                {
+                    "id": str(gid),
+                    "name": self.state.guilds[gid].name,
+                    "icon": None,
+                    "owner": False,
+                    "permissions": "0",
+                    "features": [],
+                }
+                for gid in ids
+            ],
+        )
 
     async def _get_user(self, call: RestCall) -> web.Response:
         user = self.state.users.get(int(call.params["user_id"]))

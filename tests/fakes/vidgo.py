@@ -461,6 +461,16 @@ class FakeVidgo:
         return sum(1 for task in self.tasks.values() if task.status == "finished")
 
     @property
+    def upload_model_names(self) -> list[str | None]:
+        """The ``input.model_name`` each upload task was submitted with, in order (``None``:
+        not sent, so Vidgo's default ``base`` applies)."""
+        return [
+            task.input.get("model_name")
+            for task in self.tasks.values()
+            if task.model == UPLOAD_AND_SEPARATE
+        ]
+
+    @property
     def detail_count(self) -> int:
         """Detail requests received."""
         return sum(1 for m, p in self.requests if p == "/api/generate/detail/music")
