@@ -169,7 +169,12 @@ def build(
         await engine.start()
 
     router = ButtonRouter()
-    bot = StemcordBot(setup=setup, router=router)
+    bot = StemcordBot(
+        setup=setup,
+        router=router,
+        shard_count=settings.SHARD_COUNT,
+        shard_ids=settings.shard_ids,
+    )
     delivery = DiscordDelivery(bot, views, ProgressTracker(store))
     engine = JobEngine(
         store,
@@ -217,7 +222,8 @@ def admin_routes(app: Stemcord) -> AdminRoutes:
     """Health and metrics handlers.
 
     Ready = the database takes a committed write, the engine's dispatcher runs, and Discord
-    is connected.
+    is connected: every shard this process runs has a live session. ``shards`` beside the
+    checks says which of them are connected.
     """
 
     async def database_ok() -> bool:
@@ -237,6 +243,7 @@ def admin_routes(app: Stemcord) -> AdminRoutes:
         checks={"database": database_ok, "dispatcher": dispatcher_ok, "discord": discord_ok},
         metrics=scrape,
         metrics_content_type=CONTENT_TYPE,
+        details={"shards": lambda: app.bot.shard_report().as_json()},
     )
 
 
