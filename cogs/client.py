@@ -219,7 +219,7 @@ class StemcordBot(commands.AutoShardedBot):
             raise
         if self.known_shard_count is None:
             self.shard_count = count
-        self.identify_pacer = IdentifyPacer(int(limits.get("max_concurrency", 1) or 1))
+        self.identify_pacer.max_concurrency = max(1, int(limits.get("max_concurrency", 1) or 1))
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """Wait for the shard's identify bucket (:class:`IdentifyPacer`)."""
