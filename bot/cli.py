@@ -788,21 +788,23 @@ async def _export(output: str, *, while_running: bool) -> int:
 
 async def _export_to(store: JobStore, target: Path | None) -> TransferSummary:
     """Export to standard output, or to ``target`` by way of ``<target>.partial``: only a
-    complete file gets the name asked for."""
+    complete file gets the name asked for, and an existing file is never replaced."""
     from storage.transfer import export_store  # noqa: PLC0415
 
     if target is None:
         return await export_store(store, sys.stdout)
+    if target.exists():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     partial = target.with_name(target.name + ".partial")
     out = _create_private(partial)
     try:
         summary = await export_store(store, out)
-    except BaseException:
+        out.close()
+        # A hard link never replaces an existing file (one made meanwhile stays).
+        os.link(partial, target)
+    finally:
         out.close()
         partial.unlink(missing_ok=True)
-        raise
-    out.close()
-    os.replace(partial, target)
     return summary
 
 
