@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "migrate":
             return asyncio.run(_migrate())
         if command == "export":
+            if args.output != "-" and os.path.lexists(args.output):
+                # Said before the work; the final hard link would refuse it anyway.
+                return _fail(f"cannot write {args.output}: File exists", EXIT_CONFIG)
             return asyncio.run(_export(args.output, while_running=args.while_running))
         if command == "import":
             return _import_file(args.file)
@@ -793,8 +796,6 @@ async def _export_to(store: JobStore, target: Path | None) -> TransferSummary:
 
     if target is None:
         return await export_store(store, sys.stdout)
-    if target.exists():
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     partial = target.with_name(target.name + ".partial")
     out = _create_private(partial)
     try:
