@@ -373,6 +373,15 @@ async def start_discord(
         await bot.login(token)
         if isinstance(bot, StemcordBot):
             await bot.resolve_shards()
+    if isinstance(bot, StemcordBot):
+        own = bot.own_shard_ids
+        log.info(
+            "discord: this process runs shard%s %s of %s%s",
+            "" if len(own) == 1 else "s",
+            ", ".join(str(shard) for shard in own),
+            bot.known_shard_count,
+            "" if 0 in own else "; direct messages reach the process that runs shard 0",
+        )
     try:
         await bot.connect()
     except AttributeError as exc:

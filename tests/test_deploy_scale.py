@@ -73,7 +73,7 @@ def test_postgresql_has_a_health_check_and_keeps_its_data_on_a_volume() -> None:
 
 
 def test_a_missing_database_password_stops_compose_with_a_line_naming_it() -> None:
-    with pytest.raises(ValueError, match="set POSTGRES_PASSWORD in .env"):
+    with pytest.raises(ValueError, match=r"set POSTGRES_PASSWORD in \.env"):
         scale({})
 
 
