@@ -21,9 +21,10 @@ first must go on delivering.
 
 With ``--database postgresql://…`` the soak runs **two** bot processes on a schema of its own
 in that database (created, then dropped at the end): the fake Discord has two shards, one
-server on each, and each process runs one shard; Vidgo calls back the *other* process's
-listener, so every job's callback crosses processes. Each kill SIGKILLs one of the two at
-random and restarts it; the survivor takes over the dead one's leased jobs. The same
+server on each, and each process runs one shard. Each kill SIGKILLs one of the two at
+random and restarts it; the survivor takes over the dead one's leased jobs. Vidgo's
+callbacks reach the processes through a small round-robin balancer that skips a process
+refusing connections, as a load balancer in front of real ones would. The same
 accounting follows (the integrity line is then every row read back from the server).
 """
 
@@ -46,7 +47,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+from aiohttp import web
 
 from bot.policy import GuildPolicy, save_policy
 from storage.factory import postgresql_dsn
@@ -423,6 +426,55 @@ async def _second_process(
     return status, _logins(discord) - before
 
 
+class CallbackBalancer:
+    """A small load balancer for Vidgo's callbacks, as in front of real processes: each
+    request goes to the next backend in turn, and to the one after when a backend refuses
+    the connection (it is dead or restarting). 502 only when none answers."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self._ports = ports
+        self._turn = 0
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        app = web.Application()
+        app.router.add_post("/{path:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._http = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        body = await request.read()
+        self._turn += 1
+        order = [self._ports[(self._turn + i) % len(self._ports)] for i in range(len(self._ports))]
+        for port in order:
+            try:
+                async with self._http.post(
+                    f"http://127.0.0.1:{port}{request.path_qs}",
+                    data=body,
+                    headers={"Content-Type": request.content_type},
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response:
+                    return web.Response(status=response.status, body=await response.read())
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                continue
+        return web.Response(status=502, text="no backend answered")
+
+
 def _guild_on(shard: int, shard_count: int = 2) -> int:
     """A guild id whose events belong to ``shard`` (Discord: ``(id >> 22) % shard_count``)."""
     return ((4_000_000 + shard) << 22) | 3
@@ -456,6 +508,8 @@ async def run_fleet_soak(
             ports = [_free_port(), _free_port()]
             while ports[1] == ports[0]:
                 ports[1] = _free_port()
+            balancer = CallbackBalancer(ports)
+            await balancer.start()
             bots = []
             for shard in (0, 1):
                 env = bot_env(
@@ -467,8 +521,9 @@ async def run_fleet_soak(
                     SHARD_COUNT="2",
                     SHARD_IDS=str(shard),
                     WEBHOOK_PORT=str(ports[shard]),
-                    # Vidgo calls back the other process: every callback crosses over.
-                    PUBLIC_URL=f"http://127.0.0.1:{ports[1 - shard]}",
+                    # Behind one balancer, as in production: half the callbacks reach the
+                    # process that did not submit the job, and none is lost to a dead one.
+                    PUBLIC_URL=f"http://127.0.0.1:{balancer.port}",
                     POLL_INTERVAL_SECONDS="0.5",
                     POLL_MAX_INTERVAL_SECONDS="1.5",
                     POLL_MAX_INTERVAL_WITH_CALLBACKS_SECONDS="3",
@@ -521,6 +576,7 @@ async def run_fleet_soak(
                 await worker
                 for bot in bots:
                     await bot.kill()
+                await balancer.close()
             rows = await _read_jobs_postgresql(dsn, schema)
             _account(report, rows, vidgo, discord)
             # Every row was read back from the server (PostgreSQL keeps its own pages whole).
