@@ -76,6 +76,19 @@ def apply_discord_urls(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.DISCORD_GATEWAY_URL)
 
 
+def store_options(settings: Settings) -> dict[str, str]:
+    """Options for the store ``DATABASE_URL`` names.
+
+    On PostgreSQL each process's connections carry its shards in their application name
+    (``stemcord-shards-0-1``), so ``pg_stat_activity`` tells the processes apart.
+    """
+    if settings.database_backend != "postgresql":
+        return {}
+    ids = settings.shard_ids
+    name = "stemcord" if ids is None else "stemcord-shards-" + "-".join(str(i) for i in ids)
+    return {"application_name": name}
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     """Engine timing and limits from the settings."""
     return EngineConfig(
@@ -268,7 +281,7 @@ async def run_app(
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
 
-    store = store_for_url(settings.DATABASE_URL)
+    store = store_for_url(settings.DATABASE_URL, **store_options(settings))
     await store.open()
     server: CallbackServer | None = None
     admin: AdminServer | None = None

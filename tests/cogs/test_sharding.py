@@ -221,3 +221,19 @@ def test_a_shard_s_reconnect_attempt_is_one_line_with_its_error() -> None:
         "(gateway: ConnectionResetError: [Errno 104] Connection reset by peer)"
     )
     assert record.exc_info is None
+
+
+def test_a_process_s_postgresql_connections_are_named_for_its_shards() -> None:
+    from bot.app import store_options
+    from bot.settings import load_settings
+
+    base = {
+        "DISCORD_TOKEN": "a-discord-token-value",
+        "VIDGO_API_KEY": "a-vidgo-key-value",
+        "DATABASE_URL": "postgresql://bot@db:5432/stemcord?schema=stemcord",
+    }
+    sharded = load_settings(_env_file=None, SHARD_COUNT=4, SHARD_IDS="2,3", **base)
+    assert store_options(sharded) == {"application_name": "stemcord-shards-2-3"}
+    assert store_options(load_settings(_env_file=None, **base)) == {"application_name": "stemcord"}
+    sqlite = {**base, "DATABASE_URL": "sqlite:///data/x.sqlite3"}
+    assert store_options(load_settings(_env_file=None, **sqlite)) == {}
