@@ -530,6 +530,27 @@ def _lock_refusal(lock: InstanceLock, exc: OSError) -> int:
     )
 
 
+def _sqlite_lock(url: str, command: str) -> InstanceLock | None:
+    """The SQLite file's instance lock, taken (``None`` on PostgreSQL, which takes none).
+
+    Raises :class:`InstanceLocked` while another process holds it, ``OSError`` when its
+    sidecar cannot be made (:func:`_lock_file_refusal` says so).
+    """
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    if not _is_sqlite(url):
+        return None
+    lock = InstanceLock(sqlite_path(url), command)
+    lock.acquire()
+    return lock
+
+
+def _lock_file_refusal(url: str, exc: OSError) -> int:
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    return _lock_refusal(InstanceLock(sqlite_path(url), "refused"), exc)
+
+
 async def _migrate() -> int:
     from storage.factory import sqlite_path  # noqa: PLC0415
 
@@ -732,7 +753,7 @@ def _create_private(path: Path) -> TextIO:
 
 
 async def _export(output: str, *, while_running: bool) -> int:
-    from storage.factory import display_url, sqlite_path, store_for_url  # noqa: PLC0415
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
     from storage.sqlite import OutdatedSchema  # noqa: PLC0415
     from storage.transfer import TransferError, live_processes  # noqa: PLC0415
 
@@ -742,16 +763,13 @@ async def _export(output: str, *, while_running: bool) -> int:
     if missing is not None:
         return _fail(missing, EXIT_FAILED)
     lock: InstanceLock | None = None
-    if _is_sqlite(url):
-        lock = InstanceLock(sqlite_path(url), "export")
-        try:
-            lock.acquire()
-        except InstanceLocked as exc:
-            lock = None
-            if not while_running:
-                return _fail(f"{exc}; {_MOVE_WHILE_RUNNING}", EXIT_DATABASE_BUSY)
-        except OSError as exc:
-            return _lock_refusal(lock, exc)
+    try:
+        lock = _sqlite_lock(url, "export")
+    except InstanceLocked as exc:
+        if not while_running:
+            return _fail(f"{exc}; {_MOVE_WHILE_RUNNING}", EXIT_DATABASE_BUSY)
+    except OSError as exc:
+        return _lock_file_refusal(url, exc)
     store = store_for_url(url)
     target: Path | None = None if output == "-" else Path(output)
     try:
@@ -822,24 +840,18 @@ def _import_file(source: str) -> int:
 
 
 async def _import(infile: TextIO) -> int:
-    from storage.factory import display_url, sqlite_path, store_for_url  # noqa: PLC0415
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
     from storage.transfer import TransferError, import_store, live_processes  # noqa: PLC0415
 
     url = _database_url()
     shown = display_url(url)
-    lock: InstanceLock | None = None
     try:
-        if _is_sqlite(url):
-            lock = InstanceLock(sqlite_path(url), "import")
-            try:
-                lock.acquire()
-            except InstanceLocked as exc:
-                lock = None
-                return _fail(f"{exc}; stop it before importing", EXIT_DATABASE_BUSY)
-            except OSError as exc:
-                failed = lock
-                lock = None
-                return _lock_refusal(failed, exc)
+        lock = _sqlite_lock(url, "import")
+    except InstanceLocked as exc:
+        return _fail(f"{exc}; stop it before importing", EXIT_DATABASE_BUSY)
+    except OSError as exc:
+        return _lock_file_refusal(url, exc)
+    try:
         store = store_for_url(url)
         try:
             try:
