@@ -10,7 +10,8 @@ can be added to the callback listener when ``METRICS_ON_WEBHOOK`` says so
   "dispatcher" and "discord"); 200 or 503 with each check's result as JSON. A check that
   raises or takes longer than ``check_timeout`` counts as failed; a raised error is reported
   by its class and its first line (``fail: OperationalError (attempt to write a readonly
-  database)``).
+  database)``). ``details`` add facts beside the checks (the app adds ``shards``: which of
+  this process's Discord shards are connected).
 * ``/metrics`` — the Prometheus text exposition from a callable the app passes in.
 
 This module knows neither Discord nor prometheus-client: the app hands it callables.
@@ -31,6 +32,8 @@ from bot.listener import Listener, ListenerLimits
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+# A fact readiness reports beside its checks: any JSON value, read at each request.
+ReadyDetail = Callable[[], object]
 MetricsSource = Callable[[], Awaitable[bytes]]
 
 HEALTHZ_PATH = "/healthz"
@@ -63,8 +66,13 @@ class AdminRoutes:
         metrics: MetricsSource | None = None,
         metrics_content_type: str = "text/plain; version=0.0.4; charset=utf-8",
         check_timeout: float = 2.0,
+        details: Mapping[str, ReadyDetail] | None = None,
     ) -> None:
+        reserved = {"ok", "checks"} & set(details or {})
+        if reserved:
+            raise ValueError(f"readiness details may not be named {sorted(reserved)}")
         self._checks = dict(checks)
+        self._details = dict(details or {})
         self._metrics = metrics
         self._metrics_content_type = metrics_content_type
         self._check_timeout = check_timeout
@@ -86,7 +94,14 @@ class AdminRoutes:
         results = await asyncio.gather(*(self._run_check(name) for name in names))
         checks = dict(zip(names, results, strict=True))
         ready = all(result == "ok" for result in results)
-        return _json(200 if ready else 503, {"ok": ready, "checks": checks})
+        body: dict[str, object] = {"ok": ready, "checks": checks}
+        for name, detail in self._details.items():
+            try:
+                body[name] = detail()
+            except Exception as exc:  # a fact that cannot be read must not hide the checks
+                log.warning("readiness detail %s failed", name, exc_info=True)
+                body[name] = failure_text(exc)
+        return _json(200 if ready else 503, body)
 
     async def _run_check(self, name: str) -> str:
         try:

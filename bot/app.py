@@ -87,6 +87,19 @@ def apply_discord_urls(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.DISCORD_GATEWAY_URL)
 
 
+def store_options(settings: Settings) -> dict[str, str]:
+    """Options for the store ``DATABASE_URL`` names.
+
+    On PostgreSQL each process's connections carry its shards in their application name
+    (``stemcord-shards-0-1``), so ``pg_stat_activity`` tells the processes apart.
+    """
+    if settings.database_backend != "postgresql":
+        return {}
+    ids = settings.shard_ids
+    name = "stemcord" if ids is None else "stemcord-shards-" + "-".join(str(i) for i in ids)
+    return {"application_name": name}
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     """Engine timing and limits from the settings."""
     return EngineConfig(
@@ -307,7 +320,14 @@ def build(
         await engine.start()
 
     router = ButtonRouter()
-    bot = StemcordBot(setup=setup, router=router, translations=catalogs, allowed_servers=allowed)
+    bot = StemcordBot(
+        setup=setup,
+        router=router,
+        translations=catalogs,
+        allowed_servers=allowed,
+        shard_count=settings.SHARD_COUNT,
+        shard_ids=settings.shard_ids,
+    )
     owner = BotOwner(bot)
 
     def report_credits(read: Balance) -> None:
@@ -383,7 +403,8 @@ def admin_routes(app: Stemcord) -> AdminRoutes:
     """Health and metrics handlers.
 
     Ready = the database takes a committed write, the engine's dispatcher runs, and Discord
-    is connected.
+    is connected: every shard this process runs has a live session. ``shards`` beside the
+    checks says which of them are connected.
     """
 
     async def database_ok() -> bool:
@@ -403,6 +424,7 @@ def admin_routes(app: Stemcord) -> AdminRoutes:
         checks={"database": database_ok, "dispatcher": dispatcher_ok, "discord": discord_ok},
         metrics=scrape,
         metrics_content_type=CONTENT_TYPE,
+        details={"shards": lambda: app.bot.shard_report().as_json()},
     )
 
 
@@ -427,7 +449,7 @@ async def run_app(
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
 
-    store = store_for_url(settings.DATABASE_URL)
+    store = store_for_url(settings.DATABASE_URL, **store_options(settings))
     await store.open()
     server: CallbackServer | None = None
     admin: AdminServer | None = None

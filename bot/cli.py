@@ -2,14 +2,20 @@
 
 Commands (each has ``--help``):
 
-* ``run`` (the default) — run the bot until SIGINT/SIGTERM; one process per database
-  (:mod:`bot.instance_lock`);
+* ``run`` (the default) — run the bot until SIGINT/SIGTERM; one process per SQLite database
+  (:mod:`bot.instance_lock`), any number on one PostgreSQL database (each its own shards);
 * ``check`` — a checklist of settings, database, Vidgo key, Discord token and PUBLIC_URL
   (:mod:`bot.doctor`), printed as it goes; exits 1 if anything failed;
 * ``sync [--guild ID]`` — register the slash commands globally or in one guild;
 * ``jobs list`` / ``jobs show ID`` — read jobs from the database, offline (only
   ``DATABASE_URL`` is needed, not the secrets);
-* ``migrate`` — create the database if needed and apply pending migrations.
+* ``migrate`` — create the database if needed and apply pending migrations;
+* ``export`` / ``import FILE`` — move every job, cached result, server policy and server
+  secret to a portable file and into another (empty) database: SQLite to PostgreSQL and
+  back (:mod:`storage.transfer`).
+
+``DATABASE_URL`` names the database for every command (:mod:`storage.factory`): a SQLite
+file or a PostgreSQL server.
 
 A failure the operator can fix ends with one line on standard error, ``stemcord: ...``, and
 an exit status (:data:`EXIT_STATUSES`, also in ``--help``); a traceback means a bug.
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import errno
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Awaitable, Sequence
@@ -41,11 +48,14 @@ from bot.settings import (
     load_settings,
     load_settings_or_exit,
 )
+from storage.base import JobStore
+from storage.factory import database_password
 from storage.jobstate import JobState
 from storage.records import JobRecord
 
 if TYPE_CHECKING:
     from bot.doctor import CheckResult
+    from storage.transfer import TransferSummary
 
 T = TypeVar("T")
 
@@ -59,7 +69,8 @@ EXIT_STATUSES = (
     (EXIT_OK, "success"),
     (
         EXIT_FAILED,
-        "a check failed, no such job, or Discord refused a sync (e.g. not in that server)",
+        "a check failed, no such job, an import was refused (a non-empty target, a damaged "
+        "or newer file), or Discord refused a sync (e.g. not in that server)",
     ),
     (
         EXIT_CONFIG,
@@ -69,8 +80,8 @@ EXIT_STATUSES = (
     (EXIT_UNREACHABLE, "Discord could not be reached (refused, DNS, no answer, TLS, 5xx)"),
     (
         EXIT_DATABASE_BUSY,
-        "another Stemcord instance holds the database (run), or migrations are pending while "
-        "it runs (migrate)",
+        "another Stemcord instance holds the database (run on SQLite, export, import), or "
+        "migrations are pending while bots run on it (migrate)",
     ),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
@@ -106,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the bot (the default)",
         description="Run the bot until SIGINT or SIGTERM. Settings come from the environment "
-        "and .env (see .env.example). Only one bot may run on a database: a second one exits "
-        "at once, naming the first.",
+        "and .env (see .env.example). Only one bot may run on a SQLite database: a second one "
+        "exits at once, naming the first. On PostgreSQL several may run, each with its own "
+        "SHARD_IDS.",
     )
     command(
         "check",
@@ -159,8 +171,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the database if needed and apply pending migrations",
         description="Apply pending schema migrations to DATABASE_URL (the bot also does this "
         "at every start). Works beside a running bot when nothing is pending; with migrations "
-        "pending it refuses until the bot is stopped (or just restart the bot).",
+        "pending it refuses until the bots are stopped (or just restart them). On PostgreSQL "
+        "an advisory lock keeps two migrations (or starting bots) from running at once.",
     )
+    export = command(
+        "export",
+        help="write every job, cached result, policy and secret to a portable file",
+        description="Write the database named by DATABASE_URL (SQLite or PostgreSQL) to a "
+        "JSON-lines file for `import` (docs/scaling.md, Moving to PostgreSQL). Stop the bots "
+        "first: jobs they finish after the export would be finished again from the new "
+        "database. The file holds the server secret that signs callback URLs: keep it "
+        "private (it is created readable by its owner only).",
+    )
+    export.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="FILE",
+        help="the file to create (it must not exist); - or nothing: standard output",
+    )
+    export.add_argument(
+        "--while-running",
+        action="store_true",
+        help="export even while a bot runs on the database: a snapshot to inspect or keep, "
+        "never to import for a move",
+    )
+    importing = command(
+        "import",
+        help="load an export file into an empty database",
+        description="Load a file written by `export` into the database named by DATABASE_URL, "
+        "which is created and migrated if needed and must hold no jobs, results, policies or "
+        "secrets yet. All or nothing: a refused or failed import leaves it unchanged. A file "
+        "from a newer version is refused.",
+    )
+    importing.add_argument("file", metavar="FILE", help="the export file (- for standard input)")
     return parser
 
 
@@ -176,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_jobs(args))
         if command == "migrate":
             return asyncio.run(_migrate())
+        if command == "export":
+            if args.output != "-" and os.path.lexists(args.output):
+                # Said before the work; the final hard link would refuse it anyway.
+                return _fail(f"cannot write {args.output}: File exists", EXIT_CONFIG)
+            return asyncio.run(_export(args.output, while_running=args.while_running))
+        if command == "import":
+            return _import_file(args.file)
         settings = load_settings_or_exit()
         _setup_logging(settings)
         if command == "sync":
@@ -194,7 +245,9 @@ def _setup_logging(settings: Settings, level: str | None = None) -> None:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [settings.VIDGO_API_KEY.get_secret_value(), settings.DISCORD_TOKEN.get_secret_value()]
+    secrets = [settings.VIDGO_API_KEY.get_secret_value(), settings.DISCORD_TOKEN.get_secret_value()]
+    password = database_password(settings.DATABASE_URL)
+    return [*secrets, password] if password else secrets
 
 
 def _fail(message: str, status: int) -> int:
@@ -257,22 +310,27 @@ def _run(settings: Settings) -> int:
     # Imported late so that `--help` and settings errors do not pay for building the app.
     from bot.app import run_app  # noqa: PLC0415
 
-    # Before anything touches the database or Discord: one process per database.
-    lock = InstanceLock(settings.database_path, "run")
+    # Before anything touches the database or Discord: one process per SQLite database.
+    # PostgreSQL is shared by design: its store fences every write by lease.
+    lock = (
+        InstanceLock(settings.database_path, "run") if _is_sqlite(settings.DATABASE_URL) else None
+    )
+    if lock is not None:
+        try:
+            lock.acquire()
+        except InstanceLocked as exc:
+            return _fail(
+                f"{exc}; stop it first, or give this one its own DATABASE_URL",
+                EXIT_DATABASE_BUSY,
+            )
+        except OSError as exc:
+            return _fail(
+                f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a "
+                "folder this user can write",
+                EXIT_CONFIG,
+            )
     try:
-        lock.acquire()
-    except InstanceLocked as exc:
-        return _fail(
-            f"{exc}; stop it first, or give this one its own DATABASE_URL", EXIT_DATABASE_BUSY
-        )
-    except OSError as exc:
-        return _fail(
-            f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a folder "
-            "this user can write",
-            EXIT_CONFIG,
-        )
-    try:
-        problem = asyncio.run(_database_problem(settings.database_path))
+        problem = asyncio.run(_database_problem(settings.DATABASE_URL))
         if problem is not None:
             return _fail(problem, EXIT_CONFIG)
         try:
@@ -292,29 +350,62 @@ def _run(settings: Settings) -> int:
                 raise
             return _fail(*failure)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     return EXIT_OK
 
 
-async def _database_problem(path: Path) -> str | None:
+def _is_sqlite(url: str) -> bool:
+    from storage.factory import backend_of  # noqa: PLC0415
+
+    return backend_of(url) == "sqlite"
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """What opening or using a database raises when the database (not the code) is at fault."""
+    import sqlite3  # noqa: PLC0415
+
+    import asyncpg  # noqa: PLC0415
+
+    from storage.sqlite import OutdatedSchema  # noqa: PLC0415
+
+    return (
+        sqlite3.Error,
+        OSError,  # refused, DNS, unreachable; TimeoutError is one
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OutdatedSchema,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+async def _database_problem(url: str) -> str | None:
     """Why the bot could not use its database, in one line, or ``None``.
 
     Opening applies pending migrations (the bot does that at every start anyway); the probe
     write is the one readiness makes. A database that only reads would otherwise fail later,
     at the first job.
     """
-    import sqlite3  # noqa: PLC0415
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
 
-    from storage.sqlite import SqliteJobStore  # noqa: PLC0415
-
-    store = SqliteJobStore(path)
+    store = store_for_url(url)
     try:
         await store.open()
         await store.check_writable(datetime.now(UTC).timestamp())
-    except (sqlite3.Error, OSError) as exc:
+    except _database_errors() as exc:
+        if _is_sqlite(url):
+            return (
+                f"cannot use the database {display_url(url)} ({_first_line(exc)}); check that "
+                "this user may write the file and its folder, and that the disk has room"
+            )
         return (
-            f"cannot use the database {path} ({type(exc).__name__}: {exc}); check that this "
-            "user may write the file and its folder, and that the disk has room"
+            f"cannot use the database {display_url(url)} ({_first_line(exc)}); check "
+            "DATABASE_URL (host, port, user, password, database) and that the role may create "
+            "tables in its schema"
         )
     finally:
         await store.close()
@@ -423,30 +514,60 @@ def _check() -> int:
     return exit_status(results)
 
 
-def _database_path() -> Path:
+def _database_url() -> str:
     try:
-        return load_database_settings().database_path
+        return load_database_settings().DATABASE_URL
     except SettingsError as exc:
         print(f"stemcord: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _lock_refusal(lock: InstanceLock, exc: OSError) -> int:
+    return _fail(
+        f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a folder "
+        "this user can write",
+        EXIT_CONFIG,
+    )
+
+
+def _sqlite_lock(url: str, command: str) -> InstanceLock | None:
+    """The SQLite file's instance lock, taken (``None`` on PostgreSQL, which takes none).
+
+    Raises :class:`InstanceLocked` while another process holds it, ``OSError`` when its
+    sidecar cannot be made (:func:`_lock_file_refusal` says so).
+    """
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    if not _is_sqlite(url):
+        return None
+    lock = InstanceLock(sqlite_path(url), command)
+    lock.acquire()
+    return lock
+
+
+def _lock_file_refusal(url: str, exc: OSError) -> int:
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    return _lock_refusal(InstanceLock(sqlite_path(url), "refused"), exc)
+
+
 async def _migrate() -> int:
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    url = _database_url()
+    if not _is_sqlite(url):
+        return await _migrate_postgresql(url)
     from storage.migrate import schema_version  # noqa: PLC0415
     from storage.sqlite import SqliteJobStore  # noqa: PLC0415
 
-    path = _database_path()
+    path = sqlite_path(url)
     lock = InstanceLock(path, "migrate")
     try:
         lock.acquire()
     except InstanceLocked as exc:
         return await _migrate_beside(path, exc)
     except OSError as exc:
-        return _fail(
-            f"cannot create {lock.path}: {exc.strerror or exc}; point DATABASE_URL at a folder "
-            "this user can write",
-            EXIT_CONFIG,
-        )
+        return _lock_refusal(lock, exc)
     try:
         store = SqliteJobStore(path)
         await store.open()
@@ -457,11 +578,70 @@ async def _migrate() -> int:
             await store.close()
     finally:
         lock.release()
+    _report_migration(str(path), applied, version)
+    return EXIT_OK
+
+
+def _report_migration(where: str, applied: Sequence[int], version: int) -> None:
     if applied:
         listed = ", ".join(f"V{v}" for v in applied)
-        print(f"{path}: applied {listed}; schema version {version}")
+        print(f"{where}: applied {listed}; schema version {version}")
     else:
-        print(f"{path}: the schema is current (version {version}); nothing to apply")
+        print(f"{where}: the schema is current (version {version}); nothing to apply")
+
+
+def _instance_timeout() -> float:
+    from bot.engine import EngineConfig  # noqa: PLC0415
+
+    return EngineConfig().instance_timeout
+
+
+async def _migrate_postgresql(url: str) -> int:
+    """``migrate`` on PostgreSQL: refuse while live bots would be migrated under; otherwise
+    migrate under the store's advisory lock (two migrations, or a migration and a starting
+    bot, take turns: the second finds nothing left to apply)."""
+    from storage.factory import display_url, postgresql_dsn  # noqa: PLC0415
+    from storage.migrate import available_migrations  # noqa: PLC0415
+    from storage.postgres import PostgresJobStore  # noqa: PLC0415
+
+    shown = display_url(url)
+    dsn, schema = postgresql_dsn(url)
+    probe = PostgresJobStore(
+        dsn, schema=schema, application_name="stemcord-migrate", min_pool_size=1, max_pool_size=2
+    )
+    try:
+        await probe.open(migrate=False, require_current=False)
+        have = await probe.schema_version()
+        want = max(m.version for m in available_migrations("postgresql"))
+        alive = (
+            await probe.live_instances(
+                datetime.now(UTC).timestamp(), stale_after=_instance_timeout()
+            )
+            if have < want
+            else []
+        )
+    except _database_errors() as exc:
+        return _fail(f"cannot use the database {shown} ({_first_line(exc)})", EXIT_CONFIG)
+    finally:
+        await probe.close()
+    if alive:
+        pending = ", ".join(f"V{v}" for v in range(have + 1, want + 1))
+        listed = "; ".join(f"pid {i.pid} on host {i.host}" for i in alive)
+        return _fail(
+            f"not migrating {shown}: {pending} pending, and {len(alive)} Stemcord process(es) "
+            f"work on it ({listed}). Migrating under running bots could break them; stop them "
+            "and run migrate, or start them with this version (each migrates at start)",
+            EXIT_DATABASE_BUSY,
+        )
+    store = PostgresJobStore(dsn, schema=schema, application_name="stemcord-migrate")
+    try:
+        await store.open()
+        version = await store.schema_version()
+    except _database_errors() as exc:
+        return _fail(f"cannot migrate {shown} ({_first_line(exc)})", EXIT_CONFIG)
+    finally:
+        await store.close()
+    _report_migration(shown, store.applied_migrations, version)
     return EXIT_OK
 
 
@@ -487,29 +667,58 @@ async def _migrate_beside(path: Path, locked: InstanceLocked) -> int:
     return EXIT_OK
 
 
-async def _jobs(args: argparse.Namespace) -> int:
-    from storage.sqlite import OutdatedSchema, SqliteJobStore  # noqa: PLC0415
+async def _open_read_only(store: JobStore) -> None:
+    """Open either backend for reading only: nothing created, migrated or written."""
+    from storage.postgres import PostgresJobStore  # noqa: PLC0415
+    from storage.sqlite import SqliteJobStore  # noqa: PLC0415
 
-    path = _database_path()
-    if not path.exists():
-        print(
-            f"stemcord: no database at {path} (DATABASE_URL); the bot creates it at its first "
-            "start, or run `python -m bot migrate`",
-            file=sys.stderr,
-        )
-        return 1
-    store = SqliteJobStore(path)
-    try:
-        # Reading jobs changes nothing in the file: no WAL switch, no migration.
+    if isinstance(store, SqliteJobStore | PostgresJobStore):
         await store.open(read_only=True)
+    else:  # pragma: no cover - every backend is one of the two
+        raise TypeError(f"no read-only open for {type(store).__name__}")
+
+
+def _no_database(url: str) -> str | None:
+    """For SQLite: the line saying the file does not exist yet (``None`` when it does)."""
+    from storage.factory import sqlite_path  # noqa: PLC0415
+
+    if _is_sqlite(url) and not sqlite_path(url).exists():
+        return (
+            f"no database at {sqlite_path(url)} (DATABASE_URL); the bot creates it at its first "
+            "start, or run `python -m bot migrate`"
+        )
+    return None
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
+    from storage.sqlite import OutdatedSchema  # noqa: PLC0415
+
+    url = _database_url()
+    shown = display_url(url)
+    missing = _no_database(url)
+    if missing is not None:
+        return _fail(missing, EXIT_FAILED)
+    store = store_for_url(url)
+    try:
+        # Reading jobs changes nothing: no WAL switch, no schema, no migration.
+        await _open_read_only(store)
     except OutdatedSchema as exc:
-        print(f"stemcord: {exc}; run `python -m bot migrate` first", file=sys.stderr)
-        return 1
+        if exc.have == 0 and not _is_sqlite(url):
+            return _fail(
+                f"no Stemcord tables in {shown}; the bot creates them at its first start, or run "
+                "`python -m bot migrate`",
+                EXIT_FAILED,
+            )
+        return _fail(f"{exc}; run `python -m bot migrate` first", EXIT_FAILED)
+    except _database_errors() as exc:
+        await store.close()
+        return _fail(f"cannot read the database {shown} ({_first_line(exc)})", EXIT_CONFIG)
     try:
         if args.jobs_command == "show":
             job = await store.get(args.job_id.strip().lower())
             if job is None:
-                print(f"stemcord: no job {args.job_id!r} in {path}", file=sys.stderr)
+                print(f"stemcord: no job {args.job_id!r} in {shown}", file=sys.stderr)
                 return 1
             print(json.dumps(job_dict(job), indent=2) if args.json else format_job(job))
             return 0
@@ -527,6 +736,151 @@ async def _jobs(args: argparse.Namespace) -> int:
     else:
         print(format_job_table(jobs, now=datetime.now(UTC).timestamp()))
     return 0
+
+
+# --- moving between databases ------------------------------------------------------------
+
+_MOVE_WHILE_RUNNING = (
+    "stop it first: jobs it finishes after the export would be finished and posted again from "
+    "the new database (--while-running exports a snapshot to keep, never to import)"
+)
+
+
+def _create_private(path: Path) -> TextIO:
+    """A new file only its owner may read (it holds the server secret); never overwrites."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+
+async def _export(output: str, *, while_running: bool) -> int:
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
+    from storage.sqlite import OutdatedSchema  # noqa: PLC0415
+    from storage.transfer import TransferError, live_processes  # noqa: PLC0415
+
+    url = _database_url()
+    shown = display_url(url)
+    missing = _no_database(url)
+    if missing is not None:
+        return _fail(missing, EXIT_FAILED)
+    lock: InstanceLock | None = None
+    try:
+        lock = _sqlite_lock(url, "export")
+    except InstanceLocked as exc:
+        if not while_running:
+            return _fail(f"{exc}; {_MOVE_WHILE_RUNNING}", EXIT_DATABASE_BUSY)
+    except OSError as exc:
+        return _lock_file_refusal(url, exc)
+    store = store_for_url(url)
+    target: Path | None = None if output == "-" else Path(output)
+    try:
+        try:
+            await _open_read_only(store)
+            alive = await live_processes(
+                store, datetime.now(UTC).timestamp(), stale_after=_instance_timeout()
+            )
+        except OutdatedSchema as exc:
+            return _fail(f"{exc}; run `python -m bot migrate` first", EXIT_FAILED)
+        except _database_errors() as exc:
+            return _fail(f"cannot read the database {shown} ({_first_line(exc)})", EXIT_CONFIG)
+        if alive and not while_running:
+            listed = "; ".join(alive)
+            return _fail(
+                f"{len(alive)} Stemcord process(es) work on {shown} ({listed}); "
+                f"{_MOVE_WHILE_RUNNING}",
+                EXIT_DATABASE_BUSY,
+            )
+        try:
+            summary = await _export_to(store, target)
+        except TransferError as exc:
+            return _fail(f"cannot export {shown}: {exc}", EXIT_FAILED)
+        except OSError as exc:
+            return _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_CONFIG)
+    finally:
+        await store.close()
+        if lock is not None:
+            lock.release()
+    where = "standard output" if target is None else str(target)
+    print(
+        f"exported {summary.describe()} (schema V{summary.schema_version}) from {shown} to {where}",
+        file=sys.stderr if target is None else sys.stdout,
+    )
+    return EXIT_OK
+
+
+async def _export_to(store: JobStore, target: Path | None) -> TransferSummary:
+    """Export to standard output, or to ``target`` by way of ``<target>.partial``: only a
+    complete file gets the name asked for, and an existing file is never replaced."""
+    from storage.transfer import export_store  # noqa: PLC0415
+
+    if target is None:
+        return await export_store(store, sys.stdout)
+    partial = target.with_name(target.name + ".partial")
+    out = _create_private(partial)
+    try:
+        summary = await export_store(store, out)
+        out.close()
+        # A hard link never replaces an existing file (one made meanwhile stays).
+        os.link(partial, target)
+    finally:
+        out.close()
+        partial.unlink(missing_ok=True)
+    return summary
+
+
+def _import_file(source: str) -> int:
+    """``import``: open the file (here, not in the event loop), then load it."""
+    if source == "-":
+        return asyncio.run(_import(sys.stdin))
+    try:
+        infile = Path(source).open(encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        return _fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
+    with infile:
+        return asyncio.run(_import(infile))
+
+
+async def _import(infile: TextIO) -> int:
+    from storage.factory import display_url, store_for_url  # noqa: PLC0415
+    from storage.transfer import TransferError, import_store, live_processes  # noqa: PLC0415
+
+    url = _database_url()
+    shown = display_url(url)
+    try:
+        lock = _sqlite_lock(url, "import")
+    except InstanceLocked as exc:
+        return _fail(f"{exc}; stop it before importing", EXIT_DATABASE_BUSY)
+    except OSError as exc:
+        return _lock_file_refusal(url, exc)
+    try:
+        store = store_for_url(url)
+        try:
+            try:
+                await store.open()
+                alive = await live_processes(
+                    store, datetime.now(UTC).timestamp(), stale_after=_instance_timeout()
+                )
+            except _database_errors() as exc:
+                return _fail(f"cannot use the database {shown} ({_first_line(exc)})", EXIT_CONFIG)
+            if alive:
+                return _fail(
+                    f"{len(alive)} Stemcord process(es) work on {shown} ({'; '.join(alive)}); "
+                    "stop them before importing",
+                    EXIT_DATABASE_BUSY,
+                )
+            try:
+                summary = await import_store(store, infile)
+            except TransferError as exc:
+                return _fail(f"not imported into {shown}: {exc}", EXIT_FAILED)
+        finally:
+            await store.close()
+    finally:
+        if lock is not None:
+            lock.release()
+    print(
+        f"imported {summary.describe()} (exported from {summary.source}) into {shown}, schema "
+        f"V{summary.schema_version}; start the bot on it"
+    )
+    return EXIT_OK
 
 
 # --- job formatting ---------------------------------------------------------------------------

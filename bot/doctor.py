@@ -9,7 +9,10 @@ attempt and gives up after :data:`CHECK_TIMEOUT_SECONDS`:
 * **settings** — every variable is valid (the same validation as at start-up);
 * **database** — the file opens (created if missing), migrations are applied, and SQLite's
   ``quick_check`` passes. While a bot holds the database (:mod:`bot.instance_lock`) the file
-  is only read: ``check`` never migrates a database under a running bot;
+  is only read: ``check`` never migrates a database under a running bot. On PostgreSQL
+  (shared by several bots) nothing is migrated: the server answers within 15 s, its version
+  and the schema's are reported, and with the schema current the role makes the same
+  committed write readiness makes;
 * **media** — the folder for kept stems (``MEDIA_DIR``) exists or can be made, takes a written
   file (one is written, synced and removed), and has more free space than
   ``MEDIA_MIN_FREE_MB`` (below it nothing would be kept);
@@ -49,6 +52,7 @@ import shutil
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,6 +61,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import aiosqlite
+import asyncpg
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
 from bot.instance_lock import InstanceLock, InstanceLocked
@@ -65,7 +70,9 @@ from bot.settings import Settings, SettingsError
 from bot.vidgo.client import VidgoClient
 from bot.vidgo.errors import VidgoAuthError, VidgoError
 from bot.webhook import CallbackServer
+from storage.factory import display_url, postgresql_dsn
 from storage.migrate import available_migrations, schema_version
+from storage.postgres import PostgresJobStore
 from storage.sqlite import SqliteJobStore
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
@@ -170,8 +177,11 @@ async def check_database(settings: Settings) -> CheckResult:
     """Open the database, apply migrations, run ``PRAGMA quick_check``.
 
     While another process holds the database's instance lock (a running bot), the file is
-    opened read-only instead: nothing is migrated or written under it.
+    opened read-only instead: nothing is migrated or written under it. PostgreSQL:
+    :func:`check_postgresql`.
     """
+    if settings.database_backend == "postgresql":
+        return await check_postgresql(settings)
     lock = InstanceLock(settings.database_path, "check")
     try:
         lock.acquire()
@@ -242,6 +252,93 @@ def _database_unusable(settings: Settings, exc: BaseException) -> CheckResult:
         f"cannot open {settings.database_path}: {_plain(exc)}",
         "point DATABASE_URL at a file in a folder this user can write "
         "(sqlite:////data/stemcord.sqlite3 in the container)",
+    )
+
+
+async def check_postgresql(settings: Settings) -> CheckResult:
+    """Reach the server (one attempt, :data:`CHECK_TIMEOUT_SECONDS`), report its version and
+    the schema's, and make readiness's committed write when the schema is current.
+
+    Never migrates: other bots may be running on the database; each bot migrates at its
+    start (or ``migrate`` does, with none running).
+    """
+    shown = display_url(settings.DATABASE_URL)
+    dsn, schema = postgresql_dsn(settings.DATABASE_URL)
+    store = PostgresJobStore(
+        dsn,
+        schema=schema,
+        min_pool_size=1,
+        max_pool_size=1,
+        connect_timeout=CHECK_TIMEOUT_SECONDS,
+        application_name="stemcord-check",
+    )
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS * 2):
+            await store.open(migrate=False, require_current=False)
+            server = (await store.server_version()).split(" ")[0]
+            have = await store.schema_version()
+            want = max(m.version for m in available_migrations("postgresql"))
+            if have >= want:
+                await store.check_writable(time.time())
+    except Exception as exc:
+        return _postgresql_unusable(shown, exc)
+    finally:
+        await store.close()
+    where = f"{shown}: PostgreSQL {server}, schema {store.schema}"
+    if have == 0:
+        note = "; no Stemcord tables yet: the bot creates them at its first start"
+    elif have < want:
+        note = (
+            f", schema version {have}; a bot of this version applies V{have + 1}-V{want} when "
+            "it starts (or run migrate with the bots stopped)"
+        )
+    else:
+        note = f", schema version {have}"
+    return CheckResult("database", Status.OK, where + note)
+
+
+def _postgresql_unusable(shown: str, exc: BaseException) -> CheckResult:
+    """The failing database line for a PostgreSQL server, in words."""
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        return CheckResult(
+            "database",
+            Status.FAIL,
+            f"{shown}: PostgreSQL refused the login ({_plain(exc)})",
+            "check the user and password in DATABASE_URL (a password with @, : or / must be "
+            "percent-encoded)",
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return CheckResult(
+            "database",
+            Status.FAIL,
+            f"{shown}: {_plain(exc)}",
+            "create the database (CREATE DATABASE stemcord OWNER stemcord;) or fix its name in "
+            "DATABASE_URL",
+        )
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError | asyncpg.ReadOnlySQLTransactionError):
+        return CheckResult(
+            "database",
+            Status.FAIL,
+            f"{shown}: the role may not write there ({_plain(exc)})",
+            "give the role its own schema (?schema=stemcord in DATABASE_URL) or make it the "
+            "database's owner; a read-only standby cannot hold the jobs",
+        )
+    if isinstance(exc, OSError | asyncpg.InterfaceError):
+        return CheckResult(
+            "database",
+            Status.FAIL,
+            f"cannot reach PostgreSQL for {shown}: "
+            f"{describe_network_error(exc, timeout=CHECK_TIMEOUT_SECONDS)}",
+            "check the host and port in DATABASE_URL, that PostgreSQL runs and listens there "
+            "(listen_addresses, pg_hba.conf), and any firewall between",
+        )
+    return CheckResult(
+        "database",
+        Status.FAIL,
+        f"{shown}: {type(exc).__name__}: {_plain(exc)}",
+        "check DATABASE_URL and the PostgreSQL server's log",
     )
 
 
@@ -595,7 +692,7 @@ async def run_checks(
         report.finished(result)
 
     done(CheckResult("settings", Status.OK, "valid"))
-    report.started("database", f"opening {settings.database_path}")
+    report.started("database", _database_action(settings))
     done(await check_database(settings))
     report.started("media", f"writing a test file in {settings.media_dir}")
     done(await asyncio.to_thread(check_media, settings))
@@ -620,6 +717,14 @@ async def run_checks(
             report.started("callbacks", f"sending a probe through {settings.PUBLIC_URL} ({wait})")
         done(await check_callbacks(settings, session, ssl_context))
     return results
+
+
+def _database_action(settings: Settings) -> str:
+    """What the database check is doing, for its ``..`` line."""
+    if settings.database_backend == "postgresql":
+        shown = display_url(settings.DATABASE_URL)
+        return f"connecting to {shown} (up to {CHECK_TIMEOUT_SECONDS:g} s)"
+    return f"opening {settings.database_path}"
 
 
 def format_started(name: str, action: str) -> str:

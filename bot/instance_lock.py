@@ -1,5 +1,10 @@
 """One Stemcord process per SQLite file: an exclusive ``flock`` on a sidecar file.
 
+Only SQLite takes it: a PostgreSQL database is shared by several processes on purpose (each
+runs its own Discord shards; its store fences every write by lease), so the commands skip
+the lock there and look at the store's process registry instead where it matters
+(``migrate``, ``export``, ``import``).
+
 ``python -m bot run`` takes the lock before it opens the database or contacts Discord and
 holds it until the process ends. Two bots on one database would each claim, submit and post
 the same jobs; the lock turns that mistake into one clear line at start-up instead.

@@ -10,10 +10,11 @@
 * :class:`VoiceWarningFilter` drops exactly discord.py's two start-up warnings that voice
   support is missing (PyNaCl, davey): Stemcord never joins a voice channel, so they are
   noise that looks like a fault to a new operator. Every other warning passes.
-* :class:`ReconnectLineFilter` turns discord.py's "Attempting a reconnect in N s" (logged
-  with a whole traceback at each try while the gateway cannot be reached) into one line that
-  ends with the error: the traceback says nothing more, and a retry every few seconds would
-  bury everything else.
+* :class:`ReconnectLineFilter` turns discord.py's "Attempting a reconnect in N s" (and the
+  sharded client's "Attempting a reconnect for shard ID N in N s"), logged with a whole
+  traceback at each try while the gateway cannot be reached, into one line that ends with
+  the error: the traceback says nothing more, and a retry every few seconds would bury
+  everything else.
 * :class:`RedactionFilter` replaces every configured secret (the Vidgo key, the Discord token)
   in the message, its arguments, the exception text and the stack before any formatter sees the
   record; the formatters redact their output once more, so a secret that reaches a log line by
@@ -113,13 +114,17 @@ class ReconnectLineFilter(logging.Filter):
 
     LOGGER = "discord.client"
     PREFIX = "Attempting a reconnect in"
+    # The sharded client logs each shard's attempts from its own module.
+    SHARD_LOGGER = "discord.shard"
+    SHARD_PREFIX = "Attempting a reconnect for shard ID"
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Always keeps the record; folds the exception of a reconnect attempt into it."""
+        prefix = {self.LOGGER: self.PREFIX, self.SHARD_LOGGER: self.SHARD_PREFIX}.get(record.name)
         if (
-            record.name == self.LOGGER
+            prefix is not None
             and isinstance(record.msg, str)
-            and record.msg.startswith(self.PREFIX)
+            and record.msg.startswith(prefix)
             and record.exc_info
             and record.exc_info[1] is not None
         ):

@@ -25,13 +25,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.media.hosts import parse_allowed_hosts
 from bot.media.signing import MIN_SECRET_BYTES
-from storage.factory import check_database_url
+from storage.factory import backend_of, check_database_url
 
 DISCORD_API_BASE_DEFAULT = "https://discord.com/api/v10"
 DISCORD_GATEWAY_DEFAULT = "wss://gateway.discord.gg/"
 ENV_FILE = ".env"
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+# Far beyond any bot (Discord's largest run a few thousand shards); it only keeps a typo of
+# a few extra digits from asking for millions of sessions.
+MAX_SHARD_COUNT = 100_000
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -96,6 +99,11 @@ class DatabaseSettings(BaseSettings):
     def database_path(self) -> Path:
         """The SQLite file named by DATABASE_URL."""
         return database_path(self.DATABASE_URL)
+
+    @property
+    def database_backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``: which store DATABASE_URL names."""
+        return backend_of(self.DATABASE_URL)
 
 
 class Settings(DatabaseSettings):
@@ -173,6 +181,12 @@ class Settings(DatabaseSettings):
     # Warn the bot's owner once when credits fall below this; 0 = never.
     CREDITS_WARN_BELOW: int = Field(default=500, ge=0)
 
+    # Discord sharding (docs/scaling.md). SHARD_COUNT unset: one process, and Discord's
+    # recommended number of shards. SHARD_IDS: the shards this process runs (all when unset);
+    # several processes each run their own ids against one PostgreSQL database.
+    SHARD_COUNT: int | None = Field(default=None, ge=1, le=MAX_SHARD_COUNT)
+    SHARD_IDS: str = ""
+
     @field_validator("DISCORD_TOKEN", "VIDGO_API_KEY")
     @classmethod
     def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
@@ -200,7 +214,7 @@ class Settings(DatabaseSettings):
             raise ValueError("must be a URL")
         return _https_url(value.strip())
 
-    @field_validator("DEV_GUILD_ID", "MEDIA_LINK_SECRET", mode="before")
+    @field_validator("DEV_GUILD_ID", "MEDIA_LINK_SECRET", "SHARD_COUNT", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -247,6 +261,34 @@ class Settings(DatabaseSettings):
             ids.add(int(item))
         return frozenset(ids)
 
+    @field_validator("SHARD_IDS")
+    @classmethod
+    def _check_shard_ids(cls, value: str, info: ValidationInfo) -> str:
+        # Declared after SHARD_COUNT, so its validated value is known here (absent if it
+        # failed: then that error is the one reported).
+        ids = parse_shard_ids(value)
+        if ids is None:
+            return ""
+        if "SHARD_COUNT" not in info.data:
+            return value
+        count = info.data["SHARD_COUNT"]
+        if count is None:
+            raise ValueError(
+                "needs SHARD_COUNT: the ids only mean something out of a known number of shards"
+            )
+        outside = [shard for shard in ids if shard >= count]
+        if outside:
+            listed = ", ".join(str(shard) for shard in outside)
+            raise ValueError(
+                f"shard {listed} is not below SHARD_COUNT ({count}); ids run from 0 to {count - 1}"
+            )
+        return ",".join(str(shard) for shard in ids)
+
+    @property
+    def shard_ids(self) -> tuple[int, ...] | None:
+        """The shards this process runs, or ``None`` for all of them."""
+        return parse_shard_ids(self.SHARD_IDS)
+
     @property
     def callbacks_enabled(self) -> bool:
         """Vidgo callbacks are requested only when a public URL is configured."""
@@ -276,6 +318,28 @@ class Settings(DatabaseSettings):
         if self.MEDIA_LINK_SECRET is None:
             return None
         return self.MEDIA_LINK_SECRET.get_secret_value().encode()
+
+
+def parse_shard_ids(text: str) -> tuple[int, ...] | None:
+    """``"0, 2"`` -> ``(0, 2)``; blank -> ``None`` (every shard). ``ValueError`` otherwise.
+
+    Ids are distinct non-negative integers, kept in the order given (discord.py opens the
+    shards' sessions in that order).
+    """
+    if not text.strip():
+        return None
+    ids: list[int] = []
+    for part in text.split(","):
+        item = part.strip()
+        if not item.isascii() or not item.isdigit():
+            raise ValueError(
+                "must be shard ids separated by commas, such as 0,1 (empty = every shard)"
+            )
+        shard = int(item)
+        if shard in ids:
+            raise ValueError(f"names shard {shard} twice")
+        ids.append(shard)
+    return tuple(ids)
 
 
 def database_path(url: str) -> Path:

@@ -100,9 +100,16 @@ async def press_refusal(
     if role_id is None:
         return None
     refusal = f"You need the <@&{role_id}> role in that server to use this button."
-    guild = client.get_guild(job.guild_id) if job.guild_id is not None else None
-    if guild is None:
+    if job.guild_id is None:
         return refusal
+    # A DM press reaches shard 0's process, which caches only its own shards' servers: the
+    # job's server may be another process's, so it is asked for over REST then.
+    guild = client.get_guild(job.guild_id)
+    if guild is None:
+        try:
+            guild = await client.fetch_guild(job.guild_id)
+        except discord.HTTPException:
+            return refusal  # the bot left that server, or Discord cannot say now
     try:
         member = guild.get_member(interaction.user.id) or await guild.fetch_member(
             interaction.user.id

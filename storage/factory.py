@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from storage.base import JobStore
 from storage.migrate import check_schema_name
@@ -77,6 +77,37 @@ def check_database_url(url: str) -> None:
         postgresql_dsn(url)
     else:
         raise DatabaseUrlError(EXPECTED)
+
+
+def display_url(url: str) -> str:
+    """``DATABASE_URL`` fit to print: the SQLite file, or the PostgreSQL URL without secrets.
+
+    For PostgreSQL: user, host, port, database and schema; never the password, and no other
+    query parameter (libpq accepts ``password=`` there too).
+    """
+    if backend_of(url) == "sqlite":
+        return str(sqlite_path(url))
+    dsn, schema = postgresql_dsn(url)
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = (f"{parts.username}@" if parts.username else "") + host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown + (f"?schema={schema}" if schema else "")
+
+
+def database_password(url: str) -> str | None:
+    """The password a PostgreSQL URL carries (for redaction), or ``None``."""
+    if url.split(":", 1)[0] not in POSTGRESQL_SCHEMES:
+        return None
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def store_for_url(url: str, **options: Any) -> JobStore:

@@ -727,13 +727,19 @@ class PostgresJobStore(JobStore):
             return None
         return conn.get_server_pid()
 
-    async def open(self, *, read_only: bool = False) -> None:
+    async def open(
+        self, *, read_only: bool = False, migrate: bool = True, require_current: bool = True
+    ) -> None:
         """Connect, create the schema if needed and migrate (one process at a time).
 
         ``read_only`` (the offline ``jobs`` command): every transaction is read-only and
         nothing is migrated; a schema behind this version is refused with
         :class:`storage.sqlite.OutdatedSchema` instead of being read wrongly.
+        ``migrate=False`` (``check``, ``migrate`` looking before it leaps) writes nothing at
+        open either, but later writes may; ``require_current=False`` then opens an outdated
+        or missing schema too, for the caller to report (:meth:`schema_version`).
         """
+        migrating = migrate and not read_only
         settings: dict[str, str] = {"application_name": self._application_name}
         if self._schema is not None:
             settings["search_path"] = self._schema
@@ -756,18 +762,33 @@ class PostgresJobStore(JobStore):
                             "create it or give the store a schema"
                         )
                     self._schema = check_schema_name(str(current))
-                if read_only:
+                if migrating:
+                    self.applied_migrations = await migrate_postgresql(conn, self._schema)
+                elif require_current:
                     have = await postgresql_schema_version(conn)
                     want = max(m.version for m in available_migrations("postgresql"))
                     if have < want:
                         raise OutdatedSchema(have, want)
-                else:
-                    self.applied_migrations = await migrate_postgresql(conn, self._schema)
         except BaseException:
             await pool.close()
             raise
         self._channel = due_channel(self._schema)
         self._pool = pool
+
+    async def server_version(self) -> str:
+        """The server's version as it reports it (``16.4``, ``15.8 (Debian 15.8-0+deb12u1)``)."""
+        async with self.pool.acquire() as conn:
+            return str(await conn.fetchval("SHOW server_version"))
+
+    async def live_instances(self, now: float, *, stale_after: float) -> list[InstanceInfo]:
+        """Registered processes whose last heartbeat is less than ``stale_after`` s old.
+
+        An empty list for a schema that has no process registry yet (before V6).
+        """
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT to_regclass('instances') IS NOT NULL"):
+                return []
+        return [i for i in await self.list_instances() if i.heartbeat_at >= now - stale_after]
 
     async def schema_version(self) -> int:
         """The highest migration applied to this store's schema."""

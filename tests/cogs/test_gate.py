@@ -113,10 +113,26 @@ def dm_press(user_id: int = 42) -> mock.Mock:
     return inter
 
 
-def client_with(guild: mock.Mock | None) -> mock.Mock:
+def client_with(guild: mock.Mock | None, *, fetched: mock.Mock | None = None) -> mock.Mock:
+    """A client that caches ``guild`` (None: not cached) and can fetch ``fetched`` over REST."""
     client = mock.Mock(spec_set=discord.Client)
     client.get_guild.return_value = guild
+    if fetched is None:
+        client.fetch_guild.side_effect = discord.NotFound(mock.Mock(status=404), "Unknown Guild")
+    else:
+        client.fetch_guild.return_value = fetched
     return client
+
+
+async def test_a_dm_press_about_a_server_of_another_shard_fetches_it() -> None:
+    # Shard 0's process got the DM press; the job's server is on another process's shard,
+    # so it is not in this process's cache.
+    policy = GuildPolicy(required_role_id=77)
+    holder = guild_with(member(roles=(77,), user_id=42))
+    client = client_with(None, fetched=holder)
+    assert await press_refusal(client, dm_press(), policy, job(guild_id=9)) is None
+    client.fetch_guild.assert_awaited_once_with(9)
+    holder.fetch_member.assert_awaited_once_with(42)
 
 
 def guild_with(found: object) -> mock.Mock:

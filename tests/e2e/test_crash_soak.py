@@ -25,6 +25,8 @@ async def test_killed_bot_delivers_every_accepted_job_exactly_once(tmp_path: Pat
     assert report.strays == 0
     assert report.delivered_once == report.accepted
     assert report.integrity_ok
+    # A second `run` on the same file meanwhile was refused (instance lock) before Discord.
+    assert report.second_process_exit == 4 and report.second_process_logins == 0
     # The only rule broken is by the dead bot: interactions it never got to answer.
     assert len(report.rule_violations) <= report.lost_interactions * 2
     assert report.ok

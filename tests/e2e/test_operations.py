@@ -45,7 +45,11 @@ async def test_health_readiness_and_metrics_of_a_running_bot(world: World) -> No
     status, body = await get(admin + "/readyz")
     assert (status, json.loads(body)) == (
         200,
-        {"ok": True, "checks": {"database": "ok", "dispatcher": "ok", "discord": "ok"}},
+        {
+            "ok": True,
+            "checks": {"database": "ok", "dispatcher": "ok", "discord": "ok"},
+            "shards": {"count": 1, "connected": [0], "not_connected": []},
+        },
     )
     assert app.retention.runs >= 1  # retention ran at start
 

@@ -27,7 +27,11 @@ async def test_a_healthy_app_is_ready(world: World) -> None:
     assert app.admin is not None
     assert await readyz(app.admin.base_url) == (
         200,
-        {"ok": True, "checks": {"database": "ok", "dispatcher": "ok", "discord": "ok"}},
+        {
+            "ok": True,
+            "checks": {"database": "ok", "dispatcher": "ok", "discord": "ok"},
+            "shards": {"count": 1, "connected": [0], "not_connected": []},
+        },
     )
 
 
@@ -40,6 +44,7 @@ async def test_a_stopped_dispatcher_makes_readyz_fail(world: World) -> None:
     assert body == {
         "ok": False,
         "checks": {"database": "ok", "dispatcher": "fail", "discord": "ok"},
+        "shards": {"count": 1, "connected": [0], "not_connected": []},
     }
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from tests.fakes.discord_gateway import INTENT_GUILDS, DiscordGateway
 from tests.fakes.discord_models import (
     CHANNEL_GUILD_TEXT,
+    DEFAULT_UPLOAD_LIMIT,
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
     INTERACTION_COMPONENT,
@@ -466,6 +467,73 @@ class DiscordControl(DiscordState):
             guild_locale=guild_locale,
             message=message,
         )
+
+    async def invoke_dm_component(
+        self, *, user_id: int, message_id: int, custom_id: str
+    ) -> FakeInteraction:
+        """A user presses a button on one of the bot's messages in their DMs.
+
+        As on Discord, the interaction carries ``user`` (no member, no guild) and goes to
+        shard 0, which receives every DM event.
+        """
+        user = self.users.get(user_id)
+        message = self.messages_by_id.get(message_id)
+        if (
+            user is None
+            or message is None
+            or message.deleted
+            or message.channel_id != user.dm_channel_id
+        ):
+            raise ValueError(f"no message {message_id} in the DMs of user {user_id}")
+        if not any(c.get("custom_id") == custom_id for c in iter_components(message.components)):
+            raise ValueError(f"message {message_id} has no component {custom_id!r}")
+        if not self.gateway.has_any_session():
+            raise RuntimeError("no gateway session to deliver the interaction to")
+        channel = self.channels[message.channel_id]
+        iid = self.new_id()
+        token = new_interaction_token()
+        data = {"custom_id": custom_id, "component_type": 2}
+        payload: dict[str, Any] = {
+            "id": str(iid),
+            "application_id": str(self.application_id),
+            "type": INTERACTION_COMPONENT,
+            "data": data,
+            "channel_id": str(channel.id),
+            "channel": self.channel_json(channel, permissions=int(MEMBER_PERMISSIONS_STR)),
+            "user": user.as_json(),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(self.bot_permissions(channel)),
+            "locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "authorizing_integration_owners": {"0": "0"},
+            "context": 1,  # the bot's DM
+            "attachment_size_limit": DEFAULT_UPLOAD_LIMIT,
+            "message": self.message_json(message, gateway=True),
+        }
+        interaction = FakeInteraction(
+            id=iid,
+            token=token,
+            type=INTERACTION_COMPONENT,
+            guild_id=None,
+            channel_id=channel.id,
+            user_id=user.id,
+            payload=payload,
+            created_at=self.now(),
+            custom_id=custom_id,
+            message_id=message.id,
+            shard=self.shard_of(None),
+        )
+        self.interactions[iid] = interaction
+        self.interactions_by_token[token] = interaction
+        interaction.dispatched = self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=None)
+        timer = asyncio.get_running_loop().call_later(
+            self.ack_deadline + 0.01, self._check_ack, interaction
+        )
+        self._ack_timers.add(timer)
+        self.notify()
+        return interaction
 
     # -- interactions ----------------------------------------------------------------------
 

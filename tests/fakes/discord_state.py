@@ -263,7 +263,8 @@ class DiscordState:
             "id": str(interaction.id),
             "type": interaction.type,
             "user": user.as_json(),
-            "authorizing_integration_owners": {"0": str(interaction.guild_id)},
+            # In a DM the guild installation's owner is "0", as Discord writes it.
+            "authorizing_integration_owners": {"0": str(interaction.guild_id or 0)},
         }
         if interaction.type == INTERACTION_APPLICATION_COMMAND:
             metadata["name"] = interaction.name
