@@ -75,7 +75,8 @@ def test_export_writes_a_private_file_then_import_fills_an_empty_database(
     assert main(["export", "--output", str(out)]) == 0
     said = capsys.readouterr().out
     assert said == (
-        f"exported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs (schema V6) from "
+        f"exported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs, 0 operator_flags "
+        f"(schema V8) from "
         f"{source} to {out}\n"
     )
     # It holds the server secret: readable by its owner only, and no half-written leftover.
@@ -85,8 +86,8 @@ def test_export_writes_a_private_file_then_import_fills_an_empty_database(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{target}")
     assert main(["import", str(out)]) == 0
     assert capsys.readouterr().out.startswith(
-        "imported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs (exported from "
-        f"sqlite) into {target}, schema V6"
+        "imported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs, 0 operator_flags "
+        f"(exported from sqlite) into {target}, schema V8"
     )
     assert jobs_in(target) == ["moved00001", "moved00002"]
     # A second import into the now full database is refused, status 1, nothing doubled.

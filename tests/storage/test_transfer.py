@@ -46,6 +46,7 @@ async def seed(store: JobStore) -> None:
     callback secret; one job with every column filled, odd text and a big snowflake."""
     await store.secret(TOKEN_SECRET_NAME)
     await store.secret("media-links")
+    await store.set_flag("credits-low-warned", True, NOW)
     await store.put_guild_settings(100, {"max_unfinished": 2, "z_first": 1, "a_then": 2}, NOW)
     await store.put_guild_settings(SNOWFLAKE, {}, NOW + 1)
     await store.cache_put(
@@ -96,6 +97,7 @@ async def seed(store: JobStore) -> None:
         "source_url": "https://cdn.example.org/a.mp3?x=1&y=2",
         "options": '{"stems": "vocals", "k": 2}',
         "callback_key": "everycol01",
+        "prepared_at": NOW + 34.25,
     }
     columns = ", ".join(f"{name} = ?" for name in everything)
     values = [
@@ -142,7 +144,13 @@ async def test_sqlite_to_postgresql_to_sqlite_keeps_every_row_and_column(
     middle = await pg_backend.open_store()
     summary = await import_store(middle, io.StringIO(first))
     assert summary.source == "sqlite"
-    assert summary.rows == {"app_secrets": 2, "guild_settings": 2, "results_cache": 1, "jobs": 5}
+    assert summary.rows == {
+        "app_secrets": 2,
+        "guild_settings": 2,
+        "results_cache": 1,
+        "jobs": 5,
+        "operator_flags": 1,
+    }
     assert await everything_in(middle) == before
     second = await export_text(middle)
 
@@ -169,7 +177,13 @@ async def test_every_job_column_is_carried(sqlite_backend: StoreBackend) -> None
     # The seed gives every column a value somewhere, so a dropped one would show.
     assert filled == set(columns)
     assert header["schema_version"] >= 6 and header["source"] == "sqlite"
-    assert set(header["tables"]) == {"app_secrets", "guild_settings", "results_cache", "jobs"}
+    assert set(header["tables"]) == {
+        "app_secrets",
+        "guild_settings",
+        "results_cache",
+        "jobs",
+        "operator_flags",
+    }
 
 
 async def test_a_job_s_callback_still_finds_it_after_the_move(
