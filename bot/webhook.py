@@ -9,6 +9,10 @@ answers within milliseconds and checks cheap things first:
   (:class:`bot.listener.ListenerLimits`: Vidgo itself waits at most 10 s for an answer);
 * token not made by this bot, or of no job -> 404, nothing written;
 * known token -> 200 (also for duplicates and late callbacks, which change nothing).
+
+The listener is on the path of every callback, so its answers are made once: each reply body
+is built at import and every response reuses it (``bench/ingest.py`` measures the listener
+against a bare aiohttp handler; see ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ log = logging.getLogger(__name__)
 # A derived token is ``<callback key>.<HMAC>``; jobs from before derived tokens have random
 # URL-safe tokens without a dot.
 _TOKEN = re.compile(r"^[A-Za-z0-9_.-]{16,96}$")
-_JSON_HEADERS = {"Content-Type": "application/json"}
+_JSON = "application/json"
 
 
 class CallbackSink(Protocol):
@@ -40,12 +44,30 @@ class CallbackSink(Protocol):
     async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome: ...
 
 
-def _reply(status: int, message: str) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps({"ok": status < 300, "message": message}),
-        headers=_JSON_HEADERS,
+def _body(status: int, message: str) -> bytes:
+    return json.dumps({"ok": status < 300, "message": message}).encode()
+
+
+# Every answer the listener gives, encoded once (status, message) -> body.
+_BODIES: dict[tuple[int, str], bytes] = {
+    (status, message): _body(status, message)
+    for status, message in (
+        (404, "unknown callback"),
+        (413, "body too large"),
+        (415, "expected application/json"),
+        (408, "body not received in time"),
+        (400, "body is not valid JSON"),
+        (400, "body must be a JSON object"),
+        *((200, outcome.value) for outcome in CallbackOutcome),
     )
+}
+
+
+def _reply(status: int, message: str) -> web.Response:
+    body = _BODIES.get((status, message))
+    if body is None:  # pragma: no cover - every message the listener sends is listed above
+        body = _body(status, message)
+    return web.Response(status=status, body=body, content_type=_JSON)
 
 
 class CallbackServer(Listener):

@@ -139,6 +139,9 @@ _JSON_COLUMNS = frozenset({"options", "result", "track"})
 # jobs recorded before keys existed) the SHA-256 of a random token.
 _CALLBACK_COLUMNS = ("callback_key", "callback_token_hash")
 _CALLBACK_BATCH = 256
+# Callback batches in flight at once, each on its own pooled connection: the next batch is
+# sent while the previous one is still being written.
+_FLUSHERS = 4
 _DAY = 86400.0
 # A transaction that lost a deadlock or a serialization conflict is run again from the
 # start (it was rolled back whole); past this many tries the error is the caller's.
@@ -247,39 +250,47 @@ RENEW_LEASES = (
     "UPDATE jobs SET due_at = $1 WHERE leased AND lease_owner = $2 AND id = ANY($3::text[])"
 )
 
-# Callbacks. Every row a batch names is locked first, in id order, so that two processes
-# storing overlapping batches cannot deadlock; the updates below then only touch rows this
-# transaction holds.
-LOCK_CALLBACK_TARGETS = f"""
-SELECT id FROM jobs
-WHERE (callback_key = ANY($1::text[]) OR callback_token_hash = ANY($2::text[]))
-  AND state IN {_ACTIVE_SQL}
-ORDER BY id FOR UPDATE
-"""  # noqa: S608
-
-
-def _note_callbacks_sql(column: str) -> str:
-    """Count a callback on the waiting jobs whose ``column`` is in ``$2``; make them due.
-
-    Due at ``$1`` or ``$3`` after the job's last detail read, whichever is later (a flood of
-    callbacks costs one read per gap); an earlier due time stands, and a leased job keeps its
-    lease's end (its worker sees the new count when it reschedules).
-    """
-    if column not in _CALLBACK_COLUMNS:
-        raise ValueError(f"not a callback column: {column!r}")
-    return f"""
-UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
-    due_at = CASE
-        WHEN leased THEN due_at
-        WHEN due_at IS NULL OR due_at > GREATEST($1, COALESCE(polled_at, 0) + $3)
-        THEN GREATEST($1, COALESCE(polled_at, 0) + $3)
-        ELSE due_at END
-WHERE {column} = ANY($2::text[]) AND state IN {_ACTIVE_SQL}
-RETURNING {_COLS}
-"""  # noqa: S608 - a column name from the fixed pair above
-
-
-NOTE_CALLBACKS = {column: _note_callbacks_sql(column) for column in _CALLBACK_COLUMNS}
+# Callbacks: one statement per batch (group commit), so a batch costs one round trip. Every
+# row the batch names is found on its own unique index (a UNION, not an OR, which would send
+# the planner to every unfinished job), then by primary key, and locked first, in id order (a
+# materialized CTE is read in its own order): two processes storing overlapping batches
+# cannot deadlock, and the UPDATE only touches rows this statement holds. A job is due at $1
+# or $4 after its last detail read, whichever is later (a flood of callbacks costs one read
+# per gap); an earlier due time stands, and a leased job keeps its lease's end (its worker
+# sees the new count when it reschedules). The soonest job made due is announced to other
+# processes ($5 the channel, $6 the sending store) when the statement commits.
+# The statement commits without waiting for its WAL flush (``synchronous_commit`` off for
+# this transaction only): a callback is a hint, and a server crash can at worst forget the
+# last fraction of a second of them, which the polling safety net covers; the database stays
+# consistent either way. Everything else commits durably as before.
+NOTE_CALLBACKS = f"""
+WITH targets AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM jobs WHERE callback_key = ANY($2::text[])
+        UNION ALL
+        SELECT id FROM jobs WHERE callback_token_hash = ANY($3::text[])
+    )) AND state IN {_ACTIVE_SQL}
+    ORDER BY id FOR UPDATE
+), changed AS (
+    UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
+        due_at = CASE
+            WHEN leased THEN due_at
+            WHEN due_at IS NULL OR due_at > GREATEST($1, COALESCE(polled_at, 0) + $4)
+            THEN GREATEST($1, COALESCE(polled_at, 0) + $4)
+            ELSE due_at END
+    FROM targets WHERE jobs.id = targets.id
+    RETURNING {", ".join("jobs." + column for column in _COLUMNS)}
+), announced AS (
+    SELECT pg_notify($5, MIN(due_at)::text || ' ' || $6) FROM changed
+    WHERE NOT leased AND due_at IS NOT NULL HAVING COUNT(*) > 0
+), relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', TRUE)
+)
+SELECT {_COLS}, (SELECT COUNT(*) FROM announced) AS notified,
+    (SELECT COUNT(*) FROM relaxed) AS relaxed
+FROM changed
+"""  # noqa: S608 - fixed column and state lists
 SELECT_BY_CALLBACK = {
     column: f"SELECT {_COLS} FROM jobs WHERE {column} = ANY($1::text[])"  # noqa: S608
     for column in _CALLBACK_COLUMNS
@@ -647,7 +658,7 @@ class PostgresJobStore(JobStore):
         self._listen_check = listen_check
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._callback_queue: list[_QueuedCallback] = []
-        self._callback_flusher: asyncio.Task[None] | None = None
+        self._callback_flushers: set[asyncio.Task[None]] = set()
         # Names this store in its notifications, so its own listener skips them.
         self._token = secrets.token_hex(8)
         self._channel = ""
@@ -742,8 +753,8 @@ class PostgresJobStore(JobStore):
         await self.stop_listening()
         if self._pool is None:
             return
-        if self._callback_flusher is not None:
-            await asyncio.gather(self._callback_flusher, return_exceptions=True)
+        if self._callback_flushers:
+            await asyncio.gather(*self._callback_flushers, return_exceptions=True)
         pool, self._pool = self._pool, None
         await pool.close()
 
@@ -1145,8 +1156,10 @@ class PostgresJobStore(JobStore):
         self._callback_queue.append(
             _QueuedCallback(column, _clean(value), now, task_hint, min_poll_gap, future)
         )
-        if self._callback_flusher is None or self._callback_flusher.done():
-            self._callback_flusher = asyncio.create_task(self._flush_callbacks())
+        if len(self._callback_flushers) < _FLUSHERS:
+            flusher = asyncio.create_task(self._flush_callbacks())
+            self._callback_flushers.add(flusher)
+            flusher.add_done_callback(self._callback_flushers.discard)
         return await future
 
     async def _flush_callbacks(self) -> None:
@@ -1173,42 +1186,57 @@ class PostgresJobStore(JobStore):
             column: list(dict.fromkeys(e.value for e in batch if e.column == column))
             for column in _CALLBACK_COLUMNS
         }
-
-        async def work(conn: Conn) -> dict[tuple[str, str], JobRecord]:
-            found: dict[tuple[str, str], JobRecord] = {}
-            await conn.execute(
-                LOCK_CALLBACK_TARGETS, values["callback_key"], values["callback_token_hash"]
-            )
-            soonest: float | None = None
+        found: dict[tuple[str, str], JobRecord] = {}
+        for attempt in range(1, _TX_ATTEMPTS + 1):
+            try:
+                async with self._conn() as conn:
+                    rows = await conn.fetch(
+                        NOTE_CALLBACKS,
+                        now,
+                        values["callback_key"],
+                        values["callback_token_hash"],
+                        gap,
+                        self._channel,
+                        self._token,
+                    )
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _TX_ATTEMPTS:
+                    raise
+        for row in rows:
+            job = _row_to_job(row)
             for column in _CALLBACK_COLUMNS:
-                unique = values[column]
-                if not unique:
-                    continue
-                for job in await self._many(conn, NOTE_CALLBACKS[column], now, unique, gap):
-                    found[(column, str(getattr(job, column)))] = job
-                    if not job.leased and job.due_at is not None:
-                        soonest = job.due_at if soonest is None else min(soonest, job.due_at)
-                missing = [v for v in unique if (column, v) not in found]
-                if missing:
-                    # Finished jobs are returned unchanged; unknown ones stay absent.
-                    for job in await self._many(conn, SELECT_BY_CALLBACK[column], missing):
-                        found[(column, str(getattr(job, column)))] = job
-            for entry in batch:
-                hinted = found.get((entry.column, entry.value))
-                if (
-                    entry.task_hint is None
-                    or hinted is None
-                    or hinted.state is not JobState.ACCEPTED
-                    or hinted.vidgo_task_id is not None
-                ):
-                    continue
-                hint = _clean(entry.task_hint)
-                await conn.execute(KEEP_TASK_HINT, hint, hinted.id)
-                found[(entry.column, entry.value)] = replace(hinted, task_hint=hint)
-            await self._notify(conn, soonest)
-            return found
-
-        return await self._in_tx(work)
+                value = getattr(job, column)
+                if value is not None and (column, value) not in found:
+                    found[(column, str(value))] = job
+        missing = {
+            column: [v for v in values[column] if (column, v) not in found]
+            for column in _CALLBACK_COLUMNS
+        }
+        hinted = [
+            entry
+            for entry in batch
+            if entry.task_hint is not None
+            and (named := found.get((entry.column, entry.value))) is not None
+            and named.state is JobState.ACCEPTED
+            and named.vidgo_task_id is None
+        ]
+        if any(missing.values()) or hinted:
+            async with self._conn() as conn:
+                for column in _CALLBACK_COLUMNS:
+                    if missing[column]:
+                        # Finished jobs are returned unchanged; unknown ones stay absent.
+                        for job in await self._many(
+                            conn, SELECT_BY_CALLBACK[column], missing[column]
+                        ):
+                            found[(column, str(getattr(job, column)))] = job
+                for entry in hinted:
+                    # Rare: the job never learned its task id (a submit answer was lost).
+                    job = found[(entry.column, entry.value)]
+                    hint = _clean(entry.task_hint)
+                    await conn.execute(KEEP_TASK_HINT, hint, job.id)
+                    found[(entry.column, entry.value)] = replace(job, task_hint=hint)
+        return found
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""

@@ -97,6 +97,8 @@ _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _ACTIVE_SQL = "('accepted', 'submitted', 'running')"
 _FINAL_SQL = "('delivered', 'undeliverable', 'cancelled')"
 _CALLBACK_BATCH = 256
+# Callback batches in flight at once (one being written, one waiting in the thread's queue).
+_FLUSHERS = 2
 _DAY = 86400.0
 _T = TypeVar("_T")
 # One function run in the connection's thread (see the module docstring).
@@ -462,7 +464,9 @@ class SqliteJobStore(JobStore):
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._callback_queue: list[_QueuedCallback] = []
-        self._callback_flusher: asyncio.Task[None] | None = None
+        # Tasks storing callback batches: at most _FLUSHERS at once, so that the next batch
+        # is already queued for the thread while the previous one is being written.
+        self._callback_flushers: set[asyncio.Task[None]] = set()
         # Versions the last open() applied (the ``migrate`` command reports them).
         self.applied_migrations: list[int] = []
         # Functions sent to the connection's thread so far (each is one round trip).
@@ -528,8 +532,8 @@ class SqliteJobStore(JobStore):
         """Wait for pending callback writes, then close (after every queued function)."""
         if self._conn is None:
             return
-        if self._callback_flusher is not None:
-            await asyncio.gather(self._callback_flusher, return_exceptions=True)
+        if self._callback_flushers:
+            await asyncio.gather(*self._callback_flushers, return_exceptions=True)
         conn, self._conn = self._conn, None
         await conn.close()
 
@@ -925,8 +929,10 @@ class SqliteJobStore(JobStore):
         self._callback_queue.append(
             _QueuedCallback(column, value, now, task_hint, min_poll_gap, future)
         )
-        if self._callback_flusher is None or self._callback_flusher.done():
-            self._callback_flusher = asyncio.create_task(self._flush_callbacks())
+        if len(self._callback_flushers) < _FLUSHERS:
+            flusher = asyncio.create_task(self._flush_callbacks())
+            self._callback_flushers.add(flusher)
+            flusher.add_done_callback(self._callback_flushers.discard)
         return await future
 
     async def _flush_callbacks(self) -> None:
