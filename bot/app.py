@@ -318,6 +318,7 @@ async def run_app(
                 server = None
             await retention.stop()
             await engine.stop(grace=10.0)
+            await app.delivery.settle(grace=5.0)  # status edits still waiting their turn
             await bot.close()
             stop_task.cancel()
             if bot_task in done:
