@@ -612,6 +612,19 @@ class _QueuedCallback:
     future: asyncio.Future[JobRecord | None]
 
 
+async def _leave_session_as_is(conn: ListenerConnection) -> None:
+    """The pool's reset of a connection given back: nothing beyond asyncpg's own part.
+
+    asyncpg always rolls back an open transaction and drops listener callbacks; by default
+    it then also sends ``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL`` and
+    ``pg_advisory_unlock_all()`` — one more round trip for every operation of the store.
+    This store leaves no session state on a pooled connection: settings are made with
+    ``SET LOCAL`` or ``set_config(…, true)`` inside a transaction, ``LISTEN`` runs on a
+    connection of its own, no cursor outlives its transaction, and the migrator's session
+    lock is released in a ``finally`` (a connection that lost it is closed).
+    """
+
+
 def _hand_over(on_due: Callable[[float], None], due_at: float) -> None:
     """Give a due time to the dispatcher; its failure must not end the listener."""
     try:
@@ -719,6 +732,7 @@ class PostgresJobStore(JobStore):
             max_size=self._max_pool_size,
             timeout=self._connect_timeout,
             server_settings=settings,
+            reset=_leave_session_as_is,
         )
         try:
             async with pool.acquire() as conn:
