@@ -23,7 +23,7 @@ import logging
 import re
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
 from bot.listener import Listener, ListenerLimits
@@ -96,9 +96,9 @@ class CallbackServer(Listener):
         self.app.router.add_post(CALLBACK_PATH + "{token}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        outcome, response = await self._answer(request)
+        label, response = await self._answer(request)
         if self._observer is not None:
-            self._observer.callback(outcome)
+            self._observer.callback(label)
         return response
 
     async def _answer(self, request: web.Request) -> tuple[str, web.Response]:
@@ -106,9 +106,11 @@ class CallbackServer(Listener):
         token = request.match_info["token"]
         if not _TOKEN.match(token):
             return "unknown", _reply(404, "unknown callback")
-        if request.content_length is not None and request.content_length > self._max_body:
+        length = request.content_length
+        if length is not None and length > self._max_body:
             return "too_large", _reply(413, "body too large")
-        if request.content_type != "application/json":
+        # The usual header is exactly "application/json": compared as is, it needs no parse.
+        if request.headers.get(hdrs.CONTENT_TYPE) != _JSON and request.content_type != _JSON:
             return "wrong_type", _reply(415, "expected application/json")
         try:
             if request.content.is_eof():

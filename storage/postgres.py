@@ -140,8 +140,9 @@ _JSON_COLUMNS = frozenset({"options", "result", "track"})
 _CALLBACK_COLUMNS = ("callback_key", "callback_token_hash")
 _CALLBACK_BATCH = 256
 # Callback batches in flight at once, each on its own pooled connection: the next batch is
-# sent while the previous one is still being written.
-_FLUSHERS = 4
+# sent while the previous one is still being written (more made the batches smaller, which
+# cost PostgreSQL more per callback than it saved in waiting, in bench/ingest.py).
+_FLUSHERS = 2
 _DAY = 86400.0
 # A transaction that lost a deadlock or a serialization conflict is run again from the
 # start (it was rolled back whole); past this many tries the error is the caller's.

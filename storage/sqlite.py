@@ -145,6 +145,11 @@ def _dumps(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(dict(value), separators=(",", ":"))
 
 
+# Stored text to enum by a dict look-up (the enum's own call is slower, on every row read).
+_STATES = {state.value: state for state in JobState}
+_SOURCE_KINDS = {kind.value: kind for kind in SourceKind}
+
+
 def _row_to_job(row: Iterable[Any]) -> JobRecord:
     # Unpacked by position (the order of _COLUMNS): this runs for every row the store reads.
     (
@@ -196,7 +201,7 @@ def _row_to_job(row: Iterable[Any]) -> JobRecord:
     return JobRecord(
         id=id_,
         kind=kind,
-        source_kind=SourceKind(source_kind),
+        source_kind=_SOURCE_KINDS.get(source_kind) or SourceKind(source_kind),
         source_key=source_key,
         model=model,
         requester_id=requester_id,
@@ -210,8 +215,8 @@ def _row_to_job(row: Iterable[Any]) -> JobRecord:
         reply_to_message_id=reply_to_message_id,
         vidgo_task_id=vidgo_task_id,
         leader_id=leader_id,
-        state=JobState(state),
-        outcome=JobState(outcome) if outcome else None,
+        state=_STATES.get(state) or JobState(state),
+        outcome=(_STATES.get(outcome) or JobState(outcome)) if outcome else None,
         attempts=attempts,
         polls=polls,
         delivery_attempts=delivery_attempts,
