@@ -1,13 +1,26 @@
-"""Callback ingest: valid-token callbacks per second into SQLite vs a bare aiohttp handler.
+"""Callback ingest: valid-token callbacks per second vs a bare aiohttp handler, driven by wrk.
 
-Run: ``.venv/bin/python -m bench.ingest [--seconds 5] [--concurrency 64] [--jobs 2000]``
+Run: ``.venv/bin/python -m bench.ingest [--seconds 5] [--rounds 3] [--connections 64]
+[--jobs 2000] [--database postgresql://postgres@127.0.0.1:5432/test] [--no-pin]
+[--profile out.svg]``
 
-Each server runs in its own process (the load generator must not share its core); both are
-measured in the same run on the same machine, and the ratio is what counts (goal >= 0.3x).
-The Stemcord side is the real :class:`bot.webhook.CallbackServer` and
-:meth:`bot.engine.JobEngine.on_callback` on a real SQLite file: token lookup, the UPDATE that
-records the callback, and the 200. The dispatcher is not started, so the measured path is
-ingest only (the re-read from Vidgo happens afterwards, off the request path).
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``); exits with a message when it is missing.
+
+Two servers, each in its own process: a bare aiohttp handler that reads the body and answers
+200, and Stemcord's real callback listener (:class:`bot.webhook.CallbackServer` in front of
+:meth:`bot.engine.JobEngine.on_callback`) on a real store — a SQLite file, or with
+``--database`` a PostgreSQL schema of its own (created, then dropped). The store holds
+``--jobs`` unfinished (submitted, not leased) jobs, and every request carries the real
+derived callback token (``<callback_key>.<HMAC>``) of one of them, varied request by request
+by a Lua script. The dispatcher is not started: what is measured is ingest only (the detail
+read that a callback asks for happens afterwards, off the request path).
+
+wrk runs each server for ``--seconds`` in turn, alternating (bare, Stemcord, bare, …) for
+``--rounds`` rounds after a warm-up of each, so both see the same machine load. The server
+and wrk are pinned to different cores (``--no-pin`` to leave placement to the kernel) and
+each run reports wrk's own CPU share and the server's: the server must be the bottleneck
+(near 100 % of its core), not the generator. The ratio is Stemcord's median req/s over the
+bare handler's median. Goals: >= 0.5x on SQLite, >= 0.3x on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,27 +31,72 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import secrets
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BODY = json.dumps(
+    {"code": 200, "msg": "success", "data": {"task_id": "bench-task", "status": "finished"}}
+)
+
+# One request per token in turn (each wrk thread starts at its own offset); the summary is
+# printed as one JSON line the bench reads back.
+LUA = r"""
+local tokens = {}
+local counter = 0
+local threads = {}
+local offset = 0
+
+setup = function(thread)
+  thread:set("offset", offset)
+  offset = offset + 7919
+  table.insert(threads, thread)
+end
+
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  counter = tonumber(offset) or 0
+  wrk.method = "POST"
+  wrk.body = args[2]
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/vidgo/callback/" .. tokens[(counter % #tokens) + 1])
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, round(q * (len(ordered) - 1)))
-    return ordered[index]
+def _pin(core: int | None) -> None:
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
 
-def _serve_bare(port_queue: Any, stop: Any) -> None:
+def _serve_bare(ready: Any, stop: Any, core: int | None) -> None:
+    _pin(core)
+
     async def main() -> None:
         async def handler(request: web.Request) -> web.Response:
             await request.read()
@@ -46,22 +104,50 @@ def _serve_bare(port_queue: Any, stop: Any) -> None:
 
         app = web.Application()
         app.router.add_post("/vidgo/callback/{token}", handler)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port_queue.put(runner.addresses[0][1])
+        ready.put({"port": runner.addresses[0][1], "pid": os.getpid()})
         await asyncio.to_thread(stop.wait)
         await runner.cleanup()
 
     asyncio.run(main())
 
 
-def _serve_stemcord(port_queue: Any, stop: Any, db_path: str, tokens: list[str]) -> None:
-    from bot.engine import EngineConfig, JobEngine, hash_token
-    from bot.webhook import CallbackServer
+async def _seed(store: Any, count: int) -> None:
+    """``count`` submitted, unleased jobs with callback keys, the way the engine makes them."""
+    from storage.jobstate import JobState
     from storage.records import NewJob, SourceKind
-    from storage.sqlite import SqliteJobStore
+
+    now = time.time()
+    for i in range(count):
+        job_id = f"bench{i:06d}"
+        new = NewJob(
+            id=job_id,
+            kind="separation",
+            source_kind=SourceKind.URL,
+            source_key=f"url:https://cdn.example.org/{i}.mp3",
+            model="upload-and-separate-vocals",
+            requester_id=1000 + i % 50,
+            channel_id=7,
+            guild_id=42,
+            source_url=f"https://cdn.example.org/{i}.mp3",
+            deadline_at=now + 36000,
+            callback_key=job_id,
+        )
+        admitted = await store.admit(new, now, submit_lease_until=now + 3600, owner="seed")
+        job = await store.transition(
+            job_id, JobState.SUBMITTED, now, lease=admitted.job.lease_id, vidgo_task_id=f"t{i}"
+        )
+        await store.reschedule(job_id, now, now + 3600, seen_callbacks=0, lease=job.lease_id)
+
+
+def _serve_stemcord(ready: Any, stop: Any, core: int | None, setup: dict[str, Any]) -> None:
+    _pin(core)
+    from bot.engine import TOKEN_SECRET_NAME, EngineConfig, JobEngine, callback_token
+    from bot.webhook import CallbackServer
+    from storage.factory import store_for_url
 
     class NoDelivery:
         async def deliver(self, job: Any) -> int | None:
@@ -70,34 +156,32 @@ def _serve_stemcord(port_queue: Any, stop: Any, db_path: str, tokens: list[str])
         async def show_progress(self, job: Any) -> None:
             return None
 
+    class NoVidgo:
+        async def get_task(self, task_id: str) -> Any:
+            raise AssertionError("the dispatcher is not started in this bench")
+
+        async def get_track(self, task_id: str, audio_id: str) -> Any:
+            raise AssertionError("the dispatcher is not started in this bench")
+
+    count = setup["jobs"]
+
     async def main() -> None:
-        store = SqliteJobStore(db_path)
+        store = store_for_url(setup["database"])
         await store.open()
-        now = time.time()
-        for i, token in enumerate(tokens):
-            new = NewJob(
-                id=f"bench{i:05d}",
-                kind="separation",
-                source_kind=SourceKind.URL,
-                source_key=f"k{i}",
-                model="upload-and-separate-vocals",
-                requester_id=1,
-                channel_id=1,
-                deadline_at=now + 3600,
-                callback_token_hash=hash_token(token),
-            )
-            await store.admit(new, now, submit_lease_until=now + 3600)
-            await store.update(new.id, now, due_at=now + 3600)
+        await _seed(store, count)
+        secret = await store.secret(TOKEN_SECRET_NAME)
+        tokens = "".join(callback_token(secret, f"bench{i:06d}") + "\n" for i in range(count))
+        await asyncio.to_thread(Path(setup["tokens"]).write_text, tokens)
         engine = JobEngine(
             store,
-            vidgo=None,  # type: ignore[arg-type]
-            delivery=NoDelivery(),
-            config=EngineConfig(public_url="https://bench.invalid"),
+            NoVidgo(),
+            NoDelivery(),
+            EngineConfig(public_url="https://bench.invalid"),
             kinds=[],
         )
         server = CallbackServer(engine, host="127.0.0.1", port=0)
         await server.start()
-        port_queue.put(server.port)
+        ready.put({"port": server.port, "pid": os.getpid()})
         await asyncio.to_thread(stop.wait)
         await server.stop()
         await store.close()
@@ -105,96 +189,209 @@ def _serve_stemcord(port_queue: Any, stop: Any, db_path: str, tokens: list[str])
     asyncio.run(main())
 
 
-async def _load(port: int, tokens: list[str], seconds: float, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    body = json.dumps({"code": 200, "data": {"task_id": "t", "status": "finished", "files": []}})
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < deadline:
-                token = tokens[i % len(tokens)]
-                i += concurrency
-                start = time.perf_counter()
-                async with session.post(
-                    f"http://127.0.0.1:{port}/vidgo/callback/{token}",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                ) as resp:
-                    await resp.read()
-                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
-                latencies.append(time.perf_counter() - start)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": _percentile(latencies, 0.5) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
-        "non_200": sum(n for s, n in statuses.items() if s != 200),
-    }
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _run_side(
-    target: Any, args: tuple[Any, ...], tokens: list[str], seconds: float, concurrency: int
-) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    port_queue = ctx.Queue()
-    stop = ctx.Event()
-    proc = ctx.Process(target=target, args=(port_queue, stop, *args), daemon=True)
-    proc.start()
+def _wrk(port: int, seconds: float, args: argparse.Namespace, paths: dict[str, Path]) -> dict:
+    """One wrk run; its summary, plus its own CPU time from the kernel's accounting."""
+    core = args.wrk_core
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "-s",
+        str(paths["script"]),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(paths["tokens"]),
+        BODY,
+    ]
+    proc = subprocess.Popen(  # noqa: S603 - a fixed command line
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: _pin(core)) if core is not None else None,  # noqa: PLW1509
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.strip() or out.strip()}")
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    summary = json.loads(line.removeprefix("BENCH "))
+    duration = summary["duration_us"] / 1e6
+    summary["rps"] = summary["requests"] / duration
+    summary["wrk_cpu_pct"] = (usage.ru_utime + usage.ru_stime) / duration * 100
+    return summary
+
+
+class Side:
+    """One server process, kept up for all of its runs."""
+
+    def __init__(self, name: str, target: Any, args: tuple[Any, ...]) -> None:
+        self.name = name
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Queue()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=target, args=(self._ready, self._stop, *args))
+        self._proc.start()
+        info = self._ready.get(timeout=600)
+        self.port: int = info["port"]
+        self.pid: int = info["pid"]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+def _run(side: Side, seconds: float, args: argparse.Namespace, paths: dict[str, Path]) -> dict:
+    cpu0 = _cpu_seconds(side.pid)
+    began = time.perf_counter()
+    row = _wrk(side.port, seconds, args, paths)
+    wall = time.perf_counter() - began
+    row["server_cpu_pct"] = (_cpu_seconds(side.pid) - cpu0) / wall * 100
+    return row
+
+
+def _wrk_version() -> str:
+    done = subprocess.run(["wrk", "-v"], check=False, capture_output=True, text=True)  # noqa: S607
+    return (done.stdout or done.stderr).split("\n")[0].strip()
+
+
+def _schema_url(database: str, schema: str) -> str:
+    joiner = "&" if "?" in database else "?"
+    return f"{database}{joiner}schema={schema}"
+
+
+async def _drop_schema(database: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(database)
     try:
-        port = port_queue.get(timeout=60)
-        asyncio.run(_load(port, tokens, 1.0, concurrency))  # warm-up
-        return asyncio.run(_load(port, tokens, seconds, concurrency))
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     finally:
-        stop.set()
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
+        await conn.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--database", default=None, help="postgresql://… (default: SQLite)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="py-spy the Stemcord side (.txt: collapsed stacks, or SVG)",
+    )
     args = parser.parse_args()
 
-    tokens = [os.urandom(16).hex()[:22] for _ in range(args.jobs)]
-    bare = _run_side(_serve_bare, (), tokens, args.seconds, args.concurrency)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.sqlite3")
-        stem = _run_side(_serve_stemcord, (db, tokens), tokens, args.seconds, args.concurrency)
-    ratio = stem["rps"] / bare["rps"]
+    if shutil.which("wrk") is None:
+        sys.exit("bench.ingest needs wrk: apt-get install -y wrk (Debian/Ubuntu)")
+    cores = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cores) >= 2
+    server_core = cores[0] if pin else None
+    args.wrk_core = cores[1] if pin else None
 
-    print(f"{'server':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-200':>10}")
-    for name, row in (("bare aiohttp", bare), ("stemcord ingest", stem)):
-        print(
-            f"{name:<22}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['non_200']:>10.0f}"
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"script": Path(tmp) / "callbacks.lua", "tokens": Path(tmp) / "tokens.txt"}
+        paths["script"].write_text(LUA)
+        schema = None
+        if args.database:
+            schema = f"bench_ingest_{secrets.token_hex(4)}"
+            database = _schema_url(args.database, schema)
+            backend = "postgresql"
+        else:
+            database = f"sqlite:///{Path(tmp) / 'ingest.sqlite3'}"
+            backend = "sqlite"
+        bare = Side("bare aiohttp", _serve_bare, (server_core,))
+        stem = Side(
+            "stemcord ingest",
+            _serve_stemcord,
+            (server_core, {"database": database, "jobs": args.jobs, "tokens": paths["tokens"]}),
         )
-    print(f"ratio stemcord/bare: {ratio:.2f}x (goal >= 0.30x)")
+        runs: dict[str, list[dict[str, Any]]] = {bare.name: [], stem.name: []}
+        profiler = None
+        try:
+            for side in (bare, stem):
+                _run(side, 1.0, args, paths)  # warm-up
+            if args.profile:
+                spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+                fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
+                command = [spy, "record", "-o", args.profile, "-p", str(stem.pid), "-r", "200"]
+                profiler = subprocess.Popen(  # noqa: S603
+                    [*command, "-f", fmt, "--threads"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            for _ in range(args.rounds):
+                for side in (bare, stem):
+                    runs[side.name].append(_run(side, args.seconds, args, paths))
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait()
+            bare.close()
+            stem.close()
+            if schema is not None:
+                asyncio.run(_drop_schema(args.database, schema))
+
+    medians = {name: statistics.median(r["rps"] for r in rows) for name, rows in runs.items()}
+    ratio = medians[stem.name] / medians[bare.name]
+    placement = f"server core {server_core}, wrk core {args.wrk_core}" if pin else "no"
+    print(
+        f"backend {backend}; wrk -t{args.threads} -c{args.connections}, {args.seconds:g} s x "
+        f"{args.rounds} alternating rounds; pinned: {placement}"
+    )
+    print(
+        f"{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}"
+        f"{'server CPU':>12}{'wrk CPU':>9}"
+    )
+    for name, rows in runs.items():
+        for r in rows:
+            print(
+                f"{name:<18}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}"
+                f"{r['non2xx']:>9}{r['socket_errors']:>8}{r['server_cpu_pct']:>11.0f}%"
+                f"{r['wrk_cpu_pct']:>8.0f}%"
+            )
+    print(
+        f"median req/s: bare {medians[bare.name]:.0f}, stemcord {medians[stem.name]:.0f}; "
+        f"ratio {ratio:.2f}x (goal >= {0.3 if backend == 'postgresql' else 0.5:.1f}x)"
+    )
+    if any(r["non2xx"] for r in runs[stem.name]):
+        print("WARNING: Stemcord answered some callbacks with a non-2xx status")
 
     RESULTS.mkdir(exist_ok=True)
     out = {
         "bench": "ingest",
+        "backend": backend,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "loadavg_after": os.getloadavg(),
         },
-        "params": vars(args),
-        "bare": bare,
-        "stemcord": stem,
+        "wrk": _wrk_version(),
+        "params": {k: v for k, v in vars(args).items() if k != "database"},
+        "runs": runs,
+        "median_rps": medians,
         "ratio": ratio,
     }
-    (RESULTS / "ingest.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / f"ingest-{backend}.json").write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

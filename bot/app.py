@@ -529,6 +529,7 @@ async def run_app(
             if credits is not None:
                 await credits.stop()
             await engine.stop(grace=10.0)
+            await app.delivery.settle(grace=5.0)  # status edits still waiting their turn
             # After the engine: a render still running was given its grace there.
             await media.close()
             media = None

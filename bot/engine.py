@@ -102,6 +102,8 @@ UNCONFIRMED_MESSAGE = (
     "lost and Vidgo never reported back"
 )
 INTERNAL_MESSAGE = "Stemcord kept failing while working on this job"
+# How many verified callback tokens the engine remembers (see JobEngine._remember_verified).
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class KindNotEnabled(LookupError):
@@ -268,6 +270,8 @@ class JobEngine:
         self._running = False
         self._last_callback_at: float | None = None
         self._token_secret: bytes | None = None
+        # Callback tokens whose HMAC was checked, and the key each names (bounded).
+        self._verified: dict[str, str] = {}
         # Jobs this process is working on right now (their leases are renewed).
         self._held: Counter[str] = Counter()
 
@@ -492,9 +496,12 @@ class JobEngine:
         """
         now = self._clock()
         if "." in token:
-            key = callback_key_of(await self._secret(), token)
+            key = self._verified.get(token)
             if key is None:
-                return CallbackOutcome.UNKNOWN  # not made by this bot: no database work
+                key = callback_key_of(await self._secret(), token)
+                if key is None:
+                    return CallbackOutcome.UNKNOWN  # not made by this bot: no database work
+                self._remember_verified(token, key)
             job = await self.store.note_callback(
                 now,
                 callback_key=key,
@@ -510,13 +517,24 @@ class JobEngine:
             )
         if job is None:
             return CallbackOutcome.UNKNOWN
-        with job_context(job.id, job.vidgo_task_id):
-            log.debug("job %s: callback received (%s)", job.id, job.state.value)
+        if log.isEnabledFor(logging.DEBUG):  # the hot path skips the context otherwise
+            with job_context(job.id, job.vidgo_task_id):
+                log.debug("job %s: callback received (%s)", job.id, job.state.value)
         self._last_callback_at = now
         if not job.state.is_active:
             return CallbackOutcome.IGNORED
         self._scheduler.notify_due(job.due_at)
         return CallbackOutcome.ACCEPTED
+
+    def _remember_verified(self, token: str, key: str) -> None:
+        """Keep a token whose HMAC checked out, so its repeats skip the HMAC.
+
+        Only tokens made with this bot's secret get here; the memory is bounded and starts
+        over when full (Vidgo sends few callbacks per job, so old entries are rarely needed).
+        """
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = key
 
     @property
     def callbacks_healthy(self) -> bool:

@@ -9,6 +9,10 @@ answers within milliseconds and checks cheap things first:
   (:class:`bot.listener.ListenerLimits`: Vidgo itself waits at most 10 s for an answer);
 * token not made by this bot, or of no job -> 404, nothing written;
 * known token -> 200 (also for duplicates and late callbacks, which change nothing).
+
+The listener is on the path of every callback, so its answers are made once: each reply body
+is built at import and every response reuses it (``bench/ingest.py`` measures the listener
+against a bare aiohttp handler; see ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import re
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.engine import CALLBACK_PATH, CallbackOutcome
 from bot.listener import Listener, ListenerLimits
@@ -31,7 +35,7 @@ log = logging.getLogger(__name__)
 # A derived token is ``<callback key>.<HMAC>``; jobs from before derived tokens have random
 # URL-safe tokens without a dot.
 _TOKEN = re.compile(r"^[A-Za-z0-9_.-]{16,96}$")
-_JSON_HEADERS = {"Content-Type": "application/json"}
+_JSON = "application/json"
 
 
 class CallbackSink(Protocol):
@@ -40,12 +44,30 @@ class CallbackSink(Protocol):
     async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome: ...
 
 
-def _reply(status: int, message: str) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps({"ok": status < 300, "message": message}),
-        headers=_JSON_HEADERS,
+def _body(status: int, message: str) -> bytes:
+    return json.dumps({"ok": status < 300, "message": message}).encode()
+
+
+# Every answer the listener gives, encoded once (status, message) -> body.
+_BODIES: dict[tuple[int, str], bytes] = {
+    (status, message): _body(status, message)
+    for status, message in (
+        (404, "unknown callback"),
+        (413, "body too large"),
+        (415, "expected application/json"),
+        (408, "body not received in time"),
+        (400, "body is not valid JSON"),
+        (400, "body must be a JSON object"),
+        *((200, outcome.value) for outcome in CallbackOutcome),
     )
+}
+
+
+def _reply(status: int, message: str) -> web.Response:
+    body = _BODIES.get((status, message))
+    if body is None:  # pragma: no cover - every message the listener sends is listed above
+        body = _body(status, message)
+    return web.Response(status=status, body=body, content_type=_JSON)
 
 
 class CallbackServer(Listener):
@@ -74,9 +96,9 @@ class CallbackServer(Listener):
         self.app.router.add_post(CALLBACK_PATH + "{token}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        outcome, response = await self._answer(request)
+        label, response = await self._answer(request)
         if self._observer is not None:
-            self._observer.callback(outcome)
+            self._observer.callback(label)
         return response
 
     async def _answer(self, request: web.Request) -> tuple[str, web.Response]:
@@ -84,9 +106,11 @@ class CallbackServer(Listener):
         token = request.match_info["token"]
         if not _TOKEN.match(token):
             return "unknown", _reply(404, "unknown callback")
-        if request.content_length is not None and request.content_length > self._max_body:
+        length = request.content_length
+        if length is not None and length > self._max_body:
             return "too_large", _reply(413, "body too large")
-        if request.content_type != "application/json":
+        # The usual header is exactly "application/json": compared as is, it needs no parse.
+        if request.headers.get(hdrs.CONTENT_TYPE) != _JSON and request.content_type != _JSON:
             return "wrong_type", _reply(415, "expected application/json")
         try:
             if request.content.is_eof():

@@ -11,6 +11,11 @@
   restart — through the channel message. While the job waits on Vidgo the status message
   shows its place in the server's queue and an ETA (:mod:`bot.progress`) and carries the
   Refresh and Cancel buttons (:mod:`cogs.buttons`); they go away when the job ends.
+* Status edits are coalesced (:class:`bot.progress.StatusEdits`): one edit per job every
+  :data:`bot.progress.STATUS_EDIT_INTERVAL` seconds at most, showing the newest state; the
+  edit that shows the end is never dropped. A delivery hands its status edit over and
+  returns: the result message, not the courtesy edit, is what the worker waits for.
+  :meth:`DiscordDelivery.settle` makes the edits still waiting at shutdown.
 
 Each job is shown by its kind's view (:mod:`cogs.views`): its status words, its outcome
 message, and the buttons other kinds offer on it (Lyrics and MIDI on separation results).
@@ -41,10 +46,9 @@ import discord
 
 from bot.delivery import DeliveryError, delivery_key
 from bot.media.links import UploadFitter
-from bot.progress import Progress, ProgressTracker
+from bot.progress import STATUS_EDIT_INTERVAL, Progress, ProgressTracker, StatusEdits
 from cogs.buttons import status_items
 from cogs.render import Attached, KindWords, Outcome, left_out_sentence, status_embed
-from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 
 log = logging.getLogger(__name__)
@@ -56,8 +60,6 @@ INTERACTION_WINDOW = 14 * 60.0
 NONCE_TRUST_SECONDS = 120.0
 # How far back in a channel to look for an earlier post of the same job.
 HISTORY_LOOKBACK = 100
-# Progress edits of one job at most this often unless its state changed.
-PROGRESS_MIN_INTERVAL = 10.0
 FILES_FIELD = "Files"
 TOO_LARGE_STATUS = 413
 
@@ -163,6 +165,7 @@ class DiscordDelivery:
         *,
         fitter: UploadFitter | None = None,
         clock: Callable[[], float] = time.time,
+        status_interval: float = STATUS_EDIT_INTERVAL,
     ) -> None:
         self.client = client
         self.views = views
@@ -171,7 +174,7 @@ class DiscordDelivery:
         self._clock = clock
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
         self._admissions: dict[str, Admission] = {}
-        self._last_progress: dict[str, tuple[JobState, float]] = {}
+        self.status_edits = StatusEdits(self._show_status, interval=status_interval)
 
     def remember_interaction(
         self, job_id: str, interaction: discord.Interaction, admission: Admission
@@ -183,7 +186,6 @@ class DiscordDelivery:
     def _forget(self, job_id: str) -> None:
         self._interactions.pop(job_id, None)
         self._admissions.pop(job_id, None)
-        self._last_progress.pop(job_id, None)
 
     def render(self, job: JobRecord) -> Outcome:
         """The job's outcome message with the buttons other kinds offer on it."""
@@ -213,8 +215,7 @@ class DiscordDelivery:
             found = await self._earlier_post(job, channel_ids)
             if found is not None:
                 log.info("job %s: found its earlier post %s; not posting again", job.id, found)
-                await self._edit_status(job)
-                self._forget(job.id)
+                await self.status_edits.show(job, wait=False)
                 return found
         refused: list[str] = []
         message: discord.Message | None = None
@@ -247,8 +248,8 @@ class DiscordDelivery:
                 ) from dm_exc
         if job.dm_on_completion and not dm_sent:
             await self._dm_copy(job, outcome, allowed)
-        await self._edit_status(job)
-        self._forget(job.id)
+        # The end on the status message follows in the background (never dropped).
+        await self.status_edits.show(job, wait=False)
         return int(message.id)
 
     def upload_limit(self, job: JobRecord, *, dm: bool) -> int:
@@ -349,16 +350,22 @@ class DiscordDelivery:
             log.info("job %s: no DM copy for %s (%s)", job.id, job.requester_id, exc)
 
     async def show_progress(self, job: JobRecord) -> None:
-        """Edit the status message, at most every few seconds per job unless the state moved."""
-        last = self._last_progress.get(job.id)
-        now = time.monotonic()
-        if last is not None and last[0] is job.state and now - last[1] < PROGRESS_MIN_INTERVAL:
-            return
-        self._last_progress[job.id] = (job.state, now)
-        await self._edit_status(job)
-        if job.state is JobState.CANCELLED:
-            # Nothing more will be shown for it: no delivery will forget it otherwise.
-            self._forget(job.id)
+        """Show the job on its status message: at once if its last edit is old enough, else
+        (coalesced with whatever comes next) when the interval is over."""
+        await self.status_edits.show(job)
+
+    async def settle(self, grace: float = 10.0) -> None:
+        """Make the status edits still waiting now (at shutdown: no end is left unshown)."""
+        await self.status_edits.settle(grace)
+
+    async def _show_status(self, job: JobRecord) -> None:
+        """One status edit (called by :class:`StatusEdits`); an ended job is then forgotten."""
+        try:
+            await self._edit_status(job)
+        finally:
+            if not job.state.is_active:
+                # Nothing more will be shown for it (a delivery or a cancellation).
+                self._forget(job.id)
 
     async def status_message(
         self, job: JobRecord, admission: Admission | None = None

@@ -147,6 +147,10 @@ _JSON_COLUMNS = frozenset({"options", "result", "track"})
 # jobs recorded before keys existed) the SHA-256 of a random token.
 _CALLBACK_COLUMNS = ("callback_key", "callback_token_hash")
 _CALLBACK_BATCH = 256
+# Callback batches in flight at once, each on its own pooled connection: the next batch is
+# sent while the previous one is still being written (more made the batches smaller, which
+# cost PostgreSQL more per callback than it saved in waiting, in bench/ingest.py).
+_FLUSHERS = 2
 _DAY = 86400.0
 # A transaction that lost a deadlock or a serialization conflict is run again from the
 # start (it was rolled back whole); past this many tries the error is the caller's.
@@ -272,43 +276,63 @@ UPDATE jobs SET leased = TRUE, lease_owner = $1, lease_id = lease_id + 1, due_at
 WHERE id = ANY($3::text[])
 RETURNING {_COLS}
 """  # noqa: S608
+# LOCK_DUE and CLAIM_JOBS in one statement (one round trip instead of four with BEGIN and
+# COMMIT): the due rows are locked in due order, skipping rows another process is claiming,
+# and leased; each comes back with the due time it had, to keep the dispatcher's order.
+CLAIM_DUE = f"""
+WITH due AS (
+    SELECT id, due_at FROM jobs WHERE due_at IS NOT NULL AND due_at <= $1
+    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs SET leased = TRUE, lease_owner = $3, lease_id = lease_id + 1, due_at = $4
+FROM due WHERE jobs.id = due.id
+RETURNING {", ".join("jobs." + column for column in _COLUMNS)}, due.due_at AS was_due
+"""  # noqa: S608
 RENEW_LEASES = (
     "UPDATE jobs SET due_at = $1 WHERE leased AND lease_owner = $2 AND id = ANY($3::text[])"
 )
 
-# Callbacks. Every row a batch names is locked first, in id order, so that two processes
-# storing overlapping batches cannot deadlock; the updates below then only touch rows this
-# transaction holds.
-LOCK_CALLBACK_TARGETS = f"""
-SELECT id FROM jobs
-WHERE (callback_key = ANY($1::text[]) OR callback_token_hash = ANY($2::text[]))
-  AND state IN {_ACTIVE_SQL}
-ORDER BY id FOR UPDATE
-"""  # noqa: S608
-
-
-def _note_callbacks_sql(column: str) -> str:
-    """Count a callback on the waiting jobs whose ``column`` is in ``$2``; make them due.
-
-    Due at ``$1`` or ``$3`` after the job's last detail read, whichever is later (a flood of
-    callbacks costs one read per gap); an earlier due time stands, and a leased job keeps its
-    lease's end (its worker sees the new count when it reschedules).
-    """
-    if column not in _CALLBACK_COLUMNS:
-        raise ValueError(f"not a callback column: {column!r}")
-    return f"""
-UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
-    due_at = CASE
-        WHEN leased THEN due_at
-        WHEN due_at IS NULL OR due_at > GREATEST($1, COALESCE(polled_at, 0) + $3)
-        THEN GREATEST($1, COALESCE(polled_at, 0) + $3)
-        ELSE due_at END
-WHERE {column} = ANY($2::text[]) AND state IN {_ACTIVE_SQL}
-RETURNING {_COLS}
-"""  # noqa: S608 - a column name from the fixed pair above
-
-
-NOTE_CALLBACKS = {column: _note_callbacks_sql(column) for column in _CALLBACK_COLUMNS}
+# Callbacks: one statement per batch (group commit), so a batch costs one round trip. Every
+# row the batch names is found on its own unique index (a UNION, not an OR, which would send
+# the planner to every unfinished job), then by primary key, and locked first, in id order (a
+# materialized CTE is read in its own order): two processes storing overlapping batches
+# cannot deadlock, and the UPDATE only touches rows this statement holds. A job is due at $1
+# or $4 after its last detail read, whichever is later (a flood of callbacks costs one read
+# per gap); an earlier due time stands, and a leased job keeps its lease's end (its worker
+# sees the new count when it reschedules). The soonest job made due is announced to other
+# processes ($5 the channel, $6 the sending store) when the statement commits.
+# The statement commits without waiting for its WAL flush (``synchronous_commit`` off for
+# this transaction only): a callback is a hint, and a server crash can at worst forget the
+# last fraction of a second of them, which the polling safety net covers; the database stays
+# consistent either way. Everything else commits durably as before.
+NOTE_CALLBACKS = f"""
+WITH targets AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM jobs WHERE callback_key = ANY($2::text[])
+        UNION ALL
+        SELECT id FROM jobs WHERE callback_token_hash = ANY($3::text[])
+    )) AND state IN {_ACTIVE_SQL}
+    ORDER BY id FOR UPDATE
+), changed AS (
+    UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
+        due_at = CASE
+            WHEN leased THEN due_at
+            WHEN due_at IS NULL OR due_at > GREATEST($1, COALESCE(polled_at, 0) + $4)
+            THEN GREATEST($1, COALESCE(polled_at, 0) + $4)
+            ELSE due_at END
+    FROM targets WHERE jobs.id = targets.id
+    RETURNING {", ".join("jobs." + column for column in _COLUMNS)}
+), announced AS (
+    SELECT pg_notify($5, MIN(due_at)::text || ' ' || $6) FROM changed
+    WHERE NOT leased AND due_at IS NOT NULL HAVING COUNT(*) > 0
+), relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', TRUE)
+)
+SELECT {_COLS}, (SELECT COUNT(*) FROM announced) AS notified,
+    (SELECT COUNT(*) FROM relaxed) AS relaxed
+FROM changed
+"""  # noqa: S608 - fixed column and state lists
 SELECT_BY_CALLBACK = {
     column: f"SELECT {_COLS} FROM jobs WHERE {column} = ANY($1::text[])"  # noqa: S608
     for column in _CALLBACK_COLUMNS
@@ -638,6 +662,19 @@ class _QueuedCallback:
     future: asyncio.Future[JobRecord | None]
 
 
+async def _leave_session_as_is(conn: ListenerConnection) -> None:
+    """The pool's reset of a connection given back: nothing beyond asyncpg's own part.
+
+    asyncpg always rolls back an open transaction and drops listener callbacks; by default
+    it then also sends ``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL`` and
+    ``pg_advisory_unlock_all()`` — one more round trip for every operation of the store.
+    This store leaves no session state on a pooled connection: settings are made with
+    ``SET LOCAL`` or ``set_config(…, true)`` inside a transaction, ``LISTEN`` runs on a
+    connection of its own, no cursor outlives its transaction, and the migrator's session
+    lock is released in a ``finally`` (a connection that lost it is closed).
+    """
+
+
 def _hand_over(on_due: Callable[[float], None], due_at: float) -> None:
     """Give a due time to the dispatcher; its failure must not end the listener."""
     try:
@@ -684,7 +721,7 @@ class PostgresJobStore(JobStore):
         self._listen_check = listen_check
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._callback_queue: list[_QueuedCallback] = []
-        self._callback_flusher: asyncio.Task[None] | None = None
+        self._callback_flushers: set[asyncio.Task[None]] = set()
         # Names this store in its notifications, so its own listener skips them.
         self._token = secrets.token_hex(8)
         self._channel = ""
@@ -751,6 +788,7 @@ class PostgresJobStore(JobStore):
             max_size=self._max_pool_size,
             timeout=self._connect_timeout,
             server_settings=settings,
+            reset=_leave_session_as_is,
         )
         try:
             async with pool.acquire() as conn:
@@ -800,8 +838,8 @@ class PostgresJobStore(JobStore):
         await self.stop_listening()
         if self._pool is None:
             return
-        if self._callback_flusher is not None:
-            await asyncio.gather(self._callback_flusher, return_exceptions=True)
+        if self._callback_flushers:
+            await asyncio.gather(*self._callback_flushers, return_exceptions=True)
         pool, self._pool = self._pool, None
         await pool.close()
 
@@ -1210,8 +1248,10 @@ class PostgresJobStore(JobStore):
         self._callback_queue.append(
             _QueuedCallback(column, _clean(value), now, task_hint, min_poll_gap, future)
         )
-        if self._callback_flusher is None or self._callback_flusher.done():
-            self._callback_flusher = asyncio.create_task(self._flush_callbacks())
+        if len(self._callback_flushers) < _FLUSHERS:
+            flusher = asyncio.create_task(self._flush_callbacks())
+            self._callback_flushers.add(flusher)
+            flusher.add_done_callback(self._callback_flushers.discard)
         return await future
 
     async def _flush_callbacks(self) -> None:
@@ -1238,42 +1278,57 @@ class PostgresJobStore(JobStore):
             column: list(dict.fromkeys(e.value for e in batch if e.column == column))
             for column in _CALLBACK_COLUMNS
         }
-
-        async def work(conn: Conn) -> dict[tuple[str, str], JobRecord]:
-            found: dict[tuple[str, str], JobRecord] = {}
-            await conn.execute(
-                LOCK_CALLBACK_TARGETS, values["callback_key"], values["callback_token_hash"]
-            )
-            soonest: float | None = None
+        found: dict[tuple[str, str], JobRecord] = {}
+        for attempt in range(1, _TX_ATTEMPTS + 1):
+            try:
+                async with self._conn() as conn:
+                    rows = await conn.fetch(
+                        NOTE_CALLBACKS,
+                        now,
+                        values["callback_key"],
+                        values["callback_token_hash"],
+                        gap,
+                        self._channel,
+                        self._token,
+                    )
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _TX_ATTEMPTS:
+                    raise
+        for row in rows:
+            job = _row_to_job(row)
             for column in _CALLBACK_COLUMNS:
-                unique = values[column]
-                if not unique:
-                    continue
-                for job in await self._many(conn, NOTE_CALLBACKS[column], now, unique, gap):
-                    found[(column, str(getattr(job, column)))] = job
-                    if not job.leased and job.due_at is not None:
-                        soonest = job.due_at if soonest is None else min(soonest, job.due_at)
-                missing = [v for v in unique if (column, v) not in found]
-                if missing:
-                    # Finished jobs are returned unchanged; unknown ones stay absent.
-                    for job in await self._many(conn, SELECT_BY_CALLBACK[column], missing):
-                        found[(column, str(getattr(job, column)))] = job
-            for entry in batch:
-                hinted = found.get((entry.column, entry.value))
-                if (
-                    entry.task_hint is None
-                    or hinted is None
-                    or hinted.state is not JobState.ACCEPTED
-                    or hinted.vidgo_task_id is not None
-                ):
-                    continue
-                hint = _clean(entry.task_hint)
-                await conn.execute(KEEP_TASK_HINT, hint, hinted.id)
-                found[(entry.column, entry.value)] = replace(hinted, task_hint=hint)
-            await self._notify(conn, soonest)
-            return found
-
-        return await self._in_tx(work)
+                value = getattr(job, column)
+                if value is not None and (column, value) not in found:
+                    found[(column, str(value))] = job
+        missing = {
+            column: [v for v in values[column] if (column, v) not in found]
+            for column in _CALLBACK_COLUMNS
+        }
+        hinted = [
+            entry
+            for entry in batch
+            if entry.task_hint is not None
+            and (named := found.get((entry.column, entry.value))) is not None
+            and named.state is JobState.ACCEPTED
+            and named.vidgo_task_id is None
+        ]
+        if any(missing.values()) or hinted:
+            async with self._conn() as conn:
+                for column in _CALLBACK_COLUMNS:
+                    if missing[column]:
+                        # Finished jobs are returned unchanged; unknown ones stay absent.
+                        for job in await self._many(
+                            conn, SELECT_BY_CALLBACK[column], missing[column]
+                        ):
+                            found[(column, str(getattr(job, column)))] = job
+                for entry in hinted:
+                    # Rare: the job never learned its task id (a submit answer was lost).
+                    job = found[(entry.column, entry.value)]
+                    hint = _clean(entry.task_hint)
+                    await conn.execute(KEEP_TASK_HINT, hint, job.id)
+                    found[(entry.column, entry.value)] = replace(job, task_hint=hint)
+        return found
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""
@@ -1284,17 +1339,20 @@ class PostgresJobStore(JobStore):
     async def claim_due(
         self, now: float, lease_until: float, limit: int, *, owner: str
     ) -> list[JobRecord]:
-        """See :meth:`JobStore.claim_due`: rows another process is claiming are skipped."""
+        """See :meth:`JobStore.claim_due`: rows another process is claiming are skipped.
 
-        async def work(conn: Conn) -> list[JobRecord]:
-            ids = [str(row[0]) for row in await conn.fetch(LOCK_DUE, now, limit)]
-            if not ids:
-                return []
-            claimed = await self._many(conn, CLAIM_JOBS, owner, lease_until, ids)
-            order = {jid: i for i, jid in enumerate(ids)}
-            return sorted(claimed, key=lambda j: order[j.id])
-
-        return await self._in_tx(work)
+        One statement (:data:`CLAIM_DUE`); the jobs come back in the order they were due.
+        """
+        for attempt in range(1, _TX_ATTEMPTS + 1):
+            try:
+                async with self._conn() as conn:
+                    rows = await conn.fetch(CLAIM_DUE, now, limit, _clean(owner), lease_until)
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _TX_ATTEMPTS:
+                    raise
+        rows = sorted(rows, key=lambda row: (row["was_due"], row["id"]))
+        return [_row_to_job(row) for row in rows]
 
     async def renew_leases(self, owner: str, lease_until: float, job_ids: Collection[str]) -> int:
         """See :meth:`JobStore.renew_leases`."""

@@ -190,6 +190,7 @@ async def test_delivering_costs_no_progress_query_and_removes_the_status_buttons
     delivery = delivery_with(channels, views, store)
     done = job(result={"stems": {"vocals": "https://s/v.mp3"}, "vidgo_task_id": "sep"})
     assert await delivery.deliver(replace(done, status_message_id=99)) == 70
+    await delivery.settle()  # the status edit follows the delivery in the background
     store.queue_position.assert_not_awaited()
     store.recent_durations.assert_not_awaited()
     # The result carries the stem link, then the buttons other kinds offer on it.

@@ -424,7 +424,7 @@ async def test_postgresql_lease_callback_and_posted_queries_use_the_v6_indexes(
         assert "jobs_source_posted" in await plan_of(pg_store, sql, *args)
     assert "jobs_lease_owner" in await plan_of(pg_store, postgres.RELEASE_OWNER, NOW, "w1")
     assert "jobs_callback_key" in await plan_of(
-        pg_store, postgres.NOTE_CALLBACKS["callback_key"], NOW, ["key"], 2.0
+        pg_store, postgres.NOTE_CALLBACKS, NOW, ["key"], [], 2.0, pg_store.channel, "t"
     )
 
 
