@@ -307,7 +307,7 @@ class DiscordDelivery:
                 raise
             log.warning("job %s: Discord refused the attachments as too large", job.id)
         whats = capitalized(" and ".join(u.what for u in outcome.uploads))
-        note = f"{whats} could not be attached here (Discord refused the size): use the links."
+        note = whats + " could not be attached here (Discord refused the size): use the links."
         return await _send(target, job, outcome, allowed, Fitted([], note))
 
     async def _earlier_post(self, job: JobRecord, channel_ids: list[int]) -> int | None:
