@@ -921,8 +921,13 @@ class JobEngine:
         await self._progress(job)
 
     async def _fail_duplicate(self, job: JobRecord, exc: VidgoDuplicateError) -> None:
+        """Vidgo will not separate the track again: deliver what it made the first time."""
         cached = await self.store.cache_get(job.source_key)
-        if cached is not None:
+        if cached is not None and cached.is_pointer and cached.vidgo_task_id is not None:
+            # Retention kept only the task id of the track's one separation: read it again.
+            if await self._read_again(job, cached.vidgo_task_id):
+                return
+        elif cached is not None:
             changed = await self.store.record_outcome(
                 job.id,
                 JobState.SUCCEEDED,
@@ -936,6 +941,32 @@ class JobEngine:
         await self._finish(
             job, JobState.FAILED, last_error=exc.message, error_kind=ErrorKind.DUPLICATE
         )
+
+    async def _read_again(self, job: JobRecord, task_id: str) -> bool:
+        """Take the result of the track's earlier task ``task_id`` if Vidgo still has it.
+
+        The earlier task must be the same separation of the same track (the kind's checks of
+        a task named by a callback, with no time bound: it is older than this job by
+        design) and finished. Returns ``False`` when it is not usable; the caller then fails
+        the job as a duplicate.
+        """
+        try:
+            detail = await self.vidgo.get_task(task_id)
+        except VidgoError as exc:
+            log.info("job %s: the earlier task %s could not be read (%s)", job.id, task_id, exc)
+            return False
+        why = self._kind(job).contradicts(job, detail, since=0.0)
+        if why is not None or detail.status is not TaskStatus.FINISHED:
+            log.warning(
+                "job %s: the earlier task %s is not usable (%s)",
+                job.id,
+                task_id,
+                why or f"it is {detail.status}",
+            )
+            return False
+        log.info("job %s: the track was separated before; task %s read again", job.id, task_id)
+        await self._succeed(job, detail)
+        return True
 
     async def _poll(self, job: JobRecord) -> None:
         """Read the job's task from Vidgo and act on what it says."""

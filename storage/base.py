@@ -419,7 +419,10 @@ class JobStore(ABC):
         """Delete the cached entry of ``source_key`` if it still holds ``vidgo_task_id``.
 
         For a cached result that can no longer be delivered (its files are gone everywhere):
-        the next request for the source is then treated as new. Returns whether one went.
+        the next request for the source is then treated as new. A once-only separation
+        (``records.ONCE_ONLY_MODELS`` with a task id) is not deleted but becomes a pointer
+        (``CachedResult.is_pointer``: its task id, no result), so a later request can read the
+        task again instead of losing the track's one separation. Returns whether one changed.
         """
 
     # --- per-guild settings ---------------------------------------------------------------
@@ -455,7 +458,12 @@ class JobStore(ABC):
 
     @abstractmethod
     async def prune_cache(self, before: float) -> int:
-        """Delete cached results made before ``before``; return how many."""
+        """Retire cached results made before ``before``; return how many.
+
+        Every such entry is deleted, except a once-only separation's, which becomes a pointer
+        (see :meth:`cache_forget`) and stays: it is the only record of a task Vidgo will not
+        make again for that track. Admission treats a pointer as no cache.
+        """
 
     @abstractmethod
     async def checkpoint(self) -> bool:

@@ -77,6 +77,8 @@ from storage.migrate import (
     postgresql_schema_version,
 )
 from storage.records import (
+    ONCE_ONLY_MODELS,
+    POINTER_RESULT,
     Admission,
     AdmissionLimits,
     AdmitResult,
@@ -405,9 +407,22 @@ UPDATE_CACHE_RESULT = (
     "UPDATE results_cache SET result = $3 "
     "WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2"
 )
-DELETE_CACHE_OF_TASK = (
-    "DELETE FROM results_cache WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2"
+# Cached results that retention turns into pointers instead of deleting (records.ONCE_ONLY_MODELS).
+_KEEPS_POINTER = (
+    "(model IN (" + ", ".join(f"'{m}'" for m in ONCE_ONLY_MODELS) + ") "
+    "AND vidgo_task_id IS NOT NULL)"
 )
+POINTER = json.dumps(POINTER_RESULT, separators=(",", ":"))
+# $3 is the pointer as JSON, $4 the same as text (one parameter cannot take both types).
+POINT_CACHE_OF_TASK = f"""
+UPDATE results_cache SET result = $3
+WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2
+  AND {_KEEPS_POINTER} AND result::text <> $4
+"""  # noqa: S608 - fixed SQL, values are parameters
+DELETE_CACHE_OF_TASK = f"""
+DELETE FROM results_cache WHERE source_key = $1 AND vidgo_task_id IS NOT DISTINCT FROM $2
+  AND NOT {_KEEPS_POINTER}
+"""  # noqa: S608
 SELECT_GUILD_SETTINGS = "SELECT settings FROM guild_settings WHERE guild_id = $1"
 UPSERT_GUILD_SETTINGS = """
 INSERT INTO guild_settings (guild_id, settings, updated_at) VALUES ($1, $2, $3)
@@ -433,7 +448,13 @@ DELETE FROM jobs WHERE id IN (
     ORDER BY p.finished_at LIMIT $2
 )
 """  # noqa: S608
-PRUNE_CACHE = "DELETE FROM results_cache WHERE created_at < $1"
+POINT_OLD_CACHE = f"""
+UPDATE results_cache SET result = $2
+WHERE created_at < $1 AND {_KEEPS_POINTER} AND result::text <> $3
+"""  # noqa: S608
+PRUNE_CACHE = f"""
+DELETE FROM results_cache WHERE created_at < $1 AND NOT {_KEEPS_POINTER}
+"""  # noqa: S608
 
 # Progress of unfinished jobs (status messages); each reads one partial index of V3.
 QUEUE_POSITION_SQL = f"""
@@ -944,6 +965,8 @@ class PostgresJobStore(JobStore):
             leader = await self._one(conn, LOCK_LEADER, new.source_key)
             # Read after the leader: an outcome recorded meanwhile has cached its result.
             cached = await self._cache_get(conn, new.source_key)
+            if cached is not None and cached.is_pointer:
+                cached = None  # nothing to post: the job asks Vidgo (see CachedResult)
             if cached is not None:
                 admission = Admission.CACHED
                 state, outcome, due_at, leased = JobState.SUCCEEDED, JobState.SUCCEEDED, now, False
@@ -1670,8 +1693,12 @@ class PostgresJobStore(JobStore):
 
     async def cache_forget(self, source_key: str, vidgo_task_id: str | None) -> bool:
         """See :meth:`JobStore.cache_forget`."""
-        async with self._conn() as conn:
-            status = await conn.execute(DELETE_CACHE_OF_TASK, *_args([source_key, vidgo_task_id]))
+        async with self._conn() as conn, conn.transaction():
+            # A once-only separation keeps its pointer (see prune_cache).
+            args = _args([source_key, vidgo_task_id])
+            status = await conn.execute(POINT_CACHE_OF_TASK, *args, POINTER, POINTER)
+            if _affected(status) == 0:
+                status = await conn.execute(DELETE_CACHE_OF_TASK, *args)
         return _affected(status) > 0
 
     # --- per-guild settings ---------------------------------------------------------------
@@ -1725,8 +1752,11 @@ class PostgresJobStore(JobStore):
 
     async def prune_cache(self, before: float) -> int:
         """See :meth:`JobStore.prune_cache`."""
-        async with self._conn() as conn:
-            return _affected(await conn.execute(PRUNE_CACHE, before))
+        async with self._conn() as conn, conn.transaction():
+            # The only record of a once-only separation's task keeps its task id (a pointer)
+            # and loses its links; every other cached result goes.
+            pointed = _affected(await conn.execute(POINT_OLD_CACHE, before, POINTER, POINTER))
+            return pointed + _affected(await conn.execute(PRUNE_CACHE, before))
 
     async def checkpoint(self) -> bool:
         """See :meth:`JobStore.checkpoint`: PostgreSQL manages its own log, so a no-op."""

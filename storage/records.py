@@ -133,9 +133,22 @@ class InstanceInfo:
     heartbeat_at: float
 
 
+#: Vidgo models that separate a generated track once only (a second request answers 409).
+ONCE_ONLY_MODELS = ("separate-vocals", "stem-split")
+
+#: What retention leaves of a once-only separation's cached result: no links, only the row's
+#: task id, so the result can be read from Vidgo again when the track is asked for later.
+POINTER_RESULT: dict[str, Any] = {"pruned": True}
+
+
 @dataclass(frozen=True, slots=True)
 class CachedResult:
-    """A succeeded separation, kept so the same source is never separated twice."""
+    """A succeeded separation, kept so the same source is never separated twice.
+
+    A *pointer* (:attr:`is_pointer`) is what retention keeps of a once-only separation: its
+    task id without a result. Admission treats it as no cache (nothing to post); the engine
+    uses its task id when Vidgo refuses the track again (see ``JobEngine._read_again``).
+    """
 
     source_key: str
     model: str
@@ -143,6 +156,11 @@ class CachedResult:
     result: dict[str, Any]
     track: dict[str, Any] | None
     created_at: float
+
+    @property
+    def is_pointer(self) -> bool:
+        """Retention dropped the result and kept only the task id."""
+        return self.result == POINTER_RESULT
 
 
 @dataclass(frozen=True, slots=True)

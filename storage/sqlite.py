@@ -41,6 +41,8 @@ from storage.base import (
 from storage.jobstate import FINAL_STATES, InvalidTransition, JobState, check_transition
 from storage.migrate import available_migrations, migrate
 from storage.records import (
+    ONCE_ONLY_MODELS,
+    POINTER_RESULT,
     Admission,
     AdmissionLimits,
     AdmitResult,
@@ -154,6 +156,26 @@ def _loads(value: str | None) -> dict[str, Any] | None:
 def _dumps(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(dict(value), separators=(",", ":"))
 
+
+# Cached results that retention turns into pointers instead of deleting (records.ONCE_ONLY_MODELS).
+_KEEPS_POINTER = (
+    "(model IN (" + ", ".join(f"'{m}'" for m in ONCE_ONLY_MODELS) + ") "
+    "AND vidgo_task_id IS NOT NULL)"
+)
+_POINTER = _dumps(POINTER_RESULT)
+_POINT_CACHE_OF_TASK = f"""
+UPDATE results_cache SET result = ? WHERE source_key = ? AND vidgo_task_id IS ?
+  AND {_KEEPS_POINTER} AND result <> ?
+"""  # noqa: S608 - fixed SQL, values are parameters
+_DELETE_CACHE_OF_TASK = f"""
+DELETE FROM results_cache WHERE source_key = ? AND vidgo_task_id IS ? AND NOT {_KEEPS_POINTER}
+"""  # noqa: S608
+_POINT_OLD_CACHE = f"""
+UPDATE results_cache SET result = ? WHERE created_at < ? AND {_KEEPS_POINTER} AND result <> ?
+"""  # noqa: S608
+_PRUNE_CACHE = f"""
+DELETE FROM results_cache WHERE created_at < ? AND NOT {_KEEPS_POINTER}
+"""  # noqa: S608
 
 # Stored text to enum by a dict look-up (the enum's own call is slower, on every row read).
 _STATES = {state.value: state for state in JobState}
@@ -606,6 +628,8 @@ class SqliteJobStore(JobStore):
                 if refused is not None:
                     raise refused
             cached = _cache_get(db, new.source_key)
+            if cached is not None and cached.is_pointer:
+                cached = None  # nothing to post: the job asks Vidgo (see CachedResult)
             leader: JobRecord | None = None
             if cached is None:
                 found = _fetch_many(
@@ -1233,10 +1257,11 @@ class SqliteJobStore(JobStore):
         """See :meth:`JobStore.cache_forget`."""
 
         def work(db: sqlite3.Connection) -> bool:
-            cur = db.execute(
-                "DELETE FROM results_cache WHERE source_key = ? AND vidgo_task_id IS ?",
-                (source_key, vidgo_task_id),
-            )
+            # A once-only separation keeps its pointer (see prune_cache).
+            cur = db.execute(_POINT_CACHE_OF_TASK, (_POINTER, source_key, vidgo_task_id, _POINTER))
+            if cur.rowcount > 0:
+                return True
+            cur = db.execute(_DELETE_CACHE_OF_TASK, (source_key, vidgo_task_id))
             return cur.rowcount > 0
 
         return await self._write(work)
@@ -1331,7 +1356,11 @@ class SqliteJobStore(JobStore):
         """See :meth:`JobStore.prune_cache`."""
 
         def work(db: sqlite3.Connection) -> int:
-            return db.execute("DELETE FROM results_cache WHERE created_at < ?", (before,)).rowcount
+            # The only record of a once-only separation's task keeps its task id (a pointer)
+            # and loses its links; every other cached result goes.
+            pointed = db.execute(_POINT_OLD_CACHE, (_POINTER, before, _POINTER)).rowcount
+            deleted = db.execute(_PRUNE_CACHE, (before,)).rowcount
+            return pointed + deleted
 
         return await self._write(work)
 

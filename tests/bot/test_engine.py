@@ -8,10 +8,11 @@ from dataclasses import replace
 import aiohttp
 
 from bot.jobs import ErrorKind
+from bot.vidgo.results import Model
 from storage.jobstate import JobState
 from storage.records import Admission
 from tests.bot.conftest import MakeHarness
-from tests.bot.engine_harness import FAST, Harness
+from tests.bot.engine_harness import FAST, GENERATION_AUDIO_IDS, GENERATION_TASK_ID, Harness
 from tests.fakes.vidgo import FakeVidgo
 
 
@@ -201,15 +202,66 @@ async def test_second_separation_of_a_track_is_served_from_the_cache(
 
 async def test_conflict_from_vidgo_is_already_separated(h: Harness, vidgo: FakeVidgo) -> None:
     # Someone separated this track outside Stemcord: Vidgo answers 409 and we have no cache.
+    assert h.client is not None
+    outside = await h.client.submit_separation(
+        Model.SEPARATE_VOCALS,
+        task_id=GENERATION_TASK_ID,
+        audio_id=GENERATION_AUDIO_IDS[0],
+        callback_url=None,
+    )
+    await vidgo.finish(outside.task_id, callback=False)
     job = (await h.separate_ids()).job
-    await vidgo.finish(job.vidgo_task_id or "")
+    assert job.outcome is JobState.FAILED
+    assert job.error_kind == ErrorKind.DUPLICATE
     await h.wait_state(job.id, JobState.DELIVERED)
+
+
+async def test_retention_keeps_a_pointer_that_a_conflict_reads_again(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    # The track's one separation was ours; retention dropped its links but kept the task id.
+    first = (await h.separate_ids()).job
+    await vidgo.finish(first.vidgo_task_id or "")
+    delivered = await h.wait_state(first.id, JobState.DELIVERED)
     assert h.store is not None
-    await h.store.prune_cache(float("inf"))  # the cache forgets every result
+    assert await h.store.prune_cache(float("inf")) == 1
+    pointer = await h.store.cache_get(first.source_key)
+    assert pointer is not None and pointer.is_pointer
+    assert pointer.vidgo_task_id == first.vidgo_task_id
+    reads = vidgo.tasks[first.vidgo_task_id or ""].detail_calls
+    again = (await h.separate_ids(requester=2)).job
+    # Admission found nothing to post, Vidgo refused a second separation (no new task), and
+    # the earlier task was read again instead of failing the job.
+    assert again.outcome is JobState.SUCCEEDED
+    assert len(vidgo.tasks) == 1
+    assert vidgo.tasks[first.vidgo_task_id or ""].detail_calls == reads + 1
+    assert again.result is not None and delivered.result is not None
+    assert again.result["stems"] == delivered.result["stems"]
+    assert again.result["vidgo_task_id"] == first.vidgo_task_id
+    await h.wait_state(again.id, JobState.DELIVERED)
+    cached = await h.store.cache_get(first.source_key)
+    assert cached is not None and not cached.is_pointer  # the cache has the result again
+
+
+async def test_a_pointer_to_a_task_of_another_track_is_not_taken(
+    h: Harness, vidgo: FakeVidgo
+) -> None:
+    vidgo.echo_input = True
+    first = (await h.separate_ids()).job
+    await vidgo.finish(first.vidgo_task_id or "")
+    await h.wait_state(first.id, JobState.DELIVERED)
+    other = (await h.separate_ids(1, requester=3)).job
+    await vidgo.finish(other.vidgo_task_id or "")
+    await h.wait_state(other.id, JobState.DELIVERED)
+    assert h.store is not None
+    await h.store.prune_cache(float("inf"))
+    # A pointer that names the other track's task (a mix-up) must not deliver that track.
+    mixed = await h.store.cache_get(other.source_key)
+    assert mixed is not None
+    await h.store.cache_put(replace(mixed, source_key=first.source_key))
     again = (await h.separate_ids(requester=2)).job
     assert again.outcome is JobState.FAILED
     assert again.error_kind == ErrorKind.DUPLICATE
-    await h.wait_state(again.id, JobState.DELIVERED)
 
 
 async def test_conflict_with_a_cached_result_delivers_it(h: Harness, vidgo: FakeVidgo) -> None:

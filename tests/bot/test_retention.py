@@ -45,7 +45,10 @@ async def test_default_policy_keeps_30_days_of_jobs_and_90_of_cache(
     assert (report.jobs, report.cache, report.checkpointed) == (1, 1, True)
     assert await store.get("old") is None
     assert await store.get("new") is not None and await store.get("open") is not None
-    assert await store.cache_get("c-old") is None and await store.cache_get("c-new") is not None
+    # A Vidgo song's separation is made once: its old entry keeps the task id, not the links.
+    pointer, fresh = await store.cache_get("c-old"), await store.cache_get("c-new")
+    assert pointer is not None and pointer.is_pointer and pointer.vidgo_task_id == "t"
+    assert fresh is not None and not fresh.is_pointer
 
 
 async def test_zero_days_keeps_forever(store: JobStore) -> None:

@@ -43,9 +43,20 @@ async def test_the_cached_result_is_updated_only_while_it_holds_the_same_task(
 async def test_a_cached_result_is_forgotten_only_while_it_holds_the_same_task(
     store: JobStore,
 ) -> None:
-    await store.cache_put(CachedResult("k", "separate-vocals", "task-1", {"stems": {}}, None, NOW))
+    model = "upload-and-separate-vocals"
+    await store.cache_put(CachedResult("k", model, "task-1", {"stems": {}}, None, NOW))
     assert await store.cache_forget("k", "task-2") is False
     assert await store.cache_get("k") is not None
     assert await store.cache_forget("k", "task-1") is True
     assert await store.cache_get("k") is None
     assert await store.cache_forget("k", "task-1") is False
+
+
+async def test_a_forgotten_once_only_separation_keeps_its_task_id(store: JobStore) -> None:
+    await store.cache_put(CachedResult("k", "stem-split", "task-1", {"stems": {}}, None, NOW))
+    assert await store.cache_forget("k", "task-2") is False
+    assert await store.cache_forget("k", "task-1") is True
+    pointer = await store.cache_get("k")
+    assert pointer is not None and pointer.is_pointer
+    assert (pointer.model, pointer.vidgo_task_id) == ("stem-split", "task-1")
+    assert await store.cache_forget("k", "task-1") is False  # already a pointer

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.vidgo.results import Model
 from storage import postgres, sqlite
 from storage.base import JobStore
 from storage.jobstate import FINAL_STATES, JobState
 from storage.postgres import PostgresJobStore
-from storage.records import CachedResult
+from storage.records import ONCE_ONLY_MODELS, POINTER_RESULT, Admission, CachedResult
 from storage.sqlite import SqliteJobStore
 from tests.conftest import StoreBackend
 from tests.helpers import NOW, delivered, new_job
@@ -105,12 +106,47 @@ async def test_prune_works_in_batches(store: JobStore) -> None:
     assert await job_ids(store) == set()
 
 
+UPLOAD = "upload-and-separate-vocals"
+
+
 async def test_prune_cache_by_age(store: JobStore) -> None:
     for key, at in (("old", NOW - 100 * DAY), ("new", NOW - DAY)):
-        await store.cache_put(CachedResult(key, "separate-vocals", "t", {"stems": {}}, None, at))
+        await store.cache_put(CachedResult(key, UPLOAD, "t", {"stems": {}}, None, at))
     assert await store.prune_cache(NOW - 90 * DAY) == 1
     assert await store.cache_get("old") is None
     assert await store.cache_get("new") is not None
+
+
+@pytest.mark.parametrize("model", ONCE_ONLY_MODELS)
+async def test_prune_cache_keeps_a_pointer_to_a_once_only_separation(
+    store: JobStore, model: str
+) -> None:
+    old = NOW - 100 * DAY
+    await store.cache_put(CachedResult("once", model, "t-1", {"stems": {"v": "u"}}, None, old))
+    await store.cache_put(CachedResult("no-task", model, None, {"stems": {}}, None, old))
+    await store.cache_put(CachedResult("upload", UPLOAD, "t-2", {"stems": {}}, None, old))
+    assert await store.prune_cache(NOW - 90 * DAY) == 3
+    pointer = await store.cache_get("once")
+    assert pointer is not None and pointer.is_pointer
+    assert pointer.result == POINTER_RESULT  # the links are gone
+    assert (pointer.model, pointer.vidgo_task_id) == (model, "t-1")
+    assert await store.cache_get("no-task") is None  # nothing to point at
+    assert await store.cache_get("upload") is None  # an upload can be separated again
+    # A pointer is kept for good and not counted again.
+    assert await store.prune_cache(NOW + 1000 * DAY) == 0
+    assert await store.cache_get("once") is not None
+
+
+async def test_admission_treats_a_pointer_as_no_cache(store: JobStore) -> None:
+    key = "separate-vocals:T:A"
+    await store.cache_put(CachedResult(key, "separate-vocals", "t-1", POINTER_RESULT, None, NOW))
+    admitted = await store.admit(new_job("j", key=key), NOW, submit_lease_until=NOW + 60)
+    assert admitted.admission is Admission.NEW
+    assert admitted.job.state is JobState.ACCEPTED and admitted.job.result is None
+
+
+def test_the_once_only_models_are_vidgos_track_separations() -> None:
+    assert set(ONCE_ONLY_MODELS) == {Model.SEPARATE_VOCALS, Model.STEM_SPLIT}
 
 
 async def test_sqlite_checkpoint_empties_the_wal(sqlite_store: SqliteJobStore) -> None:
