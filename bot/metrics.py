@@ -13,7 +13,9 @@ What is measured, and where it comes from:
   answered (accepted, ignored, unknown, bad_json, too_large, wrong_type).
 * ``stemcord_delivery_latency_seconds{outcome}`` — from the job's outcome being recorded to
   its message being posted (histogram).
-* ``stemcord_retention_pruned_total{what}`` — rows removed by retention (jobs, cache).
+* ``stemcord_retention_pruned_total{what}`` — what retention retired: ``jobs`` deleted,
+  ``cache`` entries deleted or reduced to a pointer (a once-only separation keeps its task
+  id), ``media`` folders of kept files removed.
 * ``stemcord_vidgo_credits`` — Vidgo credits left as last read by :mod:`bot.credits` (every
   ``CREDITS_CHECK_MINUTES``, never polled), and
   ``stemcord_vidgo_credits_read_timestamp_seconds`` — when Vidgo said so. Both are absent
