@@ -75,11 +75,12 @@ async def test_a_job_in_flight_survives_the_move_and_its_callback_still_lands(
     export = tmp_path / "move.jsonl"
     code, out, err = await run_command(on_sqlite, tmp_path, "export", "--output", str(export))
     assert code == 0, err
-    assert out.startswith("exported 1 app_secrets, 0 guild_settings, 0 results_cache, 1 jobs")
+    # The callback tokens' secret (made at the submit) and the media links' (made at start).
+    assert out.startswith("exported 2 app_secrets, 0 guild_settings, 0 results_cache, 1 jobs")
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
     code, out, err = await run_command(on_postgres, tmp_path, "import", str(export))
     assert code == 0, err
-    assert "1 jobs (exported from sqlite) into postgresql://" in out
+    assert "1 jobs, 0 operator_flags (exported from sqlite) into postgresql://" in out
 
     async with BotProcess(on_postgres, tmp_path) as new:
         await new.wait_ready()
