@@ -33,8 +33,9 @@ JOBS_PER_PAGE = 10
 SOURCE_MAX = 200  # a source in a detail field
 LINE_SOURCE_MAX = 80  # a source on one line of a list
 
-# TRANSLATORS: a job's state in a few words, on a line of /jobs mine and /jobs queue.
+# A job's state in a few words, on a line of /jobs mine and /jobs queue.
 STATE_WORDS: Mapping[JobState, str] = {
+    # TRANSLATORS: a job's state in a few words (a job is feminine in Spanish and Portuguese).
     JobState.ACCEPTED: N_("queued"),
     JobState.SUBMITTED: N_("queued at Vidgo"),
     JobState.RUNNING: N_("working"),

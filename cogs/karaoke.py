@@ -119,6 +119,7 @@ def policy_embed(t: Translations, locale: LocaleLike, policy: GuildPolicy) -> di
     )
     embed.add_field(
         name=t.text(locale, "Backing vocals in backing tracks"),
+        # TRANSLATORS: whether backing tracks keep the backing vocals (harmonies).
         value=t.text(locale, "kept") if policy.keep_backing_vocals else t.text(locale, "left out"),
         inline=True,
     )
