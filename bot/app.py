@@ -356,13 +356,13 @@ def build(
     controls = JobControls(engine, policies)
     status = StatusControls(controls, delivery.status_message, RefreshLimiter())
     upload_mb = settings.MAX_UPLOAD_MB
-    guard = ServerGuardCog(allowed)
+    guard = ServerGuardCog(allowed, catalogs)
     cogs = [
         guard,
         SeparateCog(desk, policies, max_upload_mb=upload_mb),
         SeparateMessageCog(desk, policies, bot.tree, max_upload_mb=upload_mb),
-        KaraokeCog(policies),
-        JobsCog(engine, policies, balance, views, owner),
+        KaraokeCog(policies, catalogs),
+        JobsCog(engine, policies, balance, owner, catalogs),
         LyricsCog(desk, policies, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
     ]
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)

@@ -5,17 +5,25 @@ Cheap rules are checked before the interaction is acknowledged, so a refusal is 
 per-member limits. The limits are authoritative only inside the store's admitting
 transaction (:meth:`storage.base.JobStore.admit`); a request that loses a race there gets
 the same sentence through :func:`refuse_after_defer`.
+
+Every refusal is private, so it is worded in the member's own language
+(:func:`cogs.i18n.member_locale`). The catalogs are the ``translations`` a caller passes, or
+else the ones the composition root gave the client (``interaction.client.translations``);
+without either the sentence is English.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 
 from bot.policy import GuildPolicy, Policies
 from cogs.access import is_moderator
+from cogs.i18n import LocaleLike, Translations, member_locale
+from cogs.mentions import relative_time, role_mention
 from storage.records import JobRecord, LimitReached, LimitRule
 
 log = logging.getLogger(__name__)
@@ -29,24 +37,66 @@ class Gate:
     refusal: str | None
 
 
-def limit_sentence(refused: LimitReached) -> str:
-    """One sentence naming the rule and when it frees up."""
-    when = f"<t:{int(refused.frees_at)}:R>" if refused.frees_at is not None else None
+def translations_for(
+    interaction: discord.Interaction[Any] | None, given: Translations | None
+) -> Translations:
+    """``given``, else the client's catalogs (the composition root's), else English."""
+    if given is not None:
+        return given
+    found = getattr(interaction.client, "translations", None) if interaction is not None else None
+    return found if isinstance(found, Translations) else Translations.source_only()
+
+
+def limit_sentence(
+    refused: LimitReached, t: Translations | None = None, locale: LocaleLike = None
+) -> str:
+    """One sentence naming the rule and when it frees up, in the language of ``locale``."""
+    t = t if t is not None else Translations.source_only()
+    # Discord writes a timestamp in each reader's own language and time zone.
+    when = relative_time(refused.frees_at) if refused.frees_at is not None else None
+    limit = t.number(locale, refused.limit)
     if refused.rule is LimitRule.MAX_UNFINISHED:
-        jobs = "job" if refused.limit == 1 else "jobs"
-        return (
-            f"You already have {refused.limit} unfinished {jobs} in this server; "
-            "one frees up when a job finishes (see `/jobs mine`)."
+        return t.plural(
+            locale,
+            "You already have {count} unfinished job in this server; one frees up when a job "
+            "finishes (see `/jobs mine`).",
+            "You already have {count} unfinished jobs in this server; one frees up when a job "
+            "finishes (see `/jobs mine`).",
+            refused.limit,
         )
     if refused.rule is LimitRule.DAILY_QUOTA:
-        return f"Daily quota of {refused.limit} reached; resets {when} (00:00 UTC)."
-    if refused.rule is LimitRule.SERVER_DAILY_CAP:
-        jobs = "job" if refused.limit == 1 else "jobs"
-        return (
-            f"This server's daily cap of {refused.limit} {jobs} for everyone together is "
-            f"reached; it resets {when} (00:00 UTC)."
+        if when is None:
+            return t.text(
+                locale, "Daily quota of {limit} reached; it resets at 00:00 UTC.", limit=limit
+            )
+        return t.text(
+            locale,
+            "Daily quota of {limit} reached; resets {when} (00:00 UTC).",
+            limit=limit,
+            when=when,
         )
-    return f"Cooldown: try again {when}."
+    if refused.rule is LimitRule.SERVER_DAILY_CAP:
+        if when is None:
+            return t.plural(
+                locale,
+                "This server's daily cap of {count} job for everyone together is reached; it "
+                "resets at 00:00 UTC.",
+                "This server's daily cap of {count} jobs for everyone together is reached; it "
+                "resets at 00:00 UTC.",
+                refused.limit,
+            )
+        return t.plural(
+            locale,
+            "This server's daily cap of {count} job for everyone together is reached; it "
+            "resets {when} (00:00 UTC).",
+            "This server's daily cap of {count} jobs for everyone together is reached; it "
+            "resets {when} (00:00 UTC).",
+            refused.limit,
+            when=when,
+        )
+    if when is None:
+        return t.text(locale, "Cooldown: try again in a moment.")
+    return t.text(locale, "Cooldown: try again {when}.", when=when)
 
 
 def channel_allowed(policy: GuildPolicy, channel: object, channel_id: int | None) -> bool:
@@ -62,31 +112,51 @@ def has_role(member: discord.Member | discord.User, role_id: int) -> bool:
     return isinstance(member, discord.Member) and any(r.id == role_id for r in member.roles)
 
 
-def rule_refusal(policy: GuildPolicy, interaction: discord.Interaction) -> str | None:
-    """The channel and role rules (no I/O)."""
+def rule_refusal(
+    policy: GuildPolicy, interaction: discord.Interaction, t: Translations | None = None
+) -> str | None:
+    """The channel and role rules (no I/O), worded in the member's language."""
+    t = translations_for(interaction, t)
+    locale = member_locale(interaction)
     if not channel_allowed(policy, interaction.channel, interaction.channel_id):
-        where = ", ".join(f"<#{cid}>" for cid in policy.allowed_channel_ids[:20])
-        return f"Stemcord is not available in this channel. Try {where}."
+        # Channel mentions: Discord shows each as the channel's name, in any language.
+        channels = ", ".join(f"<#{cid}>" for cid in policy.allowed_channel_ids[:20])
+        return t.text(
+            locale, "Stemcord is not available in this channel. Try {channels}.", channels=channels
+        )
     role_id = policy.required_role_id
     user = interaction.user
     if role_id is not None and not has_role(user, role_id) and not is_moderator(user, policy):
-        return f"You need the <@&{role_id}> role to use Stemcord in this server."
+        return t.text(
+            locale,
+            "You need the {role} role to use Stemcord in this server.",
+            role=role_mention(role_id),
+        )
     return None
 
 
-async def admission_gate(policies: Policies, interaction: discord.Interaction) -> Gate:
+async def admission_gate(
+    policies: Policies, interaction: discord.Interaction, t: Translations | None = None
+) -> Gate:
     """Load the server's policy and say whether this member may start a job here now."""
+    t = translations_for(interaction, t)
     guild_id = interaction.guild_id
     policy = await policies.get(guild_id)
-    refusal = rule_refusal(policy, interaction)
+    refusal = rule_refusal(policy, interaction, t)
     if refusal is None and guild_id is not None:
         early = await policies.early_refusal(guild_id, interaction.user.id, policy)
-        refusal = limit_sentence(early) if early is not None else None
+        refusal = (
+            limit_sentence(early, t, member_locale(interaction)) if early is not None else None
+        )
     return Gate(policy, refusal)
 
 
 async def press_refusal(
-    client: discord.Client, interaction: discord.Interaction, policy: GuildPolicy, job: JobRecord
+    client: discord.Client,
+    interaction: discord.Interaction,
+    policy: GuildPolicy,
+    job: JobRecord,
+    t: Translations | None = None,
 ) -> str | None:
     """The channel and role rules of ``/separate``, applied to a button that spends credits.
 
@@ -94,12 +164,17 @@ async def press_refusal(
     requester's DMs: no channel rule applies there, but the server's role rule still does, so
     the member is looked up in the job's server.
     """
+    t = translations_for(interaction, t)
     if interaction.guild_id is not None:
-        return rule_refusal(policy, interaction)
+        return rule_refusal(policy, interaction, t)
     role_id = policy.required_role_id
     if role_id is None:
         return None
-    refusal = f"You need the <@&{role_id}> role in that server to use this button."
+    refusal = t.text(
+        member_locale(interaction),
+        "You need the {role} role in that server to use this button.",
+        role=role_mention(role_id),
+    )
     if job.guild_id is None:
         return refusal
     # A DM press reaches shard 0's process, which caches only its own shards' servers: the
@@ -131,10 +206,13 @@ def posted_pointer(earlier: JobRecord, what: str) -> str:
     return f"{what} already posted here, so it is not posted again: {where}"
 
 
-async def refuse_after_defer(interaction: discord.Interaction, refused: LimitReached) -> None:
+async def refuse_after_defer(
+    interaction: discord.Interaction, refused: LimitReached, t: Translations | None = None
+) -> None:
     """The public "thinking…" answer is already out: replace it with a private refusal."""
+    sentence = limit_sentence(refused, translations_for(interaction, t), member_locale(interaction))
     try:
         await interaction.delete_original_response()
     except discord.HTTPException as exc:
         log.info("could not remove the deferred answer of a refused request (%s)", exc.status)
-    await interaction.followup.send(limit_sentence(refused), ephemeral=True)
+    await interaction.followup.send(sentence, ephemeral=True)

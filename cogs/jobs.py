@@ -7,7 +7,8 @@
 
 The group cannot carry ``default_permissions`` (Discord applies it to every subcommand, and
 members need ``mine``), so every restricted subcommand checks in code (:mod:`cogs.access`).
-A job of another server is always "not found". Every answer is private (ephemeral).
+A job of another server is always "not found". Every answer is private (ephemeral), so it
+is worded in the language of the member who asked (``interaction.locale``).
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from bot.engine import JOB_ID_LENGTH, JobEngine
 from bot.policy import GuildPolicy, Policies
 from bot.vidgo.errors import VidgoError
 from cogs.access import is_moderator, job_visible_to, may_control
-from cogs.owner import ONLY_THE_OWNER, BotOwner
-from cogs.pages import Pages, page_count
-from cogs.render import (
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
+from cogs.joblist import (
     JOBS_PER_PAGE,
+    SOURCE_MAX,
     job_detail_embed,
     job_list_embed,
     source_text,
     state_word,
 )
-from cogs.views import KindViews
+from cogs.mentions import relative_time
+from cogs.owner import ONLY_THE_OWNER, BotOwner
+from cogs.pages import Pages, page_count
 from storage.jobstate import ACTIVE_STATES, OUTCOME_STATES, JobState
 from storage.records import JobRecord
 
@@ -45,23 +48,25 @@ AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
 CHOICE_NAME_MAX = 100
 # Jobs a retry can move: still waiting on Vidgo, or with a message still owed.
 RETRYABLE_STATES = ACTIVE_STATES | OUTCOME_STATES | {JobState.UNDELIVERABLE}
-NOT_A_MODERATOR = "Only moderators (Manage Messages or the moderator role) can do that."
+NOT_A_MODERATOR = N_("Only moderators (Manage Messages or the moderator role) can do that.")
 
 
-def not_found(job_id: str) -> str:
+def not_found(t: Translations, locale: LocaleLike, job_id: str) -> str:
     """The same answer for an unknown id and a job of another server.
 
     The typed id is echoed only with the characters a job id can have, so nothing a member
     types can break out of the code span.
     """
     shown = re.sub(r"[^0-9a-z]", "", job_id.lower())[: JOB_ID_LENGTH * 2]
-    return f"No job `{shown}` in this server." if shown else "No such job in this server."
+    if not shown:
+        return t.text(locale, "No such job in this server.")
+    return t.text(locale, "No job `{job_id}` in this server.", job_id=shown)
 
 
-def choice_for(job: JobRecord) -> app_commands.Choice[str]:
+def choice_for(t: Translations, locale: LocaleLike, job: JobRecord) -> app_commands.Choice[str]:
     """An autocomplete entry: the id, then what it is (plain text, on one line)."""
     title = (job.track or {}).get("title") or job.options.get("title") or job.source_kind.value
-    name = " ".join(f"{job.id} · {state_word(job)} · {title}".split())
+    name = " ".join(f"{job.id} · {state_word(t, locale, job)} · {title}".split())
     return app_commands.Choice(name=name[:CHOICE_NAME_MAX], value=job.id)
 
 
@@ -77,13 +82,13 @@ class JobsCog(commands.Cog):
         engine: JobEngine,
         policies: Policies,
         balance: BalanceCache,
-        views: KindViews,
         owner: BotOwner,
+        translations: Translations,
     ) -> None:
+        self.t = translations
         self.engine = engine
         self.policies = policies
         self.balance_cache = balance
-        self.views = views
         # Who may see the operator's balance (/jobs balance).
         self.owner = owner
 
@@ -109,7 +114,9 @@ class JobsCog(commands.Cog):
             limit=MINE_LIMIT,
         )
         typed = current.strip().lower()
-        return [choice_for(j) for j in jobs if j.id.startswith(typed)][:AUTOCOMPLETE_LIMIT]
+        locale = member_locale(interaction)
+        chosen = [j for j in jobs if j.id.startswith(typed)][:AUTOCOMPLETE_LIMIT]
+        return [choice_for(self.t, locale, j) for j in chosen]
 
     async def recent_job_ids(
         self, interaction: discord.Interaction, current: str
@@ -139,36 +146,38 @@ class JobsCog(commands.Cog):
             guild_id=interaction.guild_id, requester_id=interaction.user.id, limit=MINE_LIMIT
         )
         pages = page_count(len(found), JOBS_PER_PAGE)
+        t, locale = self.t, member_locale(interaction)
+        title = t.text(locale, "Your jobs in this server")
+        empty = t.text(locale, "You have no jobs here yet. Start one with `/separate`.")
 
         def render(page: int) -> discord.Embed:
             return job_list_embed(
-                "Your jobs in this server",
-                found,
-                page,
-                pages,
-                with_requester=False,
-                empty="You have no jobs here yet. Start one with `/separate`.",
+                t, locale, title, found, page=page, pages=pages, with_requester=False, empty=empty
             )
 
-        await Pages(render, pages, owner_id=interaction.user.id).send(interaction)
+        await Pages(render, pages, owner_id=interaction.user.id, t=t, locale=locale).send(
+            interaction
+        )
 
     @jobs.command(name="status", description="Where one job of this server is")
     @app_commands.describe(job="The job id (from its status message or /jobs mine)")
     @app_commands.autocomplete(job=recent_job_ids)
     async def status(self, interaction: discord.Interaction, job: str) -> None:
         """One job of this server; another server's job is "not found"."""
+        locale = member_locale(interaction)
         found = await self._visible_job(interaction, job)
         if found is None:
-            await interaction.response.send_message(not_found(job), ephemeral=True)
+            await interaction.response.send_message(not_found(self.t, locale, job), ephemeral=True)
             return
-        embed = job_detail_embed(found, self.views.of(found).words)
+        embed = job_detail_embed(self.t, locale, found)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @jobs.command(name="queue", description="Moderators: every unfinished job of this server")
     async def queue(self, interaction: discord.Interaction) -> None:
         """Unfinished jobs of this server, oldest first, with requester, state and age."""
+        t, locale = self.t, member_locale(interaction)
         if not is_moderator(interaction.user, await self._policy(interaction)):
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(t.text(locale, NOT_A_MODERATOR), ephemeral=True)
             return
         found = await self.engine.list_jobs(
             guild_id=interaction.guild_id,
@@ -177,49 +186,86 @@ class JobsCog(commands.Cog):
             oldest_first=True,
         )
         pages = page_count(len(found), JOBS_PER_PAGE)
-        shown = f"{len(found)}" if len(found) < QUEUE_LIMIT else f"the oldest {QUEUE_LIMIT}"
-        title = f"Queue: {shown} unfinished job{'s' if len(found) != 1 else ''}"
+        if len(found) < QUEUE_LIMIT:
+            title = t.plural(
+                locale,
+                "Queue: {count} unfinished job",
+                "Queue: {count} unfinished jobs",
+                len(found),
+            )
+        else:
+            title = t.plural(
+                locale,
+                "Queue: the oldest {count} unfinished job",
+                "Queue: the oldest {count} unfinished jobs",
+                QUEUE_LIMIT,
+            )
+        empty = t.text(locale, "Nothing is waiting.")
 
         def render(page: int) -> discord.Embed:
             return job_list_embed(
-                title, found, page, pages, with_requester=True, empty="Nothing is waiting."
+                t, locale, title, found, page=page, pages=pages, with_requester=True, empty=empty
             )
 
-        await Pages(render, pages, owner_id=interaction.user.id).send(interaction)
+        await Pages(render, pages, owner_id=interaction.user.id, t=t, locale=locale).send(
+            interaction
+        )
 
     @jobs.command(name="cancel", description="Stop a job (yours, or any as a moderator)")
     @app_commands.describe(job="The job id to cancel")
     @app_commands.autocomplete(job=cancellable_job_ids)
     async def cancel(self, interaction: discord.Interaction, job: str) -> None:
         """Stop tracking a job; Vidgo has no cancel, so a late result is simply not posted."""
+        t, locale = self.t, member_locale(interaction)
         found = await self._visible_job(interaction, job)
         if found is None:
-            await interaction.response.send_message(not_found(job), ephemeral=True)
+            await interaction.response.send_message(not_found(t, locale, job), ephemeral=True)
             return
         if not may_control(interaction.user, found, await self._policy(interaction)):
             await interaction.response.send_message(
-                "Only the member who asked for this job, or a moderator, can cancel it.",
+                t.text(
+                    locale, "Only the member who asked for this job, or a moderator, can cancel it."
+                ),
                 ephemeral=True,
             )
             return
         if not found.state.is_active:
             await interaction.response.send_message(
-                f"Job `{found.id}` is already {state_word(found)}; there is nothing to cancel.",
+                t.text(
+                    locale,
+                    "Job `{job_id}` is already {state}; there is nothing to cancel.",
+                    job_id=found.id,
+                    state=state_word(t, locale, found),
+                ),
                 ephemeral=True,
             )
             return
         cancelled = await self.engine.cancel(found.id)
         if cancelled is None or cancelled.state is not JobState.CANCELLED:
-            word = state_word(cancelled) if cancelled is not None else "gone"
-            await interaction.response.send_message(
-                f"Job `{found.id}` finished before it could be cancelled ({word}).",
-                ephemeral=True,
-            )
+            if cancelled is None:
+                said = t.text(
+                    locale,
+                    "Job `{job_id}` is gone: it finished before it could be cancelled.",
+                    job_id=found.id,
+                )
+            else:
+                said = t.text(
+                    locale,
+                    "Job `{job_id}` finished before it could be cancelled ({state}).",
+                    job_id=found.id,
+                    state=state_word(t, locale, cancelled),
+                )
+            await interaction.response.send_message(said, ephemeral=True)
             return
         await interaction.response.send_message(
-            f"Cancelled job `{found.id}` ({source_text(found)}). Vidgo has no way to cancel a "
-            "task, so it may still run there, but Stemcord stopped tracking it and will not "
-            "post its result.",
+            t.text(
+                locale,
+                "Cancelled job `{job_id}` ({source}). Vidgo has no way to cancel a task, so it "
+                "may still run there, but Stemcord stopped tracking it and will not post its "
+                "result.",
+                job_id=found.id,
+                source=source_text(t, locale, found, SOURCE_MAX),
+            ),
             ephemeral=True,
         )  # the engine updates the status message to say "Cancelled"
 
@@ -228,20 +274,28 @@ class JobsCog(commands.Cog):
     @app_commands.autocomplete(job=retryable_job_ids)
     async def retry(self, interaction: discord.Interaction, job: str) -> None:
         """Poll an unfinished job now, or deliver an undeliverable one again."""
+        t, locale = self.t, member_locale(interaction)
         if not is_moderator(interaction.user, await self._policy(interaction)):
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(t.text(locale, NOT_A_MODERATOR), ephemeral=True)
             return
         found = await self._visible_job(interaction, job)
         if found is None:
-            await interaction.response.send_message(not_found(job), ephemeral=True)
+            await interaction.response.send_message(not_found(t, locale, job), ephemeral=True)
             return
         if found.state.is_active:
-            done = f"Asking Vidgo about job `{found.id}` now."
+            done = t.text(locale, "Asking Vidgo about job `{job_id}` now.", job_id=found.id)
         elif found.state is JobState.UNDELIVERABLE or found.state.awaits_delivery:
-            done = f"Posting the result of job `{found.id}` again now."
+            done = t.text(
+                locale, "Posting the result of job `{job_id}` again now.", job_id=found.id
+            )
         else:
             await interaction.response.send_message(
-                f"Job `{found.id}` is {state_word(found)}; there is nothing to retry.",
+                t.text(
+                    locale,
+                    "Job `{job_id}` is {state}; there is nothing to retry.",
+                    job_id=found.id,
+                    state=state_word(t, locale, found),
+                ),
                 ephemeral=True,
             )
             return
@@ -253,19 +307,27 @@ class JobsCog(commands.Cog):
         """Vidgo's credit balance, cached for at least a minute; for the bot's owner only."""
         # Deferred first: the owner is looked up from Discord the first time.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        t, locale = self.t, member_locale(interaction)
         if not await self.owner.is_owner(interaction.user):
-            await interaction.edit_original_response(content=ONLY_THE_OWNER)
+            await interaction.edit_original_response(content=t.text(locale, ONLY_THE_OWNER))
             return
         try:
             balance = await self.balance_cache.get()
         except VidgoError as exc:
             log.warning("could not read the Vidgo balance: %s", exc)
             await interaction.edit_original_response(
-                content="Vidgo did not answer with the balance just now; try again in a minute."
+                content=t.text(
+                    locale,
+                    "Vidgo did not answer with the balance just now; try again in a minute.",
+                )
             )
             return
         await interaction.edit_original_response(
-            content=f"Vidgo credits left: **{balance.credits:,}** "
-            f"(as of <t:{int(balance.fetched_at)}:R>). Credits are charged only when a "
-            "separation succeeds."
+            content=t.text(
+                locale,
+                "Vidgo credits left: **{credits}** (as of {when}). Credits are charged only when "
+                "a separation succeeds.",
+                credits=t.number(locale, balance.credits),
+                when=relative_time(balance.fetched_at),
+            )
         )

@@ -3,7 +3,8 @@
 Every change is stored at once and applies to the next request (a job keeps the result
 channel and DM choice it was started with). ``default_permissions`` on the group hides the
 commands from other members by default; the code checks Manage Server again, since server
-admins can change who sees a command.
+admins can change who sees a command. Every answer is private, in the language of the member
+who asked (``interaction.locale``).
 """
 
 from __future__ import annotations
@@ -17,71 +18,109 @@ from discord.ext import commands
 
 from bot.policy import GuildPolicy, Policies
 from cogs.access import is_server_manager
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
+from cogs.mentions import channel_mention, role_mention
 from cogs.render import COLOR_WORKING, FIELD_VALUE_MAX
 
 MAX_UNFINISHED_LIMIT = 100
 DAILY_QUOTA_LIMIT = 10_000
 SERVER_DAILY_CAP_LIMIT = 100_000
 COOLDOWN_LIMIT = 86_400
-NOT_A_MANAGER = "Only members with **Manage Server** can change Stemcord's settings."
+NOT_A_MANAGER = N_("Only members with **Manage Server** can change Stemcord's settings.")
+MINUTE = 60
 
 
-def _count(value: int, unit: str, zero: str) -> str:
-    if value == 0:
-        return zero
-    return f"{value} {unit}{'' if value == 1 else 's'}"
+def _jobs(t: Translations, locale: LocaleLike, count: int) -> str:
+    if count == 0:
+        return t.text(locale, "unlimited")
+    return t.plural(locale, "{count} job", "{count} jobs", count)
 
 
-def policy_embed(policy: GuildPolicy) -> discord.Embed:
-    """Every setting of a server, with what it means in words."""
-    embed = discord.Embed(title="Stemcord settings", colour=COLOR_WORKING)
+def _daily(t: Translations, locale: LocaleLike, count: int) -> str:
+    if count == 0:
+        return t.text(locale, "unlimited")
+    return t.plural(
+        locale, "{count} job (resets 00:00 UTC)", "{count} jobs (resets 00:00 UTC)", count
+    )
+
+
+def _seconds(t: Translations, locale: LocaleLike, seconds: int) -> str:
+    if seconds == 0:
+        return t.text(locale, "none")
+    if seconds < MINUTE:
+        return t.plural(locale, "{count} second", "{count} seconds", seconds)
+    # The exact setting, then how long that is in words ("about 10 minutes").
+    return t.plural(
+        locale,
+        "{count} second ({duration})",
+        "{count} seconds ({duration})",
+        seconds,
+        duration=t.duration(locale, seconds),
+    )
+
+
+def policy_embed(t: Translations, locale: LocaleLike, policy: GuildPolicy) -> discord.Embed:
+    """Every setting of a server, with what it means in words, in the language of ``locale``."""
+    embed = discord.Embed(title=t.text(locale, "Stemcord settings"), colour=COLOR_WORKING)
     channels = ", ".join(f"<#{cid}>" for cid in policy.allowed_channel_ids)
     if len(channels) > FIELD_VALUE_MAX:
         channels = channels[: FIELD_VALUE_MAX - 1].rsplit(",", 1)[0] + "…"
-    embed.add_field(name="Allowed channels", value=channels or "everywhere", inline=False)
     embed.add_field(
-        name="Result channel",
-        value=f"<#{policy.result_channel_id}>"
-        if policy.result_channel_id
-        else "where the command ran",
+        name=t.text(locale, "Allowed channels"),
+        value=channels or t.text(locale, "everywhere"),
         inline=False,
     )
     embed.add_field(
-        name="Required role",
-        value=f"<@&{policy.required_role_id}>" if policy.required_role_id else "none (everyone)",
+        name=t.text(locale, "Result channel"),
+        value=f"<#{policy.result_channel_id}>"
+        if policy.result_channel_id
+        else t.text(locale, "where the command ran"),
+        inline=False,
+    )
+    embed.add_field(
+        name=t.text(locale, "Required role"),
+        value=f"<@&{policy.required_role_id}>"
+        if policy.required_role_id
+        else t.text(locale, "none (everyone)"),
         inline=True,
     )
     embed.add_field(
-        name="Moderator role",
+        name=t.text(locale, "Moderator role"),
         value=f"<@&{policy.moderator_role_id}>"
         if policy.moderator_role_id
-        else "none (Manage Messages only)",
+        else t.text(locale, "none (Manage Messages only)"),
         inline=True,
     )
     embed.add_field(
-        name="Unfinished jobs per member",
-        value=_count(policy.max_unfinished, "job", "unlimited"),
+        name=t.text(locale, "Unfinished jobs per member"),
+        value=_jobs(t, locale, policy.max_unfinished),
         inline=True,
     )
     embed.add_field(
-        name="Daily quota per member",
-        value=_count(policy.daily_quota, "job", "unlimited") + " (resets 00:00 UTC)",
+        name=t.text(locale, "Daily quota per member"),
+        value=_daily(t, locale, policy.daily_quota),
         inline=True,
     )
     embed.add_field(
-        name="Cooldown", value=_count(policy.cooldown_seconds, "second", "none"), inline=True
-    )
-    embed.add_field(
-        name="Daily cap for the server",
-        value=_count(policy.server_daily_cap, "job", "unlimited") + " (resets 00:00 UTC)",
+        name=t.text(locale, "Cooldown"),
+        value=_seconds(t, locale, policy.cooldown_seconds),
         inline=True,
     )
     embed.add_field(
-        name="DM on completion", value="on" if policy.dm_on_completion else "off", inline=True
+        name=t.text(locale, "Daily cap for the server"),
+        value=_daily(t, locale, policy.server_daily_cap),
+        inline=True,
     )
     embed.add_field(
-        name="Backing vocals in backing tracks",
-        value="kept" if policy.keep_backing_vocals else "left out",
+        name=t.text(locale, "DM on completion"),
+        # TRANSLATORS: the state of the setting "DM on completion".
+        value=t.text(locale, "on") if policy.dm_on_completion else t.text(locale, "off"),
+        inline=True,
+    )
+    embed.add_field(
+        name=t.text(locale, "Backing vocals in backing tracks"),
+        # TRANSLATORS: whether backing tracks keep the backing vocals (harmonies).
+        value=t.text(locale, "kept") if policy.keep_backing_vocals else t.text(locale, "left out"),
         inline=True,
     )
     return embed
@@ -106,19 +145,24 @@ class KaraokeCog(commands.Cog):
         name="settings", description="Show or change Stemcord's settings", parent=karaoke
     )
 
-    def __init__(self, policies: Policies) -> None:
+    def __init__(self, policies: Policies, translations: Translations) -> None:
         self.policies = policies
+        self.t = translations
 
     async def _policy(self, guild_id: int) -> GuildPolicy:
         return await self.policies.get(guild_id)
 
     async def _show(self, interaction: discord.Interaction) -> None:
         """Reply with every setting (ephemeral)."""
+        locale = member_locale(interaction)
         if not is_server_manager(interaction.user) or interaction.guild_id is None:
-            await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
+            await interaction.response.send_message(
+                self.t.text(locale, NOT_A_MANAGER), ephemeral=True
+            )
             return
         policy = await self._policy(interaction.guild_id)
-        await interaction.response.send_message(embed=policy_embed(policy), ephemeral=True)
+        embed = policy_embed(self.t, locale, policy)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def _change(self, interaction: discord.Interaction, done: str, **changes: Any) -> None:
         """Store some settings and confirm with the whole policy (ephemeral)."""
@@ -131,8 +175,11 @@ class KaraokeCog(commands.Cog):
     ) -> None:
         """Read, edit and store the policy as one step; confirm with the whole policy."""
         guild_id = interaction.guild_id
+        locale = member_locale(interaction)
         if not is_server_manager(interaction.user) or guild_id is None:
-            await interaction.response.send_message(NOT_A_MANAGER, ephemeral=True)
+            await interaction.response.send_message(
+                self.t.text(locale, NOT_A_MANAGER), ephemeral=True
+            )
             return
         said: list[str] = []
 
@@ -144,28 +191,38 @@ class KaraokeCog(commands.Cog):
         # Read-modify-write as one step (Policies.update), so no concurrent change is lost.
         policy = await self.policies.update(guild_id, apply)
         done = said[-1]
-        await interaction.response.send_message(done, embed=policy_embed(policy), ephemeral=True)
+        embed = policy_embed(self.t, locale, policy)
+        await interaction.response.send_message(done, embed=embed, ephemeral=True)
 
     async def _change_channels(
         self, interaction: discord.Interaction, channel_id: int | None, *, allow: bool
     ) -> None:
         """Add a channel to (or take it from) the allowed list; ``None`` clears the list."""
+        t, locale = self.t, member_locale(interaction)
+        channel = channel_mention(channel_id) if channel_id is not None else ""
 
         def edit(policy: GuildPolicy) -> tuple[str, GuildPolicy]:
             current = policy.allowed_channel_ids
             if channel_id is None:
                 allowed: tuple[int, ...] = ()
-                done = "Stemcord may now be used in every channel."
+                done = t.text(locale, "Stemcord may now be used in every channel.")
             elif allow:
                 allowed = current if channel_id in current else (*current, channel_id)
-                done = f"<#{channel_id}> is allowed. Stemcord runs only in the allowed channels."
+                done = t.text(
+                    locale,
+                    "{channel} is allowed. Stemcord runs only in the allowed channels.",
+                    channel=channel,
+                )
             else:
                 allowed = tuple(c for c in current if c != channel_id)
                 done = (
-                    f"<#{channel_id}> is no longer allowed."
+                    t.text(locale, "{channel} is no longer allowed.", channel=channel)
                     if allowed
-                    else f"<#{channel_id}> removed; no channel is listed, so Stemcord runs "
-                    "everywhere."
+                    else t.text(
+                        locale,
+                        "{channel} removed; no channel is listed, so Stemcord runs everywhere.",
+                        channel=channel,
+                    )
                 )
             return done, policy.with_changes(allowed_channel_ids=allowed)
 
@@ -207,15 +264,22 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         """``/karaoke settings result_channel``."""
-        done = (
-            f"Results now go to <#{channel.id}>; status messages stay where the command ran."
-            if channel is not None
-            else "Results now go to the channel where the command ran."
-        )
-        if channel is not None and not can_post_in(channel):
-            done += (
-                " I cannot post there yet: give me **Send Messages** and **Embed Links** in "
-                "that channel (until then results go where the command ran)."
+        t, locale = self.t, member_locale(interaction)
+        if channel is None:
+            done = t.text(locale, "Results now go to the channel where the command ran.")
+        elif can_post_in(channel):
+            done = t.text(
+                locale,
+                "Results now go to {channel}; status messages stay where the command ran.",
+                channel=channel_mention(channel.id),
+            )
+        else:
+            done = t.text(
+                locale,
+                "Results now go to {channel}; status messages stay where the command ran. I "
+                "cannot post there yet: give me **Send Messages** and **Embed Links** in that "
+                "channel (until then results go where the command ran).",
+                channel=channel_mention(channel.id),
             )
         await self._change(interaction, done, result_channel_id=channel.id if channel else None)
 
@@ -227,10 +291,15 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
         """``/karaoke settings required_role``."""
+        t, locale = self.t, member_locale(interaction)
         done = (
-            f"Members now need <@&{role.id}> to use /separate (moderators always may)."
+            t.text(
+                locale,
+                "Members now need {role} to use /separate (moderators always may).",
+                role=role_mention(role.id),
+            )
             if role is not None
-            else "Every member may use /separate."
+            else t.text(locale, "Every member may use /separate.")
         )
         await self._change(
             interaction, done, required_role_id=role.id if role is not None else None
@@ -244,10 +313,15 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
         """``/karaoke settings moderator_role``."""
+        t, locale = self.t, member_locale(interaction)
         done = (
-            f"<@&{role.id}> and members with Manage Messages are now moderators."
+            t.text(
+                locale,
+                "{role} and members with Manage Messages are now moderators.",
+                role=role_mention(role.id),
+            )
             if role is not None
-            else "Members with Manage Messages are the moderators."
+            else t.text(locale, "Members with Manage Messages are the moderators.")
         )
         await self._change(
             interaction, done, moderator_role_id=role.id if role is not None else None
@@ -264,9 +338,16 @@ class KaraokeCog(commands.Cog):
         count: app_commands.Range[int, 0, MAX_UNFINISHED_LIMIT],
     ) -> None:
         """``/karaoke settings max_unfinished``."""
-        done = (
-            f"Each member may now have {_count(count, 'unfinished job', 'unlimited jobs')} at once."
-        )
+        t, locale = self.t, member_locale(interaction)
+        if count == 0:
+            done = t.text(locale, "Each member may now have unlimited jobs at once.")
+        else:
+            done = t.plural(
+                locale,
+                "Each member may now have {count} unfinished job at once.",
+                "Each member may now have {count} unfinished jobs at once.",
+                count,
+            )
         await self._change(interaction, done, max_unfinished=count)
 
     @settings.command(
@@ -277,7 +358,16 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, count: app_commands.Range[int, 0, DAILY_QUOTA_LIMIT]
     ) -> None:
         """``/karaoke settings daily_quota``."""
-        done = f"Daily quota per member: {_count(count, 'job', 'unlimited')}."
+        t, locale = self.t, member_locale(interaction)
+        if count == 0:
+            done = t.text(locale, "Daily quota per member: unlimited.")
+        else:
+            done = t.plural(
+                locale,
+                "Daily quota per member: {count} job.",
+                "Daily quota per member: {count} jobs.",
+                count,
+            )
         await self._change(interaction, done, daily_quota=count)
 
     @settings.command(
@@ -291,7 +381,16 @@ class KaraokeCog(commands.Cog):
         count: app_commands.Range[int, 0, SERVER_DAILY_CAP_LIMIT],
     ) -> None:
         """``/karaoke settings server_daily_cap``."""
-        done = f"Daily cap for the whole server: {_count(count, 'job', 'unlimited')}."
+        t, locale = self.t, member_locale(interaction)
+        if count == 0:
+            done = t.text(locale, "Daily cap for the whole server: unlimited.")
+        else:
+            done = t.plural(
+                locale,
+                "Daily cap for the whole server: {count} job.",
+                "Daily cap for the whole server: {count} jobs.",
+                count,
+            )
         await self._change(interaction, done, server_daily_cap=count)
 
     @settings.command(
@@ -302,7 +401,15 @@ class KaraokeCog(commands.Cog):
         self, interaction: discord.Interaction, seconds: app_commands.Range[int, 0, COOLDOWN_LIMIT]
     ) -> None:
         """``/karaoke settings cooldown``."""
-        done = f"Cooldown between requests: {_count(seconds, 'second', 'none')}."
+        t, locale = self.t, member_locale(interaction)
+        if seconds == 0:
+            done = t.text(locale, "Cooldown between requests: none.")
+        else:
+            done = t.text(
+                locale,
+                "Cooldown between requests: {cooldown}.",
+                cooldown=_seconds(t, locale, seconds),
+            )
         await self._change(interaction, done, cooldown_seconds=seconds)
 
     @settings.command(
@@ -311,7 +418,12 @@ class KaraokeCog(commands.Cog):
     @app_commands.describe(enabled="On: the requester also gets the result by DM")
     async def dm_on_completion(self, interaction: discord.Interaction, enabled: bool) -> None:
         """``/karaoke settings dm_on_completion``."""
-        done = "Requesters now also get their result by DM." if enabled else "No more DM copies."
+        t, locale = self.t, member_locale(interaction)
+        done = (
+            t.text(locale, "Requesters now also get their result by DM.")
+            if enabled
+            else t.text(locale, "No more DM copies.")
+        )
         await self._change(interaction, done, dm_on_completion=enabled)
 
     @settings.command(
@@ -323,9 +435,12 @@ class KaraokeCog(commands.Cog):
     )
     async def backing_vocals(self, interaction: discord.Interaction, keep: bool) -> None:
         """``/karaoke settings backing_vocals``."""
+        t, locale = self.t, member_locale(interaction)
         done = (
-            "Backing tracks mixed from every stem now keep the backing vocals."
+            t.text(locale, "Backing tracks mixed from every stem now keep the backing vocals.")
             if keep
-            else "Backing tracks mixed from every stem now leave the backing vocals out."
+            else t.text(
+                locale, "Backing tracks mixed from every stem now leave the backing vocals out."
+            )
         )
         await self._change(interaction, done, keep_backing_vocals=keep)

@@ -4,6 +4,12 @@ The owner is the Discord application's owner as the developer portal says
 (``application_info().owner``), or, for an application that belongs to a team, the team's
 owner (not every team member: the balance is the operator's business). It is looked up once
 and remembered; a failed lookup is not remembered, so the next question tries again.
+
+The warnings :meth:`BotOwner.tell` sends (credits running low) are operator-facing output,
+like the log lines they repeat, and stay English: there is no interaction to read the owner's
+language from, and the owner runs the bot, not a server. A member who asks for the balance
+without owning the bot is answered in their own language (:data:`ONLY_THE_OWNER`, worded by
+``/jobs balance``).
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import logging
 
 import discord
 
+from cogs.i18n import N_
+
 log = logging.getLogger(__name__)
 
-ONLY_THE_OWNER = "Only the bot's owner can see its Vidgo balance."
+ONLY_THE_OWNER = N_("Only the bot's owner can see its Vidgo balance.")
 
 
 class BotOwner:

@@ -2,7 +2,8 @@
 
 An ephemeral list belongs to one member and lives only as long as that member looks at it,
 so an ordinary view with a timeout is enough here (the buttons need not survive restarts).
-When the view times out the buttons are removed, so they never fail silently.
+When the view times out the buttons are removed, so they never fail silently. The buttons
+speak the language of the member the list belongs to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
+
+from cogs.i18n import LocaleLike, Translations
 
 PAGE_TIMEOUT = 300.0
 
@@ -31,9 +34,14 @@ class Pages(discord.ui.View):
         pages: int,
         *,
         owner_id: int,
+        t: Translations,
+        locale: LocaleLike,
         timeout: float = PAGE_TIMEOUT,
     ) -> None:
         super().__init__(timeout=timeout)
+        # TRANSLATORS: buttons under a list of jobs that spans several pages.
+        self.previous.label = t.text(locale, "Previous")
+        self.next.label = t.text(locale, "Next")
         self.render = render
         self.pages = pages
         self.page = 0

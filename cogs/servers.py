@@ -10,6 +10,10 @@ Every server the bot is in spends the operator's one Vidgo balance, so with a li
   left) is answered privately with :data:`NOT_AVAILABLE_HERE` and starts nothing: slash
   commands, menus and autocomplete through :class:`ServerCheckedTree`, job buttons through
   :meth:`ServerGuardCog.guard_button`.
+
+The private refusal is in the member's language; the notice, posted without an interaction,
+in the server's preferred locale (:func:`cogs.i18n.guild_locale`). The log lines are for the
+operator and stay English.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from discord.ext import commands
 
 from bot.policy import ServerAllowList
 from cogs.buttons import ButtonHandler
+from cogs.gate import translations_for
+from cogs.i18n import N_, Translations, guild_locale, member_locale
 
 log = logging.getLogger(__name__)
 
-NOT_AVAILABLE_HERE = (
+NOT_AVAILABLE_HERE = N_(
     "Stemcord is not available in this server: its operator runs it only for other servers, "
     "so it is leaving. Nothing was started."
 )
-LEAVING_NOTICE = (
+LEAVING_NOTICE = N_(
     "Hello! This Stemcord bot is run privately for a few servers, and this server is not one "
     "of them, so it is leaving now. If you expected it here, ask whoever runs it to add this "
     "server to its list."
@@ -47,8 +53,11 @@ class GuardedClient(Protocol):
         ...
 
 
-async def refuse_outside(interaction: discord.Interaction, allowed: ServerAllowList) -> bool:
-    """Answer an interaction from a server not on the list privately; ``True`` if refused.
+async def refuse_outside(
+    interaction: discord.Interaction, allowed: ServerAllowList, t: Translations | None = None
+) -> bool:
+    """Answer an interaction from a server not on the list privately (in the member's
+    language); ``True`` if refused.
 
     Autocomplete gets no choices (it cannot carry a sentence). A failure to answer is logged,
     never raised: the point is that nothing else runs.
@@ -59,13 +68,14 @@ async def refuse_outside(interaction: discord.Interaction, allowed: ServerAllowL
         "refused an interaction from server %s: it is not in ALLOWED_GUILD_IDS",
         interaction.guild_id,
     )
+    refusal = translations_for(interaction, t).text(member_locale(interaction), NOT_AVAILABLE_HERE)
     try:
         if interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
         elif interaction.response.is_done():
-            await interaction.followup.send(NOT_AVAILABLE_HERE, ephemeral=True)
+            await interaction.followup.send(refusal, ephemeral=True)
         else:
-            await interaction.response.send_message(NOT_AVAILABLE_HERE, ephemeral=True)
+            await interaction.response.send_message(refusal, ephemeral=True)
     except discord.HTTPException as exc:
         log.info("could not answer the refused interaction (%s)", exc.status)
     return True
@@ -98,8 +108,9 @@ def may_post_notice(channel: discord.TextChannel | None) -> bool:
 class ServerGuardCog(commands.Cog):
     """Leaves the servers that are not on the operator's list (see the module docstring)."""
 
-    def __init__(self, allowed: ServerAllowList) -> None:
+    def __init__(self, allowed: ServerAllowList, translations: Translations) -> None:
         self.allowed = allowed
+        self.t = translations
         # Servers being left now: an outage can announce a server again while we leave it.
         self._leaving: set[int] = set()
 
@@ -124,7 +135,7 @@ class ServerGuardCog(commands.Cog):
             if may_post_notice(channel):
                 assert channel is not None  # noqa: S101 - may_post_notice checked it
                 try:
-                    await channel.send(LEAVING_NOTICE)
+                    await channel.send(self.t.text(guild_locale(guild), LEAVING_NOTICE))
                     noticed = True
                 except discord.HTTPException as exc:
                     log.debug("could not post the leaving notice in %s (%s)", guild.id, exc.status)
@@ -154,9 +165,10 @@ class ServerGuardCog(commands.Cog):
     def guard_button(self, handler: ButtonHandler) -> ButtonHandler:
         """``handler``, run only for presses from an allowed server (others are refused)."""
         allowed = self.allowed
+        t = self.t
 
         async def guarded(interaction: discord.Interaction, job_id: str) -> None:
-            if await refuse_outside(interaction, allowed):
+            if await refuse_outside(interaction, allowed, t):
                 return
             await handler(interaction, job_id)
 

@@ -14,23 +14,22 @@ from bot.engine import JobEngine
 from bot.policy import GuildPolicy, Policies, load_policy
 from bot.separation import SEPARATION
 from bot.vidgo.errors import VidgoTransientError
-from cogs.jobs import JobsCog, choice_for
-from cogs.karaoke import KaraokeCog, policy_embed
-from cogs.lyrics import LyricsView
-from cogs.midi import MidiView
-from cogs.owner import BotOwner
-from cogs.pages import Pages, page_count
-from cogs.render import (
-    EMBED_TOTAL_MAX,
-    FIELD_VALUE_MAX,
+from cogs.i18n import Translations
+from cogs.joblist import (
     STATE_WORDS,
     job_detail_embed,
     job_line,
     job_list_embed,
     result_link,
     state_word,
-    status_embed,
 )
+from cogs.jobs import JobsCog, choice_for
+from cogs.karaoke import KaraokeCog, policy_embed
+from cogs.lyrics import LyricsView
+from cogs.midi import MidiView
+from cogs.owner import BotOwner
+from cogs.pages import Pages, page_count
+from cogs.render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX, status_embed
 from cogs.separate import SeparationView
 from cogs.views import KindViews
 from storage.base import JobStore
@@ -45,6 +44,7 @@ VIEWS = KindViews(
     fallback=SEPARATION,
 )
 WORDS = SeparationView.words
+T = Translations.load()
 
 
 async def add_job(store: JobStore, job_id: str, *, requester: int = 42, guild: int = GUILD) -> None:
@@ -82,7 +82,7 @@ def jobs_cog(store: JobStore) -> tuple[JobsCog, Any, Any]:
         spec_set=discord.AppInfo, owner=member(user_id=OWNER_ID), team=None
     )
     owner = BotOwner(client)
-    return JobsCog(engine, Policies(store), balance, VIEWS, owner), engine, balance
+    return JobsCog(engine, Policies(store), balance, owner, T), engine, balance
 
 
 def make_interaction(user: Any, guild_id: int = GUILD) -> mock.Mock:
@@ -217,14 +217,14 @@ async def test_autocomplete_offers_the_callers_recent_ids_in_this_server(
 
 def test_choice_names_fit_discords_limit() -> None:
     long = job(track={"title": "x" * 300})
-    choice = choice_for(long)
+    choice = choice_for(T, None, long)
     assert len(choice.name) == 100 and choice.value == long.id
 
 
 def test_every_state_has_words_and_lines_escape_titles() -> None:
     assert set(STATE_WORDS) == set(JobState)
-    assert state_word(job(state=JobState.DELIVERED, outcome=JobState.FAILED)) == "failed"
-    line = job_line(job(track={"title": "@everyone **x**"}), with_requester=True)
+    assert state_word(T, None, job(state=JobState.DELIVERED, outcome=JobState.FAILED)) == "failed"
+    line = job_line(T, None, job(track={"title": "@everyone **x**"}), with_requester=True)
     assert "@everyone" not in line and "\\*\\*x\\*\\*" in line and "by <@42>" in line
 
 
@@ -233,28 +233,30 @@ def test_result_link_points_at_the_result_channel() -> None:
     assert result_link(posted) == "https://discord.com/channels/9/7/555"
     elsewhere = replace(posted, result_channel_id=8)
     assert result_link(elsewhere) == "https://discord.com/channels/9/8/555"
-    assert "[stems](https://discord.com/channels/9/8/555)" in job_line(elsewhere)
+    assert "[stems](https://discord.com/channels/9/8/555)" in job_line(T, None, elsewhere)
     assert result_link(job()) is None
 
 
 def test_lists_and_details_stay_inside_embed_limits() -> None:
     jobs = [job(id=f"j{index:09d}", track={"title": "t" * 500}) for index in range(25)]
     for page in range(3):
-        embed = job_list_embed("Queue", jobs, page, 3, with_requester=True, empty="-")
+        embed = job_list_embed(
+            T, None, "Queue", jobs, page=page, pages=3, with_requester=True, empty="-"
+        )
         assert len(embed) <= EMBED_TOTAL_MAX
     undeliverable = job(state=JobState.UNDELIVERABLE, last_error="e" * 5000)
-    assert len(job_detail_embed(undeliverable, WORDS)) <= EMBED_TOTAL_MAX
+    assert len(job_detail_embed(T, None, undeliverable)) <= EMBED_TOTAL_MAX
 
 
 def test_settings_embed_stays_inside_limits_with_many_channels() -> None:
     policy = GuildPolicy(allowed_channel_ids=tuple(10**18 + i for i in range(200)))
-    embed = policy_embed(policy)
+    embed = policy_embed(T, None, policy)
     assert all(len(field.value or "") <= FIELD_VALUE_MAX for field in embed.fields)
     assert embed.fields[0].value is not None and embed.fields[0].value.endswith("…")
 
 
 async def test_karaoke_changes_need_manage_server_and_are_stored(store: JobStore) -> None:
-    cog = KaraokeCog(Policies(store))
+    cog = KaraokeCog(Policies(store), T)
     moderator = make_interaction(member(perms=MODERATOR))
     await cog.daily_quota.callback(cog, moderator, count=3)
     assert "Manage Server" in sent(moderator)[0]
@@ -268,7 +270,7 @@ async def test_karaoke_changes_need_manage_server_and_are_stored(store: JobStore
 
 
 async def test_server_daily_cap_needs_manage_server_and_is_stored(store: JobStore) -> None:
-    cog = KaraokeCog(Policies(store))
+    cog = KaraokeCog(Policies(store), T)
     moderator = make_interaction(member(perms=MODERATOR))
     await cog.server_daily_cap.callback(cog, moderator, count=50)
     assert "Manage Server" in sent(moderator)[0]
@@ -279,13 +281,15 @@ async def test_server_daily_cap_needs_manage_server_and_is_stored(store: JobStor
     assert "whole server: 50 jobs" in text and kwargs["ephemeral"]
     assert (await load_policy(store, GUILD)).server_daily_cap == 50
     assert (await load_policy(store, GUILD + 1)).server_daily_cap == 0
-    fields = {f.name: f.value for f in policy_embed(GuildPolicy(server_daily_cap=50)).fields}
+    fields = {
+        f.name: f.value for f in policy_embed(T, None, GuildPolicy(server_daily_cap=50)).fields
+    }
     assert fields["Daily cap for the server"] == "50 jobs (resets 00:00 UTC)"
 
 
 def test_pages_disable_the_buttons_at_the_ends() -> None:
     assert page_count(0, 10) == 1 and page_count(10, 10) == 1 and page_count(11, 10) == 2
-    pages = Pages(lambda n: discord.Embed(title=str(n)), 3, owner_id=1)
+    pages = Pages(lambda n: discord.Embed(title=str(n)), 3, owner_id=1, t=T, locale=None)
     assert pages.previous.disabled and not pages.next.disabled
 
 
@@ -310,7 +314,7 @@ def test_status_points_at_the_result_channel_when_results_go_elsewhere() -> None
 
 
 async def test_channel_list_edits_are_made_from_the_stored_list(store: JobStore) -> None:
-    cog = KaraokeCog(Policies(store))
+    cog = KaraokeCog(Policies(store), T)
     for channel_id in (1, 2, 2):
         await cog.allow_channel.callback(
             cog, make_interaction(member(perms=MANAGER)), channel=mock.Mock(id=channel_id)
@@ -347,10 +351,10 @@ async def test_cancel_and_retry_autocomplete_follow_who_may_act(store: JobStore)
 def test_not_found_echoes_only_what_a_job_id_can_hold() -> None:
     from cogs.jobs import not_found
 
-    assert not_found("AbC123") == "No job `abc123` in this server."
-    assert not_found("`@everyone`") == "No job `everyone` in this server."
-    assert not_found("***") == "No such job in this server."
+    assert not_found(T, None, "AbC123") == "No job `abc123` in this server."
+    assert not_found(T, None, "`@everyone`") == "No job `everyone` in this server."
+    assert not_found(T, None, "***") == "No such job in this server."
 
 
 def test_choice_names_are_one_line() -> None:
-    assert "\n" not in choice_for(job(track={"title": "two\nlines"})).name
+    assert "\n" not in choice_for(T, None, job(track={"title": "two\nlines"})).name

@@ -8,6 +8,7 @@ from unittest import mock
 import discord
 
 from bot.policy import ServerAllowList
+from cogs.i18n import Translations
 from cogs.servers import (
     LEAVING_NOTICE,
     NOT_AVAILABLE_HERE,
@@ -17,6 +18,7 @@ from cogs.servers import (
 from tests.helpers import interaction, private_answer
 
 ALLOWED = ServerAllowList(frozenset({9}))
+T = Translations.load()
 
 
 def test_an_empty_list_allows_every_server_and_a_list_only_its_own() -> None:
@@ -49,7 +51,7 @@ async def test_autocomplete_from_elsewhere_gets_no_choices() -> None:
 
 async def test_a_button_press_from_elsewhere_never_reaches_its_handler() -> None:
     handler = mock.AsyncMock()
-    guarded = ServerGuardCog(ALLOWED).guard_button(handler)
+    guarded = ServerGuardCog(ALLOWED, T).guard_button(handler)
     outside = interaction(guild_id=10)
     outside.type = discord.InteractionType.component
     await guarded(outside, "abcdefghjk")
@@ -80,7 +82,7 @@ def guild(guild_id: int, *, may_post: bool, system_channel: bool = True) -> mock
 
 
 async def test_a_server_elsewhere_gets_the_notice_then_is_left() -> None:
-    cog = ServerGuardCog(ALLOWED)
+    cog = ServerGuardCog(ALLOWED, T)
     elsewhere = guild(10, may_post=True)
     await cog.on_guild_join(elsewhere)
     elsewhere.system_channel.send.assert_awaited_once_with(LEAVING_NOTICE)
@@ -88,7 +90,7 @@ async def test_a_server_elsewhere_gets_the_notice_then_is_left() -> None:
 
 
 async def test_no_notice_where_the_bot_may_not_post_but_it_still_leaves() -> None:
-    cog = ServerGuardCog(ALLOWED)
+    cog = ServerGuardCog(ALLOWED, T)
     mute = guild(11, may_post=False)
     await cog.on_guild_available(mute)
     mute.system_channel.send.assert_not_awaited()
@@ -100,9 +102,9 @@ async def test_no_notice_where_the_bot_may_not_post_but_it_still_leaves() -> Non
 
 async def test_allowed_servers_and_an_empty_list_are_never_left() -> None:
     home = guild(9, may_post=True)
-    await ServerGuardCog(ALLOWED).on_guild_available(home)
+    await ServerGuardCog(ALLOWED, T).on_guild_available(home)
     other = guild(10, may_post=True)
-    await ServerGuardCog(ServerAllowList()).on_guild_join(other)
+    await ServerGuardCog(ServerAllowList(), T).on_guild_join(other)
     home.leave.assert_not_awaited()
     other.leave.assert_not_awaited()
     home.system_channel.send.assert_not_awaited()
