@@ -233,6 +233,52 @@ def source_problem_sentence(error: SourceError, t: Translations, locale: LocaleL
             )
 
 
+# The media stage's sentences about a result's kept files (bot.media.keeper, bot.separation),
+# said in the reader's language. One with a value in it (a host, a size, an HTTP status) is not
+# in the catalogs and is shown as written.
+STAGE_SENTENCES = frozenset(
+    {
+        N_(
+            "Stemcord could not keep a copy of the stems: the bot kept running into an error "
+            "(its log has the details)."
+        ),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's links have expired."),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo's storage sent the download "
+            "somewhere this bot does not download from."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo gave a link this bot does not "
+            "download (only https links are kept)."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: the download was cut off before the "
+            "end, every time it was tried."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo's storage took too long to send "
+            "the files."
+        ),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's storage no longer has the files."),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's storage could not be reached."),
+        N_("Stemcord could not keep a copy of the stems: what Vidgo's storage sent was not audio."),
+        N_("Stemcord could not keep a copy of the stems: the bot's disk is nearly full."),
+        N_("The backing track could not be made: not every stem could be kept."),
+        N_("The backing track could not be made: the bot's disk is nearly full."),
+        N_("The backing track could not be made: the stems could not be mixed."),
+        N_("The backing track could not be made: it could not be stored."),
+    }
+)
+
+
+def stage_error_text(error: str, t: Translations, locale: LocaleLike) -> str:
+    """Why some of a result's files are not kept, in the reader's language when the catalogs
+    know the sentence (escaped as written otherwise)."""
+    if error in STAGE_SENTENCES:
+        return t.text(locale, error)
+    return escape_untrusted(error, 500)
+
+
 class LinksButton(JobButton, template=job_template("links")):
     """Fresh links to a result's kept files (or the files themselves), answered privately."""
 
@@ -616,7 +662,7 @@ def render_separation(
         )
     lines.append(links_sentence(job, entry, signing, alive, missing, t, locale))
     if entry is not None and entry.error:
-        lines.append(f"\N{WARNING SIGN} {escape_untrusted(entry.error, 500)}")
+        lines.append(f"\N{WARNING SIGN} {stage_error_text(entry.error, t, locale)}")
     embed.description = "\n".join(lines)[:DESCRIPTION_MAX]
     # Stems beyond the buttons go into fields, whole links only, each field within its limit.
     for value in pack_lines(extra, FIELD_VALUE_MAX):

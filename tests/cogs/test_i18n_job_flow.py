@@ -13,9 +13,11 @@ import pytest
 from bot.jobs import ErrorKind, Submitted
 from bot.keys import NO_SPACE, NOT_KEPT, TOO_LONG, UNREADABLE
 from bot.lyrics import NO_LYRICS, NO_TIMING, NO_VOCALS
+from bot.media.errors import FetchTimeout
+from bot.media.keeper import KEEP_FAILED, MIX_FAILED, fetch_failure
 from bot.midi import NO_NOTES
 from bot.progress import Progress
-from bot.separation import NO_STEMS
+from bot.separation import GAVE_UP, NO_STEMS
 from bot.sources import SourceError, SourceProblem, StreamingPage
 from cogs.buttons import ButtonRouter, RefreshButton, status_items
 from cogs.delivery import files_note
@@ -23,8 +25,14 @@ from cogs.i18n import Translations
 from cogs.keys import KeyPicker, key_failure_sentence, key_options
 from cogs.lyrics import LyricsView, lyrics_problem_sentence
 from cogs.midi import MidiView
-from cogs.render import left_out_sentence, status_embed
-from cogs.separate import LinksButton, SeparationView, source_problem_sentence
+from cogs.render import escape_untrusted, left_out_sentence, status_embed
+from cogs.separate import (
+    STAGE_SENTENCES,
+    LinksButton,
+    SeparationView,
+    source_problem_sentence,
+    stage_error_text,
+)
 from cogs.views import KindViews, where_sentence
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
@@ -379,3 +387,31 @@ def test_every_rendered_string_fits_discords_limits_in_every_locale(locale: str)
 def test_translated_labels_are_not_the_english(locale: str) -> None:
     for english in ("Get links", "Refresh", "Cancel", "Change key", "Lyrics", "Backing track"):
         assert T.text(locale, english) != english
+
+
+TIMED_OUT = FetchTimeout("total", "storage.vidgo.ai", 30.0)
+
+
+def test_the_media_stages_sentences_are_in_the_readers_language() -> None:
+    # The very sentences bot/ writes into a result (kept verbatim for English readers).
+    written = [
+        GAVE_UP,
+        f"{KEEP_FAILED}: Vidgo's links have expired.",
+        f"{KEEP_FAILED}: {fetch_failure(TIMED_OUT)}.",
+        f"{MIX_FAILED}: the stems could not be mixed.",
+    ]
+    for sentence in written:
+        assert sentence in STAGE_SENTENCES
+        assert stage_error_text(sentence, T, "en-US") == sentence
+        assert stage_error_text(sentence, T, "ja") == T.text("ja", sentence) != sentence
+    kept = job(
+        result={
+            "stems": {"vocals": "https://s/v.mp3"},
+            "media": {"key": "k", "files": {"vocals": "v.mp3"}, "error": GAVE_UP},
+        }
+    )
+    description = SeparationView(translations=T).render(kept, "ko").embed.description or ""
+    assert T.text("ko", GAVE_UP) in description
+    # A sentence with a value in it is not in the catalogs: shown as written, escaped.
+    odd = f"{KEEP_FAILED}: Vidgo's files are on a host this bot does not download from (x.org)"
+    assert stage_error_text(odd, T, "ja") == escape_untrusted(odd, 500)
