@@ -295,3 +295,59 @@ def test_status_embed_shows_progress_only_while_waiting() -> None:
     assert fields["ETA"].startswith("about 10 min")
     done = status_embed(job(), words, None, Progress(2, 3, 600, 0), t=T, locale="en-US")
     assert {f.name for f in done.fields}.isdisjoint({"Queue", "ETA"})
+
+
+# -- languages ----------------------------------------------------------------------------------
+
+
+def guild_speaking(locale: discord.Locale) -> mock.Mock:
+    guild = mock.Mock(spec_set=discord.Guild)
+    guild.preferred_locale = locale
+    guild.filesize_limit = 10 * 1_048_576
+    return guild
+
+
+async def test_the_channel_reads_the_servers_language_and_a_dm_the_requesters(
+    views: KindViews,
+) -> None:
+    channels = Channels()
+    channels.client.get_guild.return_value = guild_speaking(discord.Locale.japanese)
+    channels.channel(7).send.side_effect = http_error(discord.Forbidden, 403, "Missing Access")
+    recorded = job(options={"requester_locale": "pt-BR", "server_locale": "ko"})
+    delivery = delivery_with(channels, views)
+    assert delivery.channel_locale(recorded) == "ja"  # the server as Discord says now
+    assert delivery.dm_locale(recorded) == "pt-BR"
+    assert await delivery.deliver(recorded) == 900
+    tried = channels.channel(7).send.await_args.kwargs
+    assert tried["content"] == T.text("ja", "{member} your stems are ready.", member="<@42>")
+    dm = channels.user.send.await_args.kwargs
+    assert dm["content"] == T.text("pt-BR", "{member} your stems are ready.", member="<@42>")
+    assert dm["embed"].footer.text == T.text("pt-BR", "Job {id}", id=recorded.id)
+
+
+async def test_a_server_this_process_does_not_have_reads_its_recorded_language(
+    views: KindViews,
+) -> None:
+    channels = Channels()
+    channels.client.get_guild.return_value = None  # another shard's process has it
+    delivery = delivery_with(channels, views)
+    assert delivery.channel_locale(job(options={"server_locale": "ko"})) == "ko"
+    assert delivery.channel_locale(job(options={"requester_locale": "es-ES"})) == "es-ES"
+    assert delivery.channel_locale(job()) == "en-US"  # recorded before languages were kept
+    await delivery.deliver(job(options={"server_locale": "ko"}))
+    sent = channels.channel(7).send.await_args.kwargs
+    assert sent["content"] == T.text("ko", "{member} your stems are ready.", member="<@42>")
+    fields = [f.name for f in sent["embed"].fields]
+    assert T.text("ko", "Duration") in fields and "Duration" not in fields
+
+
+async def test_an_earlier_post_in_another_language_is_still_found(views: KindViews) -> None:
+    channels = Channels()
+    channel = channels.channel(7)
+    footer = T.text("ja", "Job {id}", id="abcdefghjk")
+    assert footer != "Job abcdefghjk"
+    channel.history = history(posted(11, footer="ジョブ abcdefghjk0"), posted(13, footer=footer))
+    delivery = delivery_with(channels, views, clock=lambda: NOW)
+    earlier = job(delivery_started_at=NOW - NONCE_TRUST_SECONDS - 1)
+    assert await delivery.deliver(earlier) == 13
+    channel.send.assert_not_awaited()
