@@ -327,3 +327,36 @@ def test_the_get_links_button_survives_a_restart() -> None:
     assert LinksButton.__discord_ui_compiled_template__.fullmatch(  # type: ignore[attr-defined]
         "stemcord:links:abcdefghjk"
     )
+
+
+@pytest.mark.parametrize("locale", [discord.Locale.japanese, discord.Locale.brazil_portuguese])
+async def test_get_links_answers_in_the_members_language(
+    media: MediaStore,
+    signer: MediaSigner,
+    services: PressServices,
+    engine: Any,
+    locale: discord.Locale,
+) -> None:
+    await keep(media, "vocals.mp3", "instrumental.mp3")
+    files = {"vocals": "vocals.mp3", "instrumental": "instrumental.mp3"}
+    engine.get_job.return_value = kept_job(files, "instrumental.mp3", links_until=NOW - 1)
+    view = SeparationView(translations=T, links=links_for(media, signer), clock=lambda: NOW)
+    inter = interaction(user=member(user_id=77))
+    inter.locale = locale
+    await view.press_links(services, inter, "abcdefghjk")
+    text, kwargs = answer_of(inter)
+    hours = T.plural(locale, "{count} hour", "{count} hours", 24)
+    assert text == T.text(
+        locale, "Fresh links to **{title}**, working for {hours}:", title="Song", hours=hours
+    )
+    assert "Fresh links" not in text
+    labels = [b.label for b in kwargs["view"].children]
+    assert labels == [T.text(locale, "Vocals"), T.text(locale, "Instrumental")]
+    # Nothing left to give: said in the member's language too.
+    engine.get_job.return_value = kept_job({}, None, links_until=NOW - 1)
+    gone = interaction()
+    gone.locale = locale
+    await SeparationView(translations=T, clock=lambda: NOW).press_links(
+        services, gone, "abcdefghjk"
+    )
+    assert answer_of(gone)[0] == T.text(locale, NOTHING_LEFT) != NOTHING_LEFT
