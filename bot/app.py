@@ -215,17 +215,22 @@ def job_kinds(
 
 
 def kind_views(
-    settings: Settings, keys: KeyRenders, *, media: Media | None = None
+    settings: Settings,
+    keys: KeyRenders,
+    *,
+    translations: Translations,
+    media: Media | None = None,
 ) -> list[KindView]:
     """… and one line here: how each kind is shown in Discord."""
     return [
         SeparationView(
+            translations=translations,
             links=media.links if media is not None else None,
             fitter=media.fitter if media is not None else None,
         ),
-        LyricsView(enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
-        MidiView(enabled=settings.ENABLE_MIDI),
-        KeyView(keys),
+        LyricsView(translations=translations, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
+        MidiView(translations=translations, enabled=settings.ENABLE_MIDI),
+        KeyView(keys, translations=translations),
     ]
 
 
@@ -300,7 +305,9 @@ def build(
         media.store if media is not None else None,
         media.pool if media is not None else audio_pool(settings),
     )
-    views = KindViews(kind_views(settings, keys, media=media), fallback=SEPARATION)
+    views = KindViews(
+        kind_views(settings, keys, translations=catalogs, media=media), fallback=SEPARATION
+    )
 
     async def setup(client: StemcordBot) -> None:
         # Runs in discord.py's setup_hook, after everything below was built.
@@ -319,7 +326,7 @@ def build(
             log.info("synced %d command(s) to guild %s", len(synced), guild.id)
         await engine.start()
 
-    router = ButtonRouter()
+    router = ButtonRouter(translations=catalogs)
     bot = StemcordBot(
         setup=setup,
         router=router,
@@ -342,7 +349,11 @@ def build(
         report=report_credits,
     )
     delivery = DiscordDelivery(
-        bot, views, ProgressTracker(store), fitter=media.fitter if media is not None else None
+        bot,
+        views,
+        ProgressTracker(store),
+        translations=catalogs,
+        fitter=media.fitter if media is not None else None,
     )
     engine = JobEngine(
         store,
@@ -352,18 +363,20 @@ def build(
         kinds=job_kinds(vidgo, keys, media=media, policies=policies),
         observer=EngineObservers(metrics, credits),
     )
-    desk = JobDesk(engine, delivery, views)
-    controls = JobControls(engine, policies)
+    desk = JobDesk(engine, delivery, views, translations=catalogs)
+    controls = JobControls(engine, policies, translations=catalogs)
     status = StatusControls(controls, delivery.status_message, RefreshLimiter())
     upload_mb = settings.MAX_UPLOAD_MB
     guard = ServerGuardCog(allowed, catalogs)
     cogs = [
         guard,
-        SeparateCog(desk, policies, max_upload_mb=upload_mb),
-        SeparateMessageCog(desk, policies, bot.tree, max_upload_mb=upload_mb),
+        SeparateCog(desk, policies, translations=catalogs, max_upload_mb=upload_mb),
+        SeparateMessageCog(
+            desk, policies, bot.tree, translations=catalogs, max_upload_mb=upload_mb
+        ),
         KaraokeCog(policies, catalogs),
         JobsCog(engine, policies, balance, owner, catalogs),
-        LyricsCog(desk, policies, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
+        LyricsCog(desk, policies, translations=catalogs, enhanced_lrc=settings.LYRICS_ENHANCED_LRC),
     ]
     services = PressServices(engine=engine, policies=policies, desk=desk, controls=controls)
     for action, handler in {**status.routes(), **views.routes(services)}.items():

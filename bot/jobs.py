@@ -6,6 +6,7 @@ needs the engine's internals to speak about a job.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,6 +38,21 @@ class JobRequest:
     track: Mapping[str, Any] | None = None
     status_message_id: int | None = None
     reply_to_message_id: int | None = None
+
+
+# Who reads about a job, recorded in its options when it is accepted (Discord's locale codes,
+# e.g. "ja", "pt-BR"): the requester's own language (what reaches them by DM) and the server's
+# at the time of the request (what is posted in a channel when the server is not at hand).
+REQUESTER_LOCALE = "requester_locale"
+SERVER_LOCALE = "server_locale"
+
+
+def with_locales(request: JobRequest, requester: str, server: str | None) -> JobRequest:
+    """``request`` with its readers' languages recorded in its options."""
+    recorded: dict[str, Any] = {**request.options, REQUESTER_LOCALE: requester}
+    if server is not None:
+        recorded[SERVER_LOCALE] = server
+    return dataclasses.replace(request, options=recorded)
 
 
 @dataclass(frozen=True, slots=True)

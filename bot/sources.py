@@ -12,7 +12,9 @@ host, subdomains included: :func:`streaming_service`) is not audio: Vidgo cannot
 web page and Stemcord fetches nothing itself, so it is refused at once
 (:class:`StreamingPage`) with what to do instead.
 
-Every rejection is a :class:`SourceError` whose message tells the member how to fix the input.
+Every rejection is a :class:`SourceError` naming the problem with a stable code
+(:class:`SourceProblem`) and its values; the Discord layer words it in the member's language
+and says how to fix the input (``cogs/separate.py``). Its ``str()`` is an English line for logs.
 """
 
 from __future__ import annotations
@@ -41,8 +43,38 @@ AUDIO_EXTENSIONS = frozenset(
 )
 
 
+class SourceProblem(StrEnum):
+    """Why an input cannot be used (the cogs word each one; see :class:`SourceError`)."""
+
+    NO_SOURCE = "no_source"  # nothing to separate was given
+    MANY_SOURCES = "many_sources"  # more than one source was given
+    ID_MISSING = "id_missing"  # one of task_id/audio_id without the other (values: name)
+    ID_EMPTY = "id_empty"  # values: name
+    ID_TOO_LONG = "id_too_long"  # values: name, length, limit
+    ID_CHARACTERS = "id_characters"  # values: name
+    LINK_EMPTY = "link_empty"
+    LINK_TOO_LONG = "link_too_long"  # values: length, limit
+    LINK_INVISIBLE = "link_invisible"  # spaces or invisible characters
+    NOT_HTTP = "not_http"
+    STREAMING_PAGE = "streaming_page"  # values: service
+    NOT_AUDIO = "not_audio"  # values: filename
+    FILE_TOO_LARGE = "file_too_large"  # values: filename, size, limit (bytes)
+    NO_AUDIO_IN_MESSAGE = "no_audio_in_message"  # the message menu found nothing
+    NOT_A_VIDGO_SONG = "not_a_vidgo_song"  # a link where only a Vidgo song will do
+
+
 class SourceError(ValueError):
-    """The input cannot be used; the message says what was wrong and how to fix it."""
+    """The input cannot be used: ``problem`` says why, ``values`` carry the details.
+
+    ``values`` hold what a sentence needs (an option's name, a length, a service's name, a
+    file name); the member-typed ones are shown escaped by the cog.
+    """
+
+    def __init__(self, problem: SourceProblem, **values: str | int) -> None:
+        detail = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        super().__init__(f"{problem.value}" + (f" ({detail})" if detail else ""))
+        self.problem = problem
+        self.values: dict[str, str | int] = dict(values)
 
 
 # Pages of streaming and video services, by registrable host: the host itself and every
@@ -114,22 +146,11 @@ def streaming_service(url: str) -> str | None:
     return None
 
 
-def streaming_sentence(service: str) -> str:
-    """What a member is told about a link to a streaming or video page."""
-    return (
-        f"That link is a {service} page, not an audio file. Stemcord does not take songs from "
-        "streaming or video sites, and Vidgo cannot separate a web page. Instead, attach the "
-        "audio file itself (the `file` option of `/separate`), or give a direct link to an "
-        "audio file (one that ends in .mp3, .wav, .flac …), or a Vidgo song (`task_id` + "
-        "`audio_id`, or its storage.vidgo.ai link)."
-    )
-
-
 class StreamingPage(SourceError):
     """The link is a page of a streaming or video service (see :func:`streaming_service`)."""
 
     def __init__(self, service: str) -> None:
-        super().__init__(streaming_sentence(service))
+        super().__init__(SourceProblem.STREAMING_PAGE, service=service)
         self.service = service
 
 
@@ -185,17 +206,13 @@ def clean_id(value: str, *, name: str) -> str:
     """Trim and check a Vidgo id (task or audio)."""
     cleaned = value.strip()
     if not cleaned:
-        raise SourceError(f"`{name}` is empty: paste the id from your Vidgo song.")
+        raise SourceError(SourceProblem.ID_EMPTY, name=name)
     if len(cleaned) > MAX_ID_LENGTH:
         raise SourceError(
-            f"`{name}` is {len(cleaned)} characters long; Vidgo ids are at most "
-            f"{MAX_ID_LENGTH}. Check that you pasted only the id."
+            SourceProblem.ID_TOO_LONG, name=name, length=len(cleaned), limit=MAX_ID_LENGTH
         )
     if not _ID_CHARS.match(cleaned):
-        raise SourceError(
-            f"`{name}` may contain only letters, digits, `-`, `_` and `.`; "
-            "remove spaces and other characters."
-        )
+        raise SourceError(SourceProblem.ID_CHARACTERS, name=name)
     return cleaned
 
 
@@ -203,20 +220,14 @@ def check_url(value: str) -> str:
     """Trim and check an http(s) link."""
     url = value.strip().strip("<>")
     if not url:
-        raise SourceError("`link` is empty: paste an http(s) link to an audio file.")
+        raise SourceError(SourceProblem.LINK_EMPTY)
     if len(url) > MAX_URL_LENGTH:
-        raise SourceError(
-            f"That link is {len(url)} characters long; the limit is {MAX_URL_LENGTH}. "
-            "Use a shorter link to the file."
-        )
+        raise SourceError(SourceProblem.LINK_TOO_LONG, length=len(url), limit=MAX_URL_LENGTH)
     if _CONTROL.search(url):
-        raise SourceError("That link contains spaces or invisible characters; remove them.")
+        raise SourceError(SourceProblem.LINK_INVISIBLE)
     parts = urlsplit(url)
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
-        raise SourceError(
-            "That is not an http(s) link. Paste a link that starts with https://, "
-            "or attach the audio file instead."
-        )
+        raise SourceError(SourceProblem.NOT_HTTP)
     return url
 
 
@@ -264,14 +275,10 @@ def source_from_attachment(
     suffix = PurePosixPath(filename).suffix.lower()
     looks_audio = (content_type or "").lower().startswith("audio/") or suffix in AUDIO_EXTENSIONS
     if not looks_audio:
-        raise SourceError(
-            f"`{filename}` does not look like audio. Attach an audio file "
-            "(mp3, wav, flac, ogg, m4a …)."
-        )
+        raise SourceError(SourceProblem.NOT_AUDIO, filename=filename)
     if size > max_bytes:
         raise SourceError(
-            f"`{filename}` is {size / 1_048_576:.1f} MB; the limit here is "
-            f"{max_bytes / 1_048_576:.0f} MB. Attach a shorter or compressed file."
+            SourceProblem.FILE_TOO_LARGE, filename=filename, size=size, limit=max_bytes
         )
     # Discord builds the CDN URL from the file name; make sure spaces and the like are encoded.
     encoded = quote(url.strip(), safe=":/?&=%#~+@!$'()*,;[]")

@@ -33,6 +33,7 @@ import discord
 from bot.engine import JobEngine
 from bot.policy import GuildPolicy, Policies
 from cogs.access import job_visible_to, may_control
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
 from storage.jobstate import JobState
 from storage.records import JobRecord
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 10.0
 # Job ids are short lowercase letters and digits (bot.engine.new_job_id).
 JOB_ID_PATTERN = r"[a-z0-9]{1,32}"
-SOMETHING_WENT_WRONG = "Something went wrong on Stemcord's side; please try again in a minute."
+SOMETHING_WENT_WRONG = N_("Something went wrong on Stemcord's side; please try again in a minute.")
 
 Button = discord.ui.Button[discord.ui.View]
 # What a press of a job button does: (interaction, job id).
@@ -63,10 +64,11 @@ class ButtonRouter:
 
     The client holds one (:class:`cogs.client.StemcordBot`); the composition root routes every
     action once, when the handlers exist. A press whose action has no route (a button of a
-    feature this bot no longer runs) gets a private sentence.
+    feature this bot no longer runs) gets a private sentence, in the member's language.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, translations: Translations) -> None:
+        self.t = translations
         self._handlers: dict[str, ButtonHandler] = {}
 
     def route(self, action: str, handler: ButtonHandler) -> None:
@@ -78,14 +80,16 @@ class ButtonRouter:
     async def press(self, action: str, interaction: discord.Interaction, job_id: str) -> None:
         """Run the handler of ``action``; an unexpected error still gets the member a sentence."""
         handler = self._handlers.get(action)
+        locale = member_locale(interaction)
         if handler is None:
-            await answer_privately(interaction, "This button no longer does anything.")
+            gone = self.t.text(locale, "This button no longer does anything.")
+            await answer_privately(interaction, gone)
             return
         try:
             await handler(interaction, job_id)
         except Exception:
             log.exception("job %s: the %s button failed", job_id, action)
-            await answer_privately(interaction, SOMETHING_WENT_WRONG)
+            await answer_privately(interaction, self.t.text(locale, SOMETHING_WENT_WRONG))
 
 
 @runtime_checkable
@@ -99,24 +103,33 @@ class RoutingClient(Protocol):
 
 
 class JobButton(discord.ui.DynamicItem[Button], template=job_template("[a-z]+")):
-    """A button about one job. Subclasses set ``ACTION``, ``LABEL``, ``STYLE`` (``EMOJI``) and
-    their template."""
+    """A button about one job. Subclasses set ``ACTION``, ``LABEL`` (an English message id,
+    marked with ``N_``), ``STYLE`` (``EMOJI``) and their template.
+
+    :meth:`labelled` makes one whose label is in the reader's language; a button rebuilt from
+    a press needs no label (only its ``custom_id`` counts).
+    """
 
     ACTION: ClassVar[str] = ""
     LABEL: ClassVar[str] = ""
     STYLE: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
     EMOJI: ClassVar[str | None] = None
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, *, label: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label=self.LABEL,
+                label=(label or self.LABEL)[:80],
                 emoji=self.EMOJI,
                 style=self.STYLE,
                 custom_id=job_custom_id(self.ACTION, job_id),
             )
         )
         self.job_id = job_id
+
+    @classmethod
+    def labelled(cls, job_id: str, t: Translations, locale: LocaleLike) -> Self:
+        """The button of ``job_id`` with its label in the language of ``locale``."""
+        return cls(job_id, label=t.text(locale, cls.LABEL))
 
     @classmethod
     async def from_custom_id(
@@ -148,22 +161,22 @@ class RefreshButton(JobButton, template=job_template("refresh")):
     """Re-read a job (asking Vidgo) and update its status message."""
 
     ACTION = "refresh"
-    LABEL = "Refresh"
+    LABEL = N_("Refresh")
 
 
 class CancelButton(JobButton, template=job_template("cancel")):
     """Stop tracking a job; its result, if Vidgo still finishes it, is not posted."""
 
     ACTION = "cancel"
-    LABEL = "Cancel"
+    LABEL = N_("Cancel")
     STYLE = discord.ButtonStyle.danger
 
 
-def status_items(job: JobRecord) -> list[discord.ui.Item[Any]]:
+def status_items(job: JobRecord, t: Translations, locale: LocaleLike) -> list[discord.ui.Item[Any]]:
     """Refresh and Cancel while the job waits on Vidgo; nothing once it ended."""
     if not job.state.is_active:
         return []
-    return [RefreshButton(job.id), CancelButton(job.id)]
+    return [RefreshButton.labelled(job.id, t, locale), CancelButton.labelled(job.id, t, locale)]
 
 
 class RefreshLimiter:
@@ -194,35 +207,43 @@ class RefreshLimiter:
 
 StatusMessage = Callable[[JobRecord], Awaitable[tuple[discord.Embed, discord.ui.View | None]]]
 
+# Who may press what: the refusal names the action in a whole sentence ({requester}: a mention).
+ONLY_REFRESH = N_("Only {requester}, who asked for this job, or a moderator, can refresh it.")
+ONLY_CANCEL = N_("Only {requester}, who asked for this job, or a moderator, can cancel it.")
+ONLY_MIDI = N_("Only {requester}, who asked for this job, or a moderator, can make MIDI from it.")
+JOB_GONE = N_("I can't find that job any more.")
+
 
 class JobControls:
     """Who may act on a job from a button: the job, if visible and the member may."""
 
-    def __init__(self, engine: JobEngine, policies: Policies) -> None:
+    def __init__(
+        self, engine: JobEngine, policies: Policies, *, translations: Translations
+    ) -> None:
         self.engine = engine
         self.policies = policies
+        self.t = translations
 
     async def controlled_job(
-        self, interaction: discord.Interaction, job_id: str, action: str
+        self, interaction: discord.Interaction, job_id: str, only: str
     ) -> tuple[JobRecord, GuildPolicy] | None:
-        """The job (and its server's policy) if the member may ``action`` it.
+        """The job (and its server's policy) if the member may act on it.
 
-        Otherwise answer privately and return ``None``. A result that reached its requester
-        by DM carries the same buttons: there, the job is the requester's own, and its
-        server's rules still apply.
+        Otherwise answer privately (in the member's language) and return ``None``; ``only``
+        is the refusal for a member who may not (:data:`ONLY_REFRESH` …). A result that
+        reached its requester by DM carries the same buttons: there, the job is the
+        requester's own, and its server's rules still apply.
         """
+        locale = member_locale(interaction)
         job = await self.engine.get_job(job_id)
         if job is None or not job_visible_to(job, interaction.guild_id, interaction.user.id):
-            await interaction.response.send_message(
-                "I can't find that job any more.", ephemeral=True
-            )
+            await interaction.response.send_message(self.t.text(locale, JOB_GONE), ephemeral=True)
             return None
         policy = await self.policies.get(job.guild_id)
         if not may_control(interaction.user, job, policy):
+            requester = f"<@{job.requester_id}>"
             await interaction.response.send_message(
-                f"Only <@{job.requester_id}>, who asked for this job, or a moderator, "
-                f"can {action} it.",
-                ephemeral=True,
+                self.t.text(locale, only, requester=requester), ephemeral=True
             )
             return None
         return job, policy
@@ -243,14 +264,20 @@ class StatusControls:
 
     async def refresh(self, interaction: discord.Interaction, job_id: str) -> None:
         """Check, rate-limit, ask Vidgo, and show where the job is now."""
-        controlled = await self.controls.controlled_job(interaction, job_id, "refresh")
+        controlled = await self.controls.controlled_job(interaction, job_id, ONLY_REFRESH)
         if controlled is None:
             return
         job, _ = controlled
         wait = self.limiter.wait_left(job.id)
         if wait > 0:
+            t = self.controls.t
             await interaction.response.send_message(
-                f"This job was refreshed a moment ago; try again in {math.ceil(wait)} s.",
+                t.plural(
+                    member_locale(interaction),
+                    "This job was refreshed a moment ago; try again in {count} second.",
+                    "This job was refreshed a moment ago; try again in {count} seconds.",
+                    math.ceil(wait),
+                ),
                 ephemeral=True,
             )
             return
@@ -262,7 +289,7 @@ class StatusControls:
 
     async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         """Cancel if the job is still waiting on Vidgo, then show its state."""
-        controlled = await self.controls.controlled_job(interaction, job_id, "cancel")
+        controlled = await self.controls.controlled_job(interaction, job_id, ONLY_CANCEL)
         if controlled is None:
             return
         job, _ = controlled
@@ -270,14 +297,17 @@ class StatusControls:
             job = await self.controls.engine.cancel(job.id) or job
         embed, view = await self.status_message(job)
         await interaction.response.edit_message(embed=embed, view=view)
+        t = self.controls.t
+        locale = member_locale(interaction)
         if job.state is JobState.CANCELLED:
             log.info("job %s: cancelled by %s", job.id, interaction.user.id)
-            note = (
+            note = t.text(
+                locale,
                 "Cancelled. Vidgo cannot stop a task it has started, so it may still finish, "
-                "but Stemcord will not post its result."
+                "but Stemcord will not post its result.",
             )
         else:
-            note = "This job had already finished, so there was nothing to cancel."
+            note = t.text(locale, "This job had already finished, so there was nothing to cancel.")
         await interaction.followup.send(note, ephemeral=True)
 
     def routes(self) -> dict[str, ButtonHandler]:

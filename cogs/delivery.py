@@ -45,10 +45,19 @@ from typing import Any, Protocol
 import discord
 
 from bot.delivery import DeliveryError, delivery_key
+from bot.jobs import REQUESTER_LOCALE, SERVER_LOCALE
 from bot.media.links import UploadFitter
 from bot.progress import STATUS_EDIT_INTERVAL, Progress, ProgressTracker, StatusEdits
 from cogs.buttons import status_items
-from cogs.render import Attached, KindWords, Outcome, left_out_sentence, status_embed
+from cogs.i18n import LocaleLike, Translations
+from cogs.render import (
+    Attached,
+    KindWords,
+    Outcome,
+    files_listed,
+    left_out_sentence,
+    status_embed,
+)
 from storage.records import Admission, JobRecord
 
 log = logging.getLogger(__name__)
@@ -60,8 +69,8 @@ INTERACTION_WINDOW = 14 * 60.0
 NONCE_TRUST_SECONDS = 120.0
 # How far back in a channel to look for an earlier post of the same job.
 HISTORY_LOOKBACK = 100
-FILES_FIELD = "Files"
 TOO_LARGE_STATUS = 413
+ENGLISH = "en-US"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +84,23 @@ class Fitted:
 NOTHING_FITTED = Fitted()
 
 
-def capitalized(text: str) -> str:
-    """``the vocals`` -> ``The vocals``."""
-    return text[:1].upper() + text[1:]
-
-
-def files_note(attached: list[str], left_out: list[str], limit: int) -> str | None:
+def files_note(
+    attached: list[str], left_out: list[str], limit: int, t: Translations, locale: LocaleLike
+) -> str | None:
     """The sentence under a result about its attachments (``None`` when it offers none)."""
     parts: list[str] = []
     if attached:
-        listed = capitalized(" and ".join(attached))
-        it = "it" if len(attached) == 1 else "them"
-        parts.append(f"\N{BLACK RIGHT-POINTING TRIANGLE} {listed}: play {it} right here.")
+        parts.append(
+            t.plural(
+                locale,
+                "\N{BLACK RIGHT-POINTING TRIANGLE} {files}: play it right here.",
+                "\N{BLACK RIGHT-POINTING TRIANGLE} {files}: play them right here.",
+                len(attached),
+                files=files_listed(attached, t, locale),
+            )
+        )
     if left_out:
-        parts.append(left_out_sentence(left_out, limit))
+        parts.append(left_out_sentence(left_out, limit, t, locale))
     return " ".join(parts) or None
 
 
@@ -98,6 +110,8 @@ async def _send(
     outcome: Outcome,
     allowed: discord.AllowedMentions,
     fitted: Fitted = NOTHING_FITTED,
+    *,
+    files_field: str,
 ) -> discord.Message:
     view = outcome.view()
     extra: dict[str, Any] = {}
@@ -110,7 +124,7 @@ async def _send(
         # A deep copy: Embed.copy shares the list of fields, and the outcome's embed is sent
         # again (another channel, a DM copy) without this destination's note.
         embed = discord.Embed.from_dict(copy.deepcopy(embed.to_dict()))
-        embed.add_field(name=FILES_FIELD, value=fitted.note[:1024], inline=False)
+        embed.add_field(name=files_field, value=fitted.note[:1024], inline=False)
     if outcome.reply_to is not None and isinstance(target, discord.PartialMessageable):
         # A reply (to a result message, say); no ping, and still posted if it was deleted.
         extra["reference"] = discord.MessageReference(
@@ -133,11 +147,11 @@ class ShownKind(Protocol):
         """The kind's status words."""
         ...
 
-    def render(self, job: JobRecord) -> Outcome:
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """The job's one outcome message."""
         ...
 
-    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+    def status_details(self, job: JobRecord, locale: LocaleLike) -> list[tuple[str, str]]:
         """The kind's own fields on the status message."""
         ...
 
@@ -149,13 +163,19 @@ class KindShowing(Protocol):
         """The view of the job's kind."""
         ...
 
-    def offers(self, job: JobRecord) -> list[discord.ui.Item[Any]]:
+    def offers(self, job: JobRecord, locale: LocaleLike) -> list[discord.ui.Item[Any]]:
         """The buttons other kinds put on this job's result message."""
         ...
 
 
 class DiscordDelivery:
-    """Implements :class:`bot.delivery.Delivery` with a discord.py client."""
+    """Implements :class:`bot.delivery.Delivery` with a discord.py client.
+
+    Everything posted in a channel (the status message, the result) is in the server's
+    language: ``guild.preferred_locale`` when this process has the server, else the server's
+    locale recorded with the request. A result sent by DM is in the requester's own language,
+    recorded when the job was accepted (:data:`bot.jobs.REQUESTER_LOCALE`).
+    """
 
     def __init__(
         self,
@@ -163,6 +183,7 @@ class DiscordDelivery:
         views: KindShowing,
         progress: ProgressTracker,
         *,
+        translations: Translations,
         fitter: UploadFitter | None = None,
         clock: Callable[[], float] = time.time,
         status_interval: float = STATUS_EDIT_INTERVAL,
@@ -170,6 +191,7 @@ class DiscordDelivery:
         self.client = client
         self.views = views
         self.progress = progress
+        self.t = translations
         self.fitter = fitter
         self._clock = clock
         self._interactions: dict[str, tuple[discord.Interaction, float]] = {}
@@ -187,17 +209,31 @@ class DiscordDelivery:
         self._interactions.pop(job_id, None)
         self._admissions.pop(job_id, None)
 
-    def render(self, job: JobRecord) -> Outcome:
+    def channel_locale(self, job: JobRecord) -> str:
+        """The language of what is posted about ``job`` in a channel: the server's."""
+        if job.guild_id is not None:
+            guild = self.client.get_guild(job.guild_id)
+            if guild is not None:
+                return str(guild.preferred_locale.value)
+        recorded = job.options.get(SERVER_LOCALE) or job.options.get(REQUESTER_LOCALE)
+        return str(recorded) if recorded else ENGLISH
+
+    def dm_locale(self, job: JobRecord) -> str:
+        """The language of a result sent to the requester by DM: their own."""
+        recorded = job.options.get(REQUESTER_LOCALE)
+        return str(recorded) if recorded else self.channel_locale(job)
+
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """The job's outcome message with the buttons other kinds offer on it."""
-        outcome = self.views.of(job).render(job)
-        extra = self.views.offers(job)
+        outcome = self.views.of(job).render(job, locale)
+        extra = self.views.offers(job, locale)
         if extra:
             outcome = dataclasses.replace(outcome, items=[*outcome.items, *extra])
         return outcome
 
     async def deliver(self, job: JobRecord) -> int | None:
         """Post the outcome once; DM the requester when the channel is unusable."""
-        outcome = self.render(job)
+        outcome = self.render(job, self.channel_locale(job))
         allowed = discord.AllowedMentions(
             everyone=False,
             roles=False,
@@ -223,7 +259,7 @@ class DiscordDelivery:
             channel = self.client.get_partial_messageable(channel_id)
             try:
                 fitted = await self._fit(job, outcome, dm=False)
-                message = await self._send_fitted(channel, job, outcome, allowed, fitted)
+                message = await self._send_fitted(channel, job, outcome, allowed, fitted, dm=False)
                 break
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("job %s: cannot post in channel %s (%s)", job.id, channel_id, exc.text)
@@ -237,8 +273,9 @@ class DiscordDelivery:
             log.warning("job %s: no channel to post in; sending a DM instead", job.id)
             try:
                 user = await self.client.fetch_user(job.requester_id)
-                fitted = await self._fit(job, outcome, dm=True)
-                message = await self._send_fitted(user, job, outcome, allowed, fitted)
+                personal = self.render(job, self.dm_locale(job))
+                fitted = await self._fit(job, personal, dm=True)
+                message = await self._send_fitted(user, job, personal, allowed, fitted, dm=True)
             except discord.HTTPException as dm_exc:
                 raise DeliveryError(
                     "; ".join(
@@ -247,7 +284,7 @@ class DiscordDelivery:
                     permanent=True,
                 ) from dm_exc
         if job.dm_on_completion and not dm_sent:
-            await self._dm_copy(job, outcome, allowed)
+            await self._dm_copy(job, self.render(job, self.dm_locale(job)), allowed)
         # The end on the status message follows in the background (never dropped).
         await self.status_edits.show(job, wait=False)
         return int(message.id)
@@ -289,7 +326,8 @@ class DiscordDelivery:
         if left_out:
             log.info("job %s: not attached (limit %d bytes): %s", job.id, limit, left_out)
         names = [u.what for u in outcome.uploads if u.what not in left_out]
-        return Fitted(attached, files_note(names, left_out, limit))
+        locale = self.dm_locale(job) if dm else self.channel_locale(job)
+        return Fitted(attached, files_note(names, left_out, limit, self.t, locale))
 
     async def _send_fitted(
         self,
@@ -298,23 +336,34 @@ class DiscordDelivery:
         outcome: Outcome,
         allowed: discord.AllowedMentions,
         fitted: Fitted,
+        *,
+        dm: bool,
     ) -> discord.Message:
         """Post with the fitted attachments; without them if Discord finds them too large."""
+        locale = self.dm_locale(job) if dm else self.channel_locale(job)
+        files_field = self.t.text(locale, "Files")
         try:
-            return await _send(target, job, outcome, allowed, fitted)
+            return await _send(target, job, outcome, allowed, fitted, files_field=files_field)
         except discord.HTTPException as exc:
             if exc.status != TOO_LARGE_STATUS or not fitted.attached:
                 raise
             log.warning("job %s: Discord refused the attachments as too large", job.id)
-        whats = capitalized(" and ".join(u.what for u in outcome.uploads))
-        note = whats + " could not be attached here (Discord refused the size): use the links."
-        return await _send(target, job, outcome, allowed, Fitted([], note))
+        whats = [u.what for u in outcome.uploads]
+        note = self.t.plural(
+            locale,
+            "{files} could not be attached here (Discord refused the size): use the links.",
+            "{files} could not be attached here (Discord refused the size): use the links.",
+            len(whats),
+            files=files_listed(whats, self.t, locale),
+        )
+        return await _send(target, job, outcome, allowed, Fitted([], note), files_field=files_field)
 
     async def _earlier_post(self, job: JobRecord, channel_ids: list[int]) -> int | None:
         """The id of this bot's own post of the job's outcome in recent history, if any.
 
-        Matched by author (this bot) and the ``Job <id>`` footer every outcome carries. The
-        requester's DMs are searched too, where an undeliverable channel sends it.
+        Matched by author (this bot) and the job's id in the footer every outcome carries
+        (``Job <id>`` in any language: :func:`cogs.render.job_footer`). The requester's DMs are
+        searched too, where an undeliverable channel sends it.
         """
         me = self.client.user
         targets: list[discord.abc.Messageable] = [
@@ -325,7 +374,7 @@ class DiscordDelivery:
             targets.append(user.dm_channel or await user.create_dm())
         except (discord.HTTPException, OSError, TimeoutError) as exc:
             log.info("job %s: cannot look at the requester's DMs (%s)", job.id, exc)
-        marker = re.compile(rf"\bJob {re.escape(job.id)}\b")
+        marker = re.compile(rf"(?<![A-Za-z0-9]){re.escape(job.id)}(?![A-Za-z0-9])")
         for target in targets:
             try:
                 async for message in target.history(limit=HISTORY_LOOKBACK):
@@ -345,7 +394,7 @@ class DiscordDelivery:
         try:
             user = await self.client.fetch_user(job.requester_id)
             fitted = await self._fit(job, outcome, dm=True)
-            await self._send_fitted(user, job, outcome, allowed, fitted)
+            await self._send_fitted(user, job, outcome, allowed, fitted, dm=True)
         except (discord.HTTPException, OSError, TimeoutError) as exc:
             log.info("job %s: no DM copy for %s (%s)", job.id, job.requester_id, exc)
 
@@ -378,14 +427,17 @@ class DiscordDelivery:
             except Exception:  # the status message is a courtesy: show it without progress
                 log.warning("job %s: no queue position or ETA", job.id, exc_info=True)
         kind = self.views.of(job)
+        locale = self.channel_locale(job)
         embed = status_embed(
             job,
             kind.words,
             admission or self._admissions.get(job.id),
             progress,
-            details=kind.status_details(job),
+            details=kind.status_details(job, locale),
+            t=self.t,
+            locale=locale,
         )
-        items = status_items(job)
+        items = status_items(job, self.t, locale)
         if not items:
             return embed, None
         buttons = discord.ui.View(timeout=None)

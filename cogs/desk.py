@@ -23,15 +23,16 @@ from typing import Protocol
 import discord
 
 from bot.engine import JobEngine
-from bot.jobs import JobRequest, Submitted
+from bot.jobs import JobRequest, Submitted, with_locales
 from bot.policy import GuildPolicy
 from cogs.delivery import DiscordDelivery
-from cogs.gate import limit_sentence, posted_pointer, refuse_after_defer
-from storage.records import LimitReached
+from cogs.gate import limit_sentence, refuse_after_defer
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
+from storage.records import JobRecord, LimitReached
 
 log = logging.getLogger(__name__)
 
-NOT_RECORDED = (
+NOT_RECORDED = N_(
     "Something went wrong while recording your request. "
     "Nothing was sent to Vidgo; please try again in a minute."
 )
@@ -40,22 +41,52 @@ NOT_RECORDED = (
 class KindAnswers(Protocol):
     """What each kind says to a member (its view's words; :class:`cogs.views.KindViews`)."""
 
-    def posted_words(self, kind: str) -> str:
-        """``"These lyrics were"``, as in "… already posted here"."""
+    def posted_sentence(self, kind: str, link: str, locale: LocaleLike) -> str:
+        """ "These lyrics were already posted here …: <link>"."""
         ...
 
-    def admitted(self, kind: str, submitted: Submitted, where: str) -> str:
+    def admitted(
+        self, kind: str, submitted: Submitted, where: int | None, locale: LocaleLike
+    ) -> str:
         """The private answer to a request of ``kind``."""
         ...
 
 
-class JobDesk:
-    """Starts jobs for members and answers them (see the module docstring)."""
+def recorded_locales(request: JobRequest, interaction: discord.Interaction) -> JobRequest:
+    """The request with the requester's language and the server's recorded in it, so that
+    what is said about the job later (a DM, a post after a restart) is in the right one."""
+    server = interaction.guild_locale
+    return with_locales(
+        request, interaction.locale.value, server.value if server is not None else None
+    )
 
-    def __init__(self, engine: JobEngine, delivery: DiscordDelivery, answers: KindAnswers) -> None:
+
+def message_link(job: JobRecord) -> str:
+    """The link to a posted result message."""
+    assert job.result_message_id is not None  # noqa: S101 - only posted jobs are given
+    channel_id = job.result_channel_id or job.channel_id
+    return f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.result_message_id}"
+
+
+class JobDesk:
+    """Starts jobs for members and answers them (see the module docstring).
+
+    Private answers are in the member's own language (``interaction.locale``); the status
+    message is in the server's (:class:`cogs.delivery.DiscordDelivery`).
+    """
+
+    def __init__(
+        self,
+        engine: JobEngine,
+        delivery: DiscordDelivery,
+        answers: KindAnswers,
+        *,
+        translations: Translations,
+    ) -> None:
         self.engine = engine
         self.delivery = delivery
         self.answers = answers
+        self.t = translations
 
     async def start_with_status(
         self, interaction: discord.Interaction, request: JobRequest, policy: GuildPolicy
@@ -66,6 +97,7 @@ class JobDesk:
         """
         # Everything after this may be slow: acknowledge first (Discord allows 3 s).
         await interaction.response.defer(thinking=True)
+        request = recorded_locales(request, interaction)
         try:
             submitted = await self.engine.submit(request, policy=policy)
         except LimitReached as refused:  # lost a race the early check could not see
@@ -73,7 +105,8 @@ class JobDesk:
             return None
         except Exception:
             log.exception("could not record a %s request", request.kind)
-            await interaction.edit_original_response(content=NOT_RECORDED)
+            not_recorded = self.t.text(member_locale(interaction), NOT_RECORDED)
+            await interaction.edit_original_response(content=not_recorded)
             return None
         job = submitted.job
         self.delivery.remember_interaction(job.id, interaction, submitted.admission)
@@ -91,18 +124,20 @@ class JobDesk:
         request: JobRequest,
         policy: GuildPolicy,
         *,
-        where: str,
+        where: int | None,
     ) -> Submitted | None:
-        """Record the job and tell the member privately what happens next.
+        """Record the job and tell the member privately, in their language, what happens next.
 
-        The interaction must already be deferred privately; ``where`` says where the result
-        will be posted ("as a reply to this result", "in #karaoke").
+        The interaction must already be deferred privately; ``where`` is the channel the
+        result will be posted in (``None``: as a reply to the result it was asked from).
         """
+        locale = member_locale(interaction)
         earlier = await self.engine.posted_result(request)
         if earlier is not None:
-            pointer = posted_pointer(earlier, self.answers.posted_words(request.kind))
+            pointer = self.answers.posted_sentence(request.kind, message_link(earlier), locale)
             await interaction.edit_original_response(content=pointer)
             return None
+        request = recorded_locales(request, interaction)
         try:
             submitted = await self.engine.submit(request, policy=policy)
         except LimitReached as refused:
@@ -110,8 +145,8 @@ class JobDesk:
             return None
         except Exception:
             log.exception("could not record a %s request", request.kind)
-            await interaction.edit_original_response(content=NOT_RECORDED)
+            await interaction.edit_original_response(content=self.t.text(locale, NOT_RECORDED))
             return None
-        answer = self.answers.admitted(request.kind, submitted, where)
+        answer = self.answers.admitted(request.kind, submitted, where, locale)
         await interaction.edit_original_response(content=answer)
         return submitted

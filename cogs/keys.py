@@ -41,7 +41,6 @@ from bot.keys import (
     KeyRenders,
     check_semitones,
     key_request,
-    key_words,
     rendition_base,
 )
 from bot.media import MediaError
@@ -57,6 +56,7 @@ from cogs.buttons import (
     job_template,
 )
 from cogs.gate import press_refusal
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -67,16 +67,16 @@ from cogs.render import (
     common_failure_sentence,
     escape_untrusted,
     format_duration,
+    job_footer,
 )
-from cogs.views import Item, JobItem, KindView, PressServices
+from cogs.views import Item, JobItem, KindView, PressServices, where_sentence
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 
 log = logging.getLogger(__name__)
 
 Select = discord.ui.Select[discord.ui.View]
-WHERE = "as a reply to the result"
-NOT_KEPT_SENTENCE = "The backing track of this song is no longer kept; run /separate again."
+NOT_KEPT_SENTENCE = N_("The backing track of this song is no longer kept; run /separate again.")
 _FITTED = re.compile(r"_(\d+)k\.mp3$")
 
 
@@ -84,18 +84,31 @@ class KeyButton(JobButton, template=job_template("key")):
     """Open the key menu for a separation's kept backing track."""
 
     ACTION = "key"
-    LABEL = "Change key"
+    LABEL = N_("Change key")
 
 
-def key_options() -> list[discord.SelectOption]:
+def key_words(semitones: int, t: Translations, locale: LocaleLike) -> str:
+    """``+2 semitones``, ``-1 semitone`` in the language of ``locale``."""
+    return t.plural(
+        locale,
+        "{sign}{count} semitone",
+        "{sign}{count} semitones",
+        abs(semitones),
+        sign="-" if semitones < 0 else "+",
+    )
+
+
+def key_options(t: Translations, locale: LocaleLike) -> list[discord.SelectOption]:
     """-6 … +6 semitones, lowest first; 0 is the backing track as it is."""
     options = []
     for steps in KEY_STEPS:
-        direction = "higher" if steps > 0 else "lower"
-        tone = "a semitone" if abs(steps) == 1 else f"{abs(steps)} semitones"
+        if steps > 0:
+            tone = t.plural(locale, "{count} semitone higher", "{count} semitones higher", steps)
+        else:
+            tone = t.plural(locale, "{count} semitone lower", "{count} semitones lower", -steps)
         options.append(
             discord.SelectOption(
-                label=key_words(steps), value=str(steps), description=f"{tone} {direction}"
+                label=key_words(steps, t, locale)[:100], value=str(steps), description=tone[:100]
             )
         )
     return options
@@ -106,14 +119,22 @@ class KeyPicker(discord.ui.DynamicItem[Select], template=job_template("keypick")
 
     ACTION: ClassVar[str] = "keypick"
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        translations: Translations | None = None,
+        locale: LocaleLike = None,
+    ) -> None:
+        # Rebuilt from a pick, the menu needs no words (only its custom_id counts): English.
+        t = translations if translations is not None else Translations.source_only()
         super().__init__(
             discord.ui.Select(
                 custom_id=job_custom_id(self.ACTION, job_id),
-                placeholder="Pick a key",
+                placeholder=t.text(locale, "Pick a key")[:150],
                 min_values=1,
                 max_values=1,
-                options=key_options(),
+                options=key_options(t, locale),
             )
         )
         self.job_id = job_id
@@ -154,26 +175,33 @@ def key_file_name(job: JobRecord, semitones: int) -> str:
     return f"{safe or 'backing track'} (key {semitones:+d}).mp3"
 
 
-def key_failure_sentence(job: JobRecord) -> str:
+def key_failure_sentence(job: JobRecord, t: Translations, locale: LocaleLike) -> str:
     """Why there is no backing track in the key asked for, in one sentence."""
     kind = job.error_kind
     if kind == NOT_KEPT:
-        return NOT_KEPT_SENTENCE
+        return t.text(locale, NOT_KEPT_SENTENCE)
     if kind == UNREADABLE:
-        return (
+        return t.text(
+            locale,
             "The kept backing track could not be read, so its key cannot be changed; "
-            "run /separate again."
+            "run /separate again.",
         )
     if kind == NO_SPACE:
-        return "The bot's disk is too full to keep another track just now; try again later."
+        return t.text(
+            locale, "The bot's disk is too full to keep another track just now; try again later."
+        )
     if kind == TOO_LONG:
-        return "This song is too long to change its key in the time the bot allows."
+        return t.text(locale, "This song is too long to change its key in the time the bot allows.")
     if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
-        return "The bot's audio workers stayed busy for too long; pick the key again later."
-    common = common_failure_sentence(job)
+        return t.text(
+            locale, "The bot's audio workers stayed busy for too long; pick the key again later."
+        )
+    common = common_failure_sentence(job, t, locale)
     if common is not None:
         return common
-    return escape_untrusted(job.last_error or "The key could not be changed.", 900)
+    if job.last_error:
+        return escape_untrusted(job.last_error, 900)
+    return t.text(locale, "The key could not be changed.")
 
 
 class KeyView(KindView):
@@ -181,33 +209,43 @@ class KeyView(KindView):
 
     kind = KEY
     words = KindWords(
-        title="Key change",
-        working="Changing the key…",
-        result="the backing track is",
-        cached="Made before",
-        posted="The backing track in this key was",
+        title=N_("Key change"),
+        working=N_("Changing the key… (started {started})"),
+        done_below=N_("Done — the backing track is in the message below"),
+        done_in=N_("Done — the backing track is in {channel}"),
+        cached=N_("Made before — here it is (no new work)"),
+        posted=N_(
+            "The backing track in this key was already posted here, so it is not posted "
+            "again: {link}"
+        ),
     )
 
-    def __init__(self, renders: KeyRenders) -> None:
+    def __init__(self, renders: KeyRenders, *, translations: Translations) -> None:
+        super().__init__(translations=translations)
         self.renders = renders
 
     # -- the outcome message ------------------------------------------------------------
 
-    def render(self, job: JobRecord) -> Outcome:
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """The backing track in the key, attached, as a reply to the result."""
+        t = self.t
         mention = f"<@{job.requester_id}>"
         semitones = _semitones_of(job)
-        words = key_words(semitones) if semitones is not None else "another key"
-        heading = f"Backing track, {words}"
+        if semitones is not None:
+            words = key_words(semitones, t, locale)
+            heading = t.text(locale, "Backing track, {key}", key=words)
+        else:
+            heading = t.text(locale, "Backing track in another key")
+        no_track = t.text(locale, "{member} no backing track this time.", member=mention)
         if job.outcome is not JobState.SUCCEEDED:
-            content = f"{mention} no backing track in {words} this time."
-            return self._without_file(job, content, heading, self.failure_sentence(job))
+            reason = self.failure_sentence(job, locale)
+            return self._without_file(job, no_track, heading, reason, locale)
         result = job.result or {}
         media_key, base = result.get("media_key"), result.get("base")
         limit = _limit_of(job)
         if not isinstance(media_key, str) or not isinstance(base, str):
-            content = f"{mention} no backing track this time."
-            return self._without_file(job, content, heading, NOT_KEPT_SENTENCE)
+            reason = t.text(locale, NOT_KEPT_SENTENCE)
+            return self._without_file(job, no_track, heading, reason, locale)
         try:
             found = self.renders.attachment(media_key, base, limit)
             # Read while rendering the message: Discord needs the bytes in the request, and
@@ -217,71 +255,110 @@ class KeyView(KindView):
             found, data = None, None
         if found is None or data is None or len(data) > limit:
             if self.renders.rendition(media_key, base) is None:
-                reason = NOT_KEPT_SENTENCE
+                reason = t.text(locale, NOT_KEPT_SENTENCE)
             else:
-                reason = (
+                reason = t.text(
+                    locale,
                     "The track in this key is too large for the upload limit here "
-                    f"({limit / 1_048_576:.1f} MB), even at the lowest bitrate Stemcord "
-                    "accepts; a server's limit grows with its boost level."
+                    "({limit} MB), even at the lowest bitrate Stemcord accepts; a server's "
+                    "limit grows with its boost level.",
+                    limit=t.number(locale, round(limit / 1_048_576, 1)),
                 )
-            content = f"{mention} no backing track this time."
-            return self._without_file(job, content, heading, reason)
-        title = escape_untrusted(str((job.track or {}).get("title") or ""), 200) or "this song"
+            return self._without_file(job, no_track, heading, reason, locale)
+        title = escape_untrusted(str((job.track or {}).get("title") or ""), 200)
         higher = semitones is not None and semitones > 0
+        if title and higher:
+            description = t.text(
+                locale,
+                "The backing track of **{title}**, higher so it sits in your voice. "
+                "The tempo is unchanged.",
+                title=title,
+            )
+        elif title:
+            description = t.text(
+                locale,
+                "The backing track of **{title}**, lower so it sits in your voice. "
+                "The tempo is unchanged.",
+                title=title,
+            )
+        elif higher:
+            description = t.text(
+                locale,
+                "The backing track of this song, higher so it sits in your voice. "
+                "The tempo is unchanged.",
+            )
+        else:
+            description = t.text(
+                locale,
+                "The backing track of this song, lower so it sits in your voice. "
+                "The tempo is unchanged.",
+            )
         embed = discord.Embed(
-            title=heading[:TITLE_MAX],
-            description=(
-                f"The backing track of **{title}**, {'higher' if higher else 'lower'} "
-                "so it sits in your voice. The tempo is unchanged."
-            )[:DESCRIPTION_MAX],
-            colour=COLOR_DONE,
+            title=heading[:TITLE_MAX], description=description[:DESCRIPTION_MAX], colour=COLOR_DONE
         )
         if semitones is not None:
-            embed.add_field(name="Key", value=key_words(semitones), inline=True)
+            embed.add_field(
+                name=t.text(locale, "Key"), value=key_words(semitones, t, locale), inline=True
+            )
         length = format_duration(result.get("seconds"))
         if length:
-            embed.add_field(name="Length", value=length, inline=True)
+            embed.add_field(name=t.text(locale, "Length"), value=length, inline=True)
         fitted = _FITTED.search(found.name)
         if fitted is not None:
             embed.add_field(
-                name="Quality",
-                value=f"{fitted.group(1)} kbps, to fit this channel's upload limit",
+                name=t.text(locale, "Quality"),
+                value=t.text(
+                    locale,
+                    "{kbps} kbps, to fit this channel's upload limit",
+                    kbps=fitted.group(1),
+                ),
                 inline=True,
             )
-        embed.set_footer(text=f"Job {job.id}")
+        embed.set_footer(text=job_footer(job, t, locale))
+        here = t.text(
+            locale,
+            "{member} here is the backing track, {key}.",
+            member=mention,
+            key=key_words(semitones or 0, t, locale),
+        )
         return Outcome(
-            f"{mention} here is the backing track, {words}.",
+            here,
             embed,
             [],
             files=[(key_file_name(job, semitones or 0), data)],
             reply_to=job.reply_to_message_id,
         )
 
-    @staticmethod
-    def _without_file(job: JobRecord, content: str, heading: str, reason: str) -> Outcome:
+    def _without_file(
+        self, job: JobRecord, content: str, heading: str, reason: str, locale: LocaleLike
+    ) -> Outcome:
         embed = discord.Embed(
             title=heading[:TITLE_MAX], description=reason[:DESCRIPTION_MAX], colour=COLOR_FAILED
         )
-        embed.set_footer(text=f"Job {job.id}")
+        embed.set_footer(text=job_footer(job, self.t, locale))
         return Outcome(content, embed, [], reply_to=job.reply_to_message_id)
 
-    def failure_sentence(self, job: JobRecord) -> str:
+    def failure_sentence(self, job: JobRecord, locale: LocaleLike) -> str:
         """Why there is no backing track in the key."""
-        return key_failure_sentence(job)
+        return key_failure_sentence(job, self.t, locale)
 
-    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+    def status_details(self, job: JobRecord, locale: LocaleLike) -> list[tuple[str, str]]:
         """The key asked for."""
         semitones = _semitones_of(job)
-        return [("Key", key_words(semitones))] if semitones is not None else []
+        if semitones is None:
+            return []
+        return [(self.t.text(locale, "Key"), key_words(semitones, self.t, locale))]
 
     # -- the control --------------------------------------------------------------------
 
-    def offer(self, job: JobRecord) -> Item | None:
+    def offer(self, job: JobRecord, locale: LocaleLike) -> Item | None:
         """**Change key** on a separation whose backing track is kept, and on a key's reply."""
         if job.outcome is not JobState.SUCCEEDED:
             return None
         if job.kind == SEPARATION:
-            return KeyButton(job.id) if self.renders.kept(job) is not None else None
+            if self.renders.kept(job) is None:
+                return None
+            return KeyButton.labelled(job.id, self.t, locale)
         if job.kind == KEY:
             separation_id = job.options.get("separation_job")
             media_key, backing = job.options.get("media_key"), job.options.get("backing")
@@ -292,7 +369,7 @@ class KeyView(KindView):
                 and isinstance(backing, str)
                 and self._still_kept(media_key, backing)
             ):
-                return KeyButton(separation_id)
+                return KeyButton.labelled(separation_id, self.t, locale)
         return None
 
     def _still_kept(self, media_key: str, name: str) -> bool:
@@ -312,23 +389,33 @@ class KeyView(KindView):
             KeyPicker.ACTION: functools.partial(self.pick, services),
         }
 
-    def admitted(self, submitted: Submitted, where: str) -> str:
-        """The private answer to a pick."""
-        semitones = _semitones_of(submitted.job)
-        track = f"the backing track, {key_words(semitones)}," if semitones else "the track"
+    def admitted(self, submitted: Submitted, where: int | None, locale: LocaleLike) -> str:
+        """The private answer to a pick (the track is posted as a reply to the result)."""
+        t = self.t
         job = submitted.job
+        semitones = _semitones_of(job) or 0
+        key = key_words(semitones, t, locale)
         if submitted.admission is Admission.CACHED:
-            return f"This key was made before — {track} is on its way {where}."
-        if submitted.admission in (Admission.JOINED, Admission.DROPPED):
-            return f"This key is already being made; it will be posted {where} once."
-        if job.outcome is JobState.SUCCEEDED:
-            return f"Done — {track} is on its way {where}."
-        if job.outcome is not None:
-            return f"That did not work — the reason is posted {where}."
-        return (
-            f"The bot's audio workers are busy; {track} will be posted {where} as soon as one "
-            f"is free (job `{job.id}`)."
-        )
+            said = t.text(
+                locale,
+                "This key was made before — the backing track, {key}, is on its way.",
+                key=key,
+            )
+        elif submitted.admission in (Admission.JOINED, Admission.DROPPED):
+            said = t.text(locale, "This key is already being made; it will be posted once.")
+        elif job.outcome is JobState.SUCCEEDED:
+            said = t.text(locale, "Done — the backing track, {key}, is on its way.", key=key)
+        elif job.outcome is not None:
+            said = t.text(locale, "That did not work — the reason is posted.")
+        else:
+            said = t.text(
+                locale,
+                "The bot's audio workers are busy; the backing track, {key}, will be posted as "
+                "soon as one is free (job `{job}`).",
+                key=key,
+                job=job.id,
+            )
+        return f"{said} {where_sentence(t, locale, where)}"
 
     # -- presses ------------------------------------------------------------------------
 
@@ -337,16 +424,20 @@ class KeyView(KindView):
     ) -> tuple[JobRecord, GuildPolicy] | None:
         """The separation and its server's policy if this member may change its key here;
         otherwise the deferred answer says why and ``None`` is returned."""
+        t = self.t
+        locale = member_locale(interaction)
         separation = await services.engine.get_job(job_id)
         problem: str | None = None
         if separation is None or not job_visible_to(
             separation, interaction.guild_id, interaction.user.id
         ):
-            problem = "Stemcord no longer knows this result, so it cannot change its key."
+            problem = t.text(
+                locale, "Stemcord no longer knows this result, so it cannot change its key."
+            )
         elif separation.kind != SEPARATION or separation.outcome is not JobState.SUCCEEDED:
-            problem = "This result has no backing track to change the key of."
+            problem = t.text(locale, "This result has no backing track to change the key of.")
         elif self.renders.kept(separation) is None:
-            problem = NOT_KEPT_SENTENCE
+            problem = t.text(locale, NOT_KEPT_SENTENCE)
         if problem is not None or separation is None:
             await interaction.edit_original_response(content=problem)
             return None
@@ -367,16 +458,25 @@ class KeyView(KindView):
         if usable is None:
             return
         separation, _ = usable
+        t = self.t
+        locale = member_locale(interaction)
         title = escape_untrusted(str((separation.track or {}).get("title") or ""), 200)
         menu = discord.ui.View(timeout=None)
-        menu.add_item(KeyPicker(separation.id))
-        await interaction.edit_original_response(
-            content=(
-                f"Pick a key for the backing track of {f'**{title}**' if title else 'this song'}"
-                ": higher (+) or lower (-), in semitones. It is posted as a reply to the result."
-            ),
-            view=menu,
-        )
+        menu.add_item(KeyPicker(separation.id, translations=t, locale=locale))
+        if title:
+            content = t.text(
+                locale,
+                "Pick a key for the backing track of **{title}**: higher (+) or lower (-), in "
+                "semitones. It is posted as a reply to the result.",
+                title=title,
+            )
+        else:
+            content = t.text(
+                locale,
+                "Pick a key for the backing track of this song: higher (+) or lower (-), in "
+                "semitones. It is posted as a reply to the result.",
+            )
+        await interaction.edit_original_response(content=content, view=menu)
 
     async def pick(
         self, services: PressServices, interaction: discord.Interaction, job_id: str
@@ -385,7 +485,9 @@ class KeyView(KindView):
         await interaction.response.defer(ephemeral=True, thinking=True)
         semitones = picked_semitones(interaction)
         if semitones is None:
-            await interaction.edit_original_response(content="Pick one of the keys in the menu.")
+            await interaction.edit_original_response(
+                content=self.t.text(member_locale(interaction), "Pick one of the keys in the menu.")
+            )
             return
         usable = await self._usable_separation(services, interaction, job_id)
         if usable is None:
@@ -406,7 +508,7 @@ class KeyView(KindView):
         # Within the presser's own limits; the reply goes where the result is, whatever the
         # server's result channel is now.
         await services.desk.start_privately(
-            interaction, request, policy.with_changes(result_channel_id=None), where=WHERE
+            interaction, request, policy.with_changes(result_channel_id=None), where=None
         )
 
     async def _fit_kept_render(self, separation: JobRecord, semitones: int, limit: int) -> None:

@@ -41,7 +41,7 @@ from bot.separation import SEPARATION
 from bot.sources import (
     Source,
     SourceError,
-    StreamingPage,
+    SourceProblem,
     source_from_ids,
     source_from_link,
 )
@@ -50,6 +50,7 @@ from cogs.access import job_visible_to
 from cogs.buttons import ButtonHandler, JobButton, job_template
 from cogs.desk import JobDesk
 from cogs.gate import admission_gate, press_refusal
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
 from cogs.render import (
     COLOR_DONE,
     COLOR_FAILED,
@@ -61,8 +62,10 @@ from cogs.render import (
     common_failure_sentence,
     escape_untrusted,
     format_duration,
+    job_footer,
 )
-from cogs.views import Item, KindView, PressServices
+from cogs.separate import source_problem_sentence
+from cogs.views import Item, KindView, PressServices, where_sentence
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
 
@@ -79,12 +82,12 @@ _FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
 # --- the lyrics message ------------------------------------------------------------------------
 
 
-def song_title(job: JobRecord) -> str:
+def song_title(job: JobRecord, t: Translations, locale: LocaleLike) -> str:
     """The song's title as Vidgo gave it (unescaped), or a description of the source."""
     title = (job.track or {}).get("title")
     if isinstance(title, str) and title.strip():
         return title.strip()
-    return f"Vidgo song {job.source_audio_id}"
+    return t.text(locale, "Vidgo song {audio_id}", audio_id=job.source_audio_id)
 
 
 def lrc_file_name(title: str) -> str:
@@ -93,35 +96,48 @@ def lrc_file_name(title: str) -> str:
     return f"{stem or 'lyrics'}.lrc"
 
 
-def lyrics_failure_sentence(job: JobRecord) -> str:
+def lyrics_failure_sentence(job: JobRecord, t: Translations, locale: LocaleLike) -> str:
     """One sentence a member can act on, per failure kind of a lyrics job."""
     kind = job.error_kind
     if kind == NO_VOCALS:
-        return "This track has no vocals, so there are no lyrics to time."
+        return t.text(locale, "This track has no vocals, so there are no lyrics to time.")
     if kind == NO_TIMING:
-        return (
+        return t.text(
+            locale,
             "Vidgo could not line up any of the words with the music, "
-            "so no timed lyrics could be made."
+            "so no timed lyrics could be made.",
         )
     if kind == NO_LYRICS:
-        return "Vidgo finished but sent no lyrics. Try again later."
+        return t.text(locale, "Vidgo finished but sent no lyrics. Try again later.")
     if kind == ErrorKind.VIDGO_FAILED:
-        reason = escape_untrusted(job.last_error or "no reason given", 900)
-        return f"Vidgo could not time the lyrics of this song: {reason}"
+        if not job.last_error:
+            return t.text(
+                locale, "Vidgo could not time the lyrics of this song and gave no reason."
+            )
+        reason = escape_untrusted(job.last_error, 900)
+        return t.text(
+            locale, "Vidgo could not time the lyrics of this song: {reason}", reason=reason
+        )
     if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
-        return "Vidgo did not finish in time, so Stemcord stopped waiting. Try again later."
+        return t.text(
+            locale, "Vidgo did not finish in time, so Stemcord stopped waiting. Try again later."
+        )
     if kind == ErrorKind.INVALID:
         reason = escape_untrusted(job.last_error or "", 500)
-        return f"Vidgo refused this request: {reason}"
+        return t.text(locale, "Vidgo refused this request: {reason}", reason=reason)
     if kind == ErrorKind.DUPLICATE:
-        return "Vidgo refused to read these lyrics again and Stemcord has no copy. Try later."
-    common = common_failure_sentence(job)  # worded the same for every kind of job
+        return t.text(
+            locale, "Vidgo refused to read these lyrics again and Stemcord has no copy. Try later."
+        )
+    common = common_failure_sentence(job, t, locale)  # worded the same for every kind of job
     if common is not None:
         return common
-    return escape_untrusted(job.last_error or "The lyrics could not be made.", 900)
+    if job.last_error:
+        return escape_untrusted(job.last_error, 900)
+    return t.text(locale, "The lyrics could not be made.")
 
 
-def preview(lyrics: Lyrics) -> str:
+def preview(lyrics: Lyrics, t: Translations, locale: LocaleLike) -> str:
     """The first lines, each with its time, escaped and within the embed's limits."""
     shown: list[str] = []
     used = 0
@@ -135,25 +151,37 @@ def preview(lyrics: Lyrics) -> str:
         used += len(entry) + 1
     rest = len(lyrics.lines) - len(shown)
     if rest > 0:
-        shown.append(f"… {rest} more line{'s' if rest != 1 else ''} in the file")
+        shown.append(
+            t.plural(
+                locale, "… {count} more line in the file", "… {count} more lines in the file", rest
+            )
+        )
     return "\n".join(shown)[:DESCRIPTION_MAX]
 
 
-def render_lyrics(job: JobRecord) -> Outcome:
+def render_lyrics(job: JobRecord, t: Translations, locale: LocaleLike) -> Outcome:
     """A lyrics job's one message: the .lrc and the waveform, or why there are none."""
     mention = f"<@{job.requester_id}>"
-    title = song_title(job)
+    title = song_title(job, t, locale)
     shown_title = escape_untrusted(title, TITLE_MAX - 12)
+    footer = job_footer(job, t, locale)
     if job.outcome is not JobState.SUCCEEDED or not job.result:
         embed = discord.Embed(
-            title=("No lyrics" if job.outcome is JobState.FAILED else "Lyrics timed out"),
-            description=lyrics_failure_sentence(job)[:DESCRIPTION_MAX],
+            title=(
+                t.text(locale, "No lyrics")
+                if job.outcome is JobState.FAILED
+                else t.text(locale, "Lyrics timed out")
+            ),
+            description=lyrics_failure_sentence(job, t, locale)[:DESCRIPTION_MAX],
             colour=COLOR_FAILED,
         )
-        embed.add_field(name="Song", value=shown_title or "Vidgo song", inline=False)
-        embed.set_footer(text=f"Job {job.id}")
+        embed.add_field(name=t.text(locale, "Song"), value=shown_title, inline=False)
+        embed.set_footer(text=footer)
         return Outcome(
-            f"{mention} no lyrics for this one.", embed, [], reply_to=job.reply_to_message_id
+            t.text(locale, "{member} no lyrics for this one.", member=mention),
+            embed,
+            [],
+            reply_to=job.reply_to_message_id,
         )
 
     lyrics = Lyrics.from_stored(job.result)
@@ -165,30 +193,50 @@ def render_lyrics(job: JobRecord) -> Outcome:
     png = draw_waveform(lyrics.waveform, marks=[line.start / span for line in lyrics.sung_lines])
 
     embed = discord.Embed(
-        title=f"Lyrics — {shown_title}"[:TITLE_MAX],
-        description=preview(lyrics),
+        title=t.text(locale, "Lyrics — {title}", title=shown_title)[:TITLE_MAX],
+        description=preview(lyrics, t, locale),
         colour=COLOR_DONE,
     )
     words = len(lyrics.words)
-    embed.add_field(name="Lines", value=str(len(lyrics.sung_lines)), inline=True)
-    embed.add_field(name="Words", value=str(words), inline=True)
+    embed.add_field(
+        name=t.text(locale, "Lines"), value=t.number(locale, len(lyrics.sung_lines)), inline=True
+    )
+    embed.add_field(name=t.text(locale, "Words"), value=t.number(locale, words), inline=True)
     shown_duration = format_duration(length or lyrics.end)
     if shown_duration:
-        embed.add_field(name="Duration", value=shown_duration, inline=True)
+        embed.add_field(name=t.text(locale, "Duration"), value=shown_duration, inline=True)
     if lyrics.interpolated:
-        timing = (
-            f"{words - lyrics.interpolated} of {words} words aligned by Vidgo; "
-            f"{lyrics.interpolated} could not be aligned and were timed between their "
-            "neighbours."
+        timing = t.plural(
+            locale,
+            "{aligned} of {count} word aligned by Vidgo; {missed} could not be aligned and were "
+            "timed between their neighbours.",
+            "{aligned} of {count} words aligned by Vidgo; {missed} could not be aligned and "
+            "were timed between their neighbours.",
+            words,
+            aligned=t.number(locale, words - lyrics.interpolated),
+            missed=t.number(locale, lyrics.interpolated),
         )
     else:
-        timing = f"All {words} words aligned by Vidgo."
-    embed.add_field(name="Timing", value=timing[:FIELD_VALUE_MAX], inline=False)
+        timing = t.plural(
+            locale,
+            "All {count} word aligned by Vidgo.",
+            "All {count} words aligned by Vidgo.",
+            words,
+        )
+    embed.add_field(name=t.text(locale, "Timing"), value=timing[:FIELD_VALUE_MAX], inline=False)
     embed.set_image(url=f"attachment://{WAVEFORM_FILE}")
-    style = "enhanced LRC (word timestamps)" if enhanced else "line-synced LRC"
-    embed.set_footer(text=f"Job {job.id} · {style}")
+    style = (
+        t.text(locale, "enhanced LRC (word timestamps)")
+        if enhanced
+        else t.text(locale, "line-synced LRC")
+    )
+    embed.set_footer(text=f"{footer} · {style}")
     return Outcome(
-        f"{mention} the lyrics are ready — load the .lrc file in your karaoke player.",
+        t.text(
+            locale,
+            "{member} the lyrics are ready — load the .lrc file in your karaoke player.",
+            member=mention,
+        ),
         embed,
         [],
         files=[(lrc_file_name(title), lrc.encode("utf-8")), (WAVEFORM_FILE, png)],
@@ -203,18 +251,30 @@ class LyricsButton(JobButton, template=job_template("lyrics")):
     """The Lyrics button of one separation result; its custom_id names the separation job."""
 
     ACTION = "lyrics"
-    LABEL = "Lyrics"
+    LABEL = N_("Lyrics")
     EMOJI = "\N{MICROPHONE}"
 
 
-def press_problem(separation: JobRecord | None, guild_id: int | None, user_id: int) -> str | None:
+def press_problem(
+    separation: JobRecord | None,
+    guild_id: int | None,
+    user_id: int,
+    t: Translations,
+    locale: LocaleLike,
+) -> str | None:
     """Why a press cannot give lyrics (``None`` when it can)."""
     if separation is None or not job_visible_to(separation, guild_id, user_id):
-        return "Stemcord no longer knows this result, so it cannot find the song's lyrics."
+        return t.text(
+            locale, "Stemcord no longer knows this result, so it cannot find the song's lyrics."
+        )
     if separation.kind != SEPARATION or separation.source_kind is not SourceKind.IDS:
-        return "Lyrics exist only for songs generated on Vidgo, not for uploads or links."
+        return t.text(
+            locale, "Lyrics exist only for songs generated on Vidgo, not for uploads or links."
+        )
     if separation.outcome is not JobState.SUCCEEDED:
-        return "This separation did not succeed, so there is no song to read lyrics from."
+        return t.text(
+            locale, "This separation did not succeed, so there is no song to read lyrics from."
+        )
     return None
 
 
@@ -223,25 +283,27 @@ class LyricsView(KindView):
 
     kind = LYRICS
     words = KindWords(
-        title="Timed lyrics",
-        working="Timing the lyrics…",
-        result="the lyrics are",
-        cached="Read before",
-        posted="These lyrics were",
+        title=N_("Timed lyrics"),
+        working=N_("Timing the lyrics… (started {started})"),
+        done_below=N_("Done — the lyrics are in the message below"),
+        done_in=N_("Done — the lyrics are in {channel}"),
+        cached=N_("Read before — here they are (no new Vidgo job)"),
+        posted=N_("These lyrics were already posted here, so they are not posted again: {link}"),
     )
 
-    def __init__(self, *, enhanced_lrc: bool) -> None:
+    def __init__(self, *, translations: Translations, enhanced_lrc: bool) -> None:
+        super().__init__(translations=translations)
         self.enhanced_lrc = enhanced_lrc
 
-    def render(self, job: JobRecord) -> Outcome:
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """The .lrc file and the waveform, or why there are none."""
-        return render_lyrics(job)
+        return render_lyrics(job, self.t, locale)
 
-    def failure_sentence(self, job: JobRecord) -> str:
+    def failure_sentence(self, job: JobRecord, locale: LocaleLike) -> str:
         """Why there are no lyrics."""
-        return lyrics_failure_sentence(job)
+        return lyrics_failure_sentence(job, self.t, locale)
 
-    def offer(self, job: JobRecord) -> Item | None:
+    def offer(self, job: JobRecord, locale: LocaleLike) -> Item | None:
         """The Lyrics button on results of separations of a Vidgo generation."""
         if (
             job.kind != SEPARATION
@@ -251,7 +313,7 @@ class LyricsView(KindView):
             or not job.source_audio_id
         ):
             return None
-        return LyricsButton(job.id)
+        return LyricsButton.labelled(job.id, self.t, locale)
 
     def buttons(self) -> list[type[JobButton]]:
         """The Lyrics button."""
@@ -261,20 +323,32 @@ class LyricsView(KindView):
         """Lyrics presses go to :meth:`press`."""
         return {LyricsButton.ACTION: functools.partial(self.press, services)}
 
-    def admitted(self, submitted: Submitted, where: str) -> str:
+    def admitted(self, submitted: Submitted, where: int | None, locale: LocaleLike) -> str:
         """The private answer to a lyrics request."""
+        t = self.t
         job = submitted.job
-        if submitted.admission is Admission.CACHED:
-            return f"Here they are — these lyrics were read before, so they are posted {where} now."
-        if submitted.admission is Admission.DROPPED:
-            return f"The lyrics are already on their way — they will be posted {where} once."
         if submitted.admission is Admission.JOINED:
-            return "Someone asked for these lyrics a moment ago; they are on their way to you too."
-        if job.outcome is JobState.SUCCEEDED:
-            return f"Done — the lyrics are posted {where}."  # Vidgo answered with the result
-        if job.outcome is not None:
-            return f"That did not work — the reason is posted {where}."
-        return f"Working on the lyrics (job `{job.id}`) — they will be posted {where} when ready."
+            return t.text(
+                locale,
+                "Someone asked for these lyrics a moment ago; they are on their way to you too.",
+            )
+        if submitted.admission is Admission.CACHED:
+            said = t.text(
+                locale, "Here they are — these lyrics were read before, so they are posted now."
+            )
+        elif submitted.admission is Admission.DROPPED:
+            said = t.text(locale, "The lyrics are already on their way — they will be posted once.")
+        elif job.outcome is JobState.SUCCEEDED:
+            said = t.text(locale, "Done — the lyrics are posted.")  # Vidgo answered at once
+        elif job.outcome is not None:
+            said = t.text(locale, "That did not work — the reason is posted.")
+        else:
+            said = t.text(
+                locale,
+                "Working on the lyrics (job `{job}`) — they will be posted when ready.",
+                job=job.id,
+            )
+        return f"{said} {where_sentence(t, locale, where)}"
 
     async def press(
         self, services: PressServices, interaction: discord.Interaction, job_id: str
@@ -283,7 +357,13 @@ class LyricsView(KindView):
         # Loading the job and submitting may take longer than Discord's 3 seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
         separation = await services.engine.get_job(job_id)
-        problem = press_problem(separation, interaction.guild_id, interaction.user.id)
+        problem = press_problem(
+            separation,
+            interaction.guild_id,
+            interaction.user.id,
+            self.t,
+            member_locale(interaction),
+        )
         if problem is not None or separation is None:
             await interaction.edit_original_response(content=problem)
             return
@@ -313,7 +393,7 @@ class LyricsView(KindView):
             interaction,
             request,
             policy.with_changes(result_channel_id=None),
-            where="as a reply to this result",
+            where=None,
         )
 
 
@@ -325,43 +405,51 @@ def lyrics_source(*, task_id: str | None, audio_id: str | None, link: str | None
     has_ids = bool(task_id and task_id.strip()) or bool(audio_id and audio_id.strip())
     has_link = bool(link and link.strip())
     if not has_ids and not has_link:
-        raise SourceError(
-            "Tell me which Vidgo song: give `task_id` and `audio_id`, "
-            "or paste the song's storage.vidgo.ai `link`."
-        )
+        raise SourceError(SourceProblem.NO_SOURCE)
     if has_ids and has_link:
-        raise SourceError("Give only one source: either `task_id` + `audio_id`, or `link`.")
+        raise SourceError(SourceProblem.MANY_SOURCES)
     if has_ids:
         if not (task_id and task_id.strip()) or not (audio_id and audio_id.strip()):
             missing = "audio_id" if task_id and task_id.strip() else "task_id"
-            raise SourceError(
-                f"`{missing}` is missing: a Vidgo song needs both `task_id` and `audio_id` "
-                "(or paste its storage.vidgo.ai link as `link`)."
-            )
+            raise SourceError(SourceProblem.ID_MISSING, name=missing)
         return source_from_ids(task_id or "", audio_id or "")
-    try:
-        source = source_from_link(link or "")
-    except StreamingPage as page:
-        raise SourceError(
-            f"That link is a {page.service} page, not a Vidgo song. Lyrics come only from "
-            "songs generated on Vidgo: give `task_id` and `audio_id`, or the song's "
-            "storage.vidgo.ai `link`. Stemcord does not fetch streaming or video pages."
-        ) from None
+    source = source_from_link(link or "")  # a streaming page is refused (STREAMING_PAGE)
     if source.kind is not SourceKind.IDS:
-        raise SourceError(
-            "Lyrics need a song generated on Vidgo, and that is not a Vidgo song link "
-            "(`https://storage.vidgo.ai/audio/<task_id>/…_audio_<audio_id>.mp3`). "
-            "Other audio has no lyrics to read; `/separate` still splits it."
-        )
+        raise SourceError(SourceProblem.NOT_A_VIDGO_SONG)
     return source
+
+
+def lyrics_problem_sentence(error: SourceError, t: Translations, locale: LocaleLike) -> str:
+    """What a member is told about ``/lyrics`` input that cannot be used (only a Vidgo song
+    will do; the rest is said as for ``/separate``)."""
+    if error.problem is SourceProblem.NO_SOURCE:
+        return t.text(
+            locale,
+            "Tell me which Vidgo song: give `task_id` and `audio_id`, "
+            "or paste the song's storage.vidgo.ai `link`.",
+        )
+    if error.problem is SourceProblem.MANY_SOURCES:
+        return t.text(locale, "Give only one source: either `task_id` + `audio_id`, or `link`.")
+    if error.problem is SourceProblem.STREAMING_PAGE:
+        return t.text(
+            locale,
+            "That link is a {service} page, not a Vidgo song. Lyrics come only from songs "
+            "generated on Vidgo: give `task_id` and `audio_id`, or the song's storage.vidgo.ai "
+            "`link`. Stemcord does not fetch streaming or video pages.",
+            service=error.values.get("service", ""),
+        )
+    return source_problem_sentence(error, t, locale)
 
 
 class LyricsCog(commands.Cog):
     """The ``/lyrics`` command."""
 
-    def __init__(self, desk: JobDesk, policies: Policies, *, enhanced_lrc: bool) -> None:
+    def __init__(
+        self, desk: JobDesk, policies: Policies, *, translations: Translations, enhanced_lrc: bool
+    ) -> None:
         self.desk = desk
         self.policies = policies
+        self.t = translations
         self.enhanced_lrc = enhanced_lrc
 
     @app_commands.command(name="lyrics", description="Word-timed lyrics of a Vidgo song (.lrc)")
@@ -382,7 +470,8 @@ class LyricsCog(commands.Cog):
         try:
             source = lyrics_source(task_id=task_id, audio_id=audio_id, link=link)
         except SourceError as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+            said = lyrics_problem_sentence(exc, self.t, member_locale(interaction))
+            await interaction.response.send_message(said, ephemeral=True)
             return
         # Lyrics cost credits like a separation: the server's channel, role and limits apply.
         gate = await admission_gate(self.policies, interaction)
@@ -399,6 +488,5 @@ class LyricsCog(commands.Cog):
             guild_id=interaction.guild_id,
             enhanced_lrc=self.enhanced_lrc,
         )
-        result_channel = gate.policy.result_channel_id
-        where = f"in <#{result_channel}>" if result_channel else "in this channel"
+        where = gate.policy.result_channel_id or interaction.channel_id
         await self.desk.start_privately(interaction, request, gate.policy, where=where)

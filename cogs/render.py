@@ -18,10 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import discord
+from babel.lists import format_list
 
 from bot.jobs import ErrorKind
 from bot.progress import Progress
 from bot.separation import SEPARATION
+from cogs.i18n import N_, LocaleLike, Translations
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord, SourceKind
 
@@ -52,9 +54,14 @@ _MASS = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#:-])")
 
 STEM_LABELS = {
-    "vocals": "Vocals",
-    "instrumental": "Instrumental",
-    "backing_vocals": "Backing vocals",
+    "vocals": N_("Vocals"),
+    "instrumental": N_("Instrumental"),
+    "backing_vocals": N_("Backing vocals"),
+    "bass": N_("Bass"),
+    "drums": N_("Drums"),
+    "piano": N_("Piano"),
+    "guitar": N_("Guitar"),
+    "other": N_("Other"),
 }
 
 
@@ -104,29 +111,41 @@ def pack_lines(lines: list[str], limit: int) -> list[str]:
     return blocks
 
 
-def stem_label(name: str) -> str:
-    """``backing_vocals`` -> ``Backing vocals``."""
-    label = STEM_LABELS.get(name, name.replace("_", " ").capitalize())
+def stem_label(name: str, t: Translations, locale: LocaleLike) -> str:
+    """``backing_vocals`` -> ``Backing vocals`` (in the language of ``locale``).
+
+    A stem Vidgo names that has no label here is shown by its own name, not translated.
+    """
+    known = STEM_LABELS.get(name)
+    label = t.text(locale, known) if known else name.replace("_", " ").capitalize()
     return label[:BUTTON_LABEL_MAX]
 
 
-def stems_asked(job: JobRecord) -> str:
+def stems_asked(job: JobRecord, t: Translations, locale: LocaleLike) -> str:
     """What the member asked for, in words."""
     if job.model == "separate-vocals":
-        return "vocals + instrumental"
+        return t.text(locale, "vocals + instrumental")
     if job.model == "stem-split":
-        return "every stem"
-    return "six stems (bass, drums, piano, guitar, vocals, other)"
+        return t.text(locale, "every stem")
+    return t.text(locale, "six stems (bass, drums, piano, guitar, vocals, other)")
 
 
-def source_text(job: JobRecord) -> str:
+def _english(t: Translations | None) -> Translations:
+    """The translations given, or English alone (for callers that speak English)."""
+    return t if t is not None else Translations.source_only()
+
+
+def source_text(job: JobRecord, t: Translations | None = None, locale: LocaleLike = None) -> str:
     """The job's source for display (escaped)."""
     title = (job.track or {}).get("title")
     if title:
         return escape_untrusted(str(title), 200)
     if job.source_kind is SourceKind.IDS:
-        return escape_untrusted(f"Vidgo song {job.source_audio_id}", 200)
-    name = job.options.get("title") or job.source_url or "audio"
+        said = _english(t).text(locale, "Vidgo song {audio_id}", audio_id=job.source_audio_id)
+        return escape_untrusted(said, 200)
+    name = job.options.get("title") or job.source_url
+    if not name:
+        return _english(t).text(locale, "audio")
     return escape_untrusted(str(name), 200)
 
 
@@ -140,35 +159,55 @@ def format_duration(seconds: object) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class KindWords:
-    """How the status of one kind of job is worded (each kind's view has one)."""
+    """How the status of one kind of job is worded (each kind's view has one).
+
+    Each is a whole English sentence marked with ``N_`` where the view defines it (its
+    placeholders as noted), and said in the reader's language where it is shown (:meth:`say`).
+    """
 
     title: str  # the status message's title: "Stem separation"
-    working: str  # "Separating…"
-    result: str  # "the stems are", as in "Done — the stems are in …"
-    cached: str  # "Already separated"
-    posted: str  # "These stems were", as in "… already posted here"
+    working: str  # "Separating… (started {started})"
+    done_below: str  # "Done — the stems are in the message below"
+    done_in: str  # "Done — the stems are in {channel}"
+    cached: str  # "Already separated — here it is (no new Vidgo job)"
+    posted: str  # "These stems were already posted here, so they are not posted again: {link}"
     # Between the success and the post, while the kind's post-success step runs (if any).
     preparing: str | None = None
 
+    def say(self, t: Translations, locale: LocaleLike, words: str, **values: object) -> str:
+        """One of these words in the language of ``locale``."""
+        return t.text(locale, words, **values)
 
-def state_text(job: JobRecord, words: KindWords, admission: Admission | None = None) -> str:
+
+def state_text(
+    job: JobRecord,
+    words: KindWords,
+    admission: Admission | None = None,
+    *,
+    t: Translations,
+    locale: LocaleLike,
+) -> str:
     """One line on where the job is."""
     started = f"<t:{int(job.created_at)}:R>"
     if job.state is JobState.ACCEPTED and job.unconfirmed_submit_at is not None:
-        return (
+        return t.text(
+            locale,
             "Sent to Vidgo, but its answer got lost — waiting for Vidgo to report back "
-            "(nothing is sent twice)"
+            "(nothing is sent twice)",
         )
     if job.state is JobState.ACCEPTED:
-        return "Queued — sending it to Vidgo"
+        return t.text(locale, "Queued — sending it to Vidgo")
     if job.state is JobState.SUBMITTED and job.is_follower:
-        return "Joined an identical request that is already running — you'll get the result too"
+        return t.text(
+            locale,
+            "Joined an identical request that is already running — you'll get the result too",
+        )
     if job.state is JobState.SUBMITTED:
-        return f"Queued at Vidgo (started {started})"
+        return t.text(locale, "Queued at Vidgo (started {started})", started=started)
     if job.state is JobState.RUNNING:
-        return f"{words.working} (started {started})"
+        return words.say(t, locale, words.working, started=started)
     if job.state is JobState.CANCELLED:
-        return "Cancelled"
+        return t.text(locale, "Cancelled")
     outcome = job.outcome or job.state
     if outcome is JobState.SUCCEEDED:
         if (
@@ -177,50 +216,62 @@ def state_text(job: JobRecord, words: KindWords, admission: Admission | None = N
             and job.prepared_at is None
             and admission is not Admission.CACHED
         ):
-            return words.preparing
+            return words.say(t, locale, words.preparing)
         if admission is Admission.CACHED:
-            return f"{words.cached} — here it is (no new Vidgo job)"
+            return words.say(t, locale, words.cached)
         if job.result_channel_id is not None and job.result_channel_id != job.channel_id:
-            return f"Done — {words.result} in <#{job.result_channel_id}>"
-        return f"Done — {words.result} in the message below"
+            return words.say(t, locale, words.done_in, channel=f"<#{job.result_channel_id}>")
+        return words.say(t, locale, words.done_below)
     if outcome is JobState.EXPIRED:
-        return "Timed out"
-    return "Failed — see the message below"
+        return t.text(locale, "Timed out")
+    return t.text(locale, "Failed — see the message below")
 
 
-def ordinal(n: int) -> str:
-    """``1`` -> ``1st``, ``12`` -> ``12th``, ``23`` -> ``23rd``."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def rough_duration(seconds: float) -> str:
+def rough_duration(seconds: float, t: Translations, locale: LocaleLike) -> str:
     """``42`` -> ``under a minute``, ``150`` -> ``about 3 min``, ``4000`` -> ``about 1 h 7 min``."""
     if seconds < 60:
-        return "under a minute"
+        return t.text(locale, "under a minute")
     minutes = round(seconds / 60)
     if minutes < 60:
-        return f"about {minutes} min"
+        return t.text(locale, "about {minutes} min", minutes=minutes)
     hours, rest = divmod(minutes, 60)
-    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
+    if rest:
+        return t.text(locale, "about {hours} h {minutes} min", hours=hours, minutes=rest)
+    return t.text(locale, "about {hours} h", hours=hours)
 
 
-def queue_text(progress: Progress) -> str | None:
-    """``2nd of 5 unfinished jobs in this server``."""
+def queue_text(progress: Progress, t: Translations, locale: LocaleLike) -> str | None:
+    """``No. 2 of 5 unfinished jobs in this server``."""
     if progress.position is None or progress.unfinished is None:
         return None
-    jobs = "job" if progress.unfinished == 1 else "jobs"
-    return f"{ordinal(progress.position)} of {progress.unfinished} unfinished {jobs} in this server"
+    return t.plural(
+        locale,
+        "No. {position} of {count} unfinished job in this server",
+        "No. {position} of {count} unfinished jobs in this server",
+        progress.unfinished,
+        position=t.number(locale, progress.position),
+    )
 
 
-def eta_text(progress: Progress) -> str:
+def eta_text(progress: Progress, t: Translations, locale: LocaleLike) -> str:
     """How long the job should still take, from the model's recent jobs."""
     remaining = progress.remaining_seconds
     if remaining is None:
-        return "no estimate yet"
+        return t.text(locale, "no estimate yet")
     if remaining <= 0:
-        return "any moment now (taking longer than usual)"
-    return f"{rough_duration(remaining)} (typical: {rough_duration(progress.typical_seconds or 0)})"
+        return t.text(locale, "any moment now (taking longer than usual)")
+    return t.text(
+        locale,
+        "{remaining} (typical: {typical})",
+        remaining=rough_duration(remaining, t, locale),
+        typical=rough_duration(progress.typical_seconds or 0, t, locale),
+    )
+
+
+def job_footer(job: JobRecord, t: Translations | None = None, locale: LocaleLike = None) -> str:
+    """``Job <id>``: every status and outcome message carries it (the delivery finds its
+    earlier posts by the id in it)."""
+    return _english(t).text(locale, "Job {id}", id=job.id)
 
 
 def status_embed(
@@ -230,8 +281,10 @@ def status_embed(
     progress: Progress | None = None,
     *,
     details: list[tuple[str, str]] | None = None,
+    t: Translations,
+    locale: LocaleLike,
 ) -> discord.Embed:
-    """The public status message of a job, edited as it moves.
+    """The public status message of a job, edited as it moves, in the language of ``locale``.
 
     ``details`` are the kind's own fields (a separation's stems asked for); ``progress``
     (unfinished jobs only) adds the job's place in the server's queue and an ETA.
@@ -244,48 +297,63 @@ def status_embed(
         if outcome in (JobState.FAILED, JobState.EXPIRED)
         else COLOR_WORKING
     )
-    embed = discord.Embed(title=words.title, colour=colour)
-    embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
+    embed = discord.Embed(title=words.say(t, locale, words.title)[:TITLE_MAX], colour=colour)
+    embed.add_field(name=t.text(locale, "Source"), value=source_text(job, t, locale), inline=False)
     for name, value in details or ():
         embed.add_field(name=name, value=value, inline=True)
-    embed.add_field(name="State", value=state_text(job, words, admission), inline=False)
+    embed.add_field(
+        name=t.text(locale, "State"),
+        value=state_text(job, words, admission, t=t, locale=locale),
+        inline=False,
+    )
     if progress is not None and job.state.is_active:
-        queue = queue_text(progress)
+        queue = queue_text(progress, t, locale)
         if queue is not None:
-            embed.add_field(name="Queue", value=queue, inline=True)
-        embed.add_field(name="ETA", value=eta_text(progress), inline=True)
-    embed.set_footer(text=f"Job {job.id}")
+            embed.add_field(name=t.text(locale, "Queue"), value=queue, inline=True)
+        embed.add_field(
+            name=t.text(locale, "ETA"), value=eta_text(progress, t, locale), inline=True
+        )
+    embed.set_footer(text=job_footer(job, t, locale))
     return embed
 
 
-def common_failure_sentence(job: JobRecord) -> str | None:
+def common_failure_sentence(job: JobRecord, t: Translations, locale: LocaleLike) -> str | None:
     """The sentence for failures worded the same for every kind of job (``None``: none)."""
     kind = job.error_kind
     if kind == ErrorKind.AUTH:
-        return "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner."
+        return t.text(
+            locale,
+            "The bot is misconfigured (Vidgo rejected its API key) — tell the server owner.",
+        )
     if kind == ErrorKind.NOT_FOUND:
-        return (
+        return t.text(
+            locale,
             "Vidgo does not know that song. Check the `task_id` and `audio_id` "
-            "(or paste the song's storage.vidgo.ai link)."
+            "(or paste the song's storage.vidgo.ai link).",
         )
     if kind == ErrorKind.SUBMIT_GAVE_UP:
-        return "Vidgo could not be reached for a long time. Try again later."
+        return t.text(locale, "Vidgo could not be reached for a long time. Try again later.")
     if kind == ErrorKind.UNCONFIRMED:
-        return (
+        return t.text(
+            locale,
             "Vidgo may have this task, but it could not be confirmed: the answer to Stemcord's "
             "request was lost and Vidgo never reported back. Stemcord did not send it again, "
             "so you were not charged twice. Try again later; if Vidgo says it was already "
-            "done, a moderator can look the task up on Vidgo."
+            "done, a moderator can look the task up on Vidgo.",
         )
     if kind == ErrorKind.MALFORMED:
-        return "Vidgo's answer could not be read, so there is no result to show. Try again later."
+        return t.text(
+            locale,
+            "Vidgo's answer could not be read, so there is no result to show. Try again later.",
+        )
     if kind == ErrorKind.INTERNAL:
-        return (
+        return t.text(
+            locale,
             "Stemcord kept running into an error on this job and stopped. "
-            "The server owner can find the details in the bot's log."
+            "The server owner can find the details in the bot's log.",
         )
     if kind == ErrorKind.NOT_ENABLED:
-        return "This bot no longer runs this kind of job."
+        return t.text(locale, "This bot no longer runs this kind of job.")
     return None
 
 
@@ -296,7 +364,8 @@ class Upload:
     The delivery fits it to the upload limit of the place it posts in (re-encoding it at a
     lower bitrate when that keeps it listenable) and leaves it out, saying so, when it cannot.
     ``key``/``name`` name it in the media store; ``filename`` is what members see; ``what``
-    names it in a sentence ("the backing track").
+    names it in a sentence ("the backing track": an English message id marked with ``N_``,
+    said in the reader's language by :func:`files_listed`).
     """
 
     key: str
@@ -376,12 +445,25 @@ def megabytes(size: int) -> str:
     return f"{value:.0f} MB" if value >= 10 or value == int(value) else f"{value:.1f} MB"
 
 
-def left_out_sentence(whats: list[str], limit: int) -> str:
+def files_listed(whats: list[str], t: Translations, locale: LocaleLike) -> str:
+    """``the backing track and the vocals``, in the language of ``locale``, capitalised (it
+    starts the sentences it is used in)."""
+    said = [t.text(locale, what) for what in whats]
+    listed = format_list(said, locale=t.language(locale)) if said else ""
+    return listed[:1].upper() + listed[1:]
+
+
+def left_out_sentence(whats: list[str], limit: int, t: Translations, locale: LocaleLike) -> str:
     """Why some kept files are not attached: the upload limit of where the message went."""
-    listed = " and ".join(whats)
-    return (
-        f"{listed[:1].upper()}{listed[1:]} could not be attached: too large for the "
-        f"{megabytes(limit)} upload limit here, even at a lower bitrate. Use the links."
+    return t.plural(
+        locale,
+        "{files} could not be attached: too large for the {limit} upload limit here, even at "
+        "a lower bitrate. Use the links.",
+        "{files} could not be attached: too large for the {limit} upload limit here, even at "
+        "a lower bitrate. Use the links.",
+        len(whats),
+        files=files_listed(whats, t, locale),
+        limit=megabytes(limit),
     )
 
 
@@ -395,27 +477,28 @@ def safe_file_name(title: str, fallback: str) -> str:
 
 JOBS_PER_PAGE = 10
 STATE_WORDS = {
-    JobState.ACCEPTED: "queued",
-    JobState.SUBMITTED: "queued at Vidgo",
-    JobState.RUNNING: "separating",
-    JobState.SUCCEEDED: "done, posting",
-    JobState.FAILED: "failed, posting",
-    JobState.EXPIRED: "timed out, posting",
-    JobState.CANCELLED: "cancelled",
-    JobState.DELIVERED: "done",
-    JobState.UNDELIVERABLE: "could not be posted",
+    JobState.ACCEPTED: N_("queued"),
+    JobState.SUBMITTED: N_("queued at Vidgo"),
+    JobState.RUNNING: N_("separating"),
+    JobState.SUCCEEDED: N_("done, posting"),
+    JobState.FAILED: N_("failed, posting"),
+    JobState.EXPIRED: N_("timed out, posting"),
+    JobState.CANCELLED: N_("cancelled"),
+    JobState.DELIVERED: N_("done"),
+    JobState.UNDELIVERABLE: N_("could not be posted"),
 }
 
 
-def state_word(job: JobRecord) -> str:
-    """A job's state in a few words (a delivered failure says so)."""
+def state_word(job: JobRecord, t: Translations | None = None, locale: LocaleLike = None) -> str:
+    """A job's state in a few words (a delivered failure says so), in ``locale``'s language."""
+    said = _english(t)
     if job.state is JobState.DELIVERED and job.outcome is JobState.FAILED:
-        return "failed"
+        return said.text(locale, "failed")
     if job.state is JobState.DELIVERED and job.outcome is JobState.EXPIRED:
-        return "timed out"
+        return said.text(locale, "timed out")
     if job.state is JobState.SUBMITTED and job.is_follower:
-        return "joined an identical job"
-    return STATE_WORDS[job.state]
+        return said.text(locale, "joined an identical job")
+    return said.text(locale, STATE_WORDS[job.state])
 
 
 def result_link(job: JobRecord) -> str | None:
@@ -426,45 +509,84 @@ def result_link(job: JobRecord) -> str | None:
     return f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.result_message_id}"
 
 
-def job_line(job: JobRecord, *, with_requester: bool = False) -> str:
+def job_line(
+    job: JobRecord,
+    *,
+    with_requester: bool = False,
+    t: Translations | None = None,
+    locale: LocaleLike = None,
+) -> str:
     """One line of a job list: id, source, state, age (and requester, link when done)."""
-    parts = [f"`{job.id}`", source_text(job)[:80] or "audio", state_word(job)]
+    said = _english(t)
+    parts = [f"`{job.id}`", source_text(job, said, locale)[:80], state_word(job, said, locale)]
     parts.append(f"<t:{int(job.created_at)}:R>")
     if with_requester:
-        parts.append(f"by <@{job.requester_id}>")
+        requester = f"<@{job.requester_id}>"
+        parts.append(said.text(locale, "by {member}", member=requester))
     link = result_link(job)
     if link is not None and job.outcome is JobState.SUCCEEDED:
-        parts.append(f"[{'stems' if job.kind == SEPARATION else 'result'}]({link})")
+        label = (
+            said.text(locale, "stems") if job.kind == SEPARATION else said.text(locale, "result")
+        )
+        parts.append(f"[{label}]({link})")
     return " · ".join(parts)
 
 
 def job_list_embed(
-    title: str, jobs: list[JobRecord], page: int, pages: int, *, with_requester: bool, empty: str
+    title: str,
+    jobs: list[JobRecord],
+    page: int,
+    pages: int,
+    *,
+    with_requester: bool,
+    empty: str,
+    t: Translations | None = None,
+    locale: LocaleLike = None,
 ) -> discord.Embed:
     """One page of a job list; ``page`` counts from 0."""
+    said = _english(t)
     start = page * JOBS_PER_PAGE
     lines = [
-        job_line(j, with_requester=with_requester) for j in jobs[start : start + JOBS_PER_PAGE]
+        job_line(j, with_requester=with_requester, t=said, locale=locale)
+        for j in jobs[start : start + JOBS_PER_PAGE]
     ]
     description = "\n".join(lines) if lines else empty
     embed = discord.Embed(
         title=title[:TITLE_MAX], description=description[:DESCRIPTION_MAX], colour=COLOR_WORKING
     )
-    embed.set_footer(text=f"Page {page + 1}/{max(pages, 1)}")
+    embed.set_footer(
+        text=said.text(locale, "Page {page}/{pages}", page=page + 1, pages=max(pages, 1))
+    )
     return embed
 
 
-def job_detail_embed(job: JobRecord, words: KindWords) -> discord.Embed:
+def job_detail_embed(
+    job: JobRecord,
+    words: KindWords,
+    *,
+    details: list[tuple[str, str]] | None = None,
+    t: Translations | None = None,
+    locale: LocaleLike = None,
+) -> discord.Embed:
     """``/jobs status``: the status embed, with who asked, when, and the result link."""
-    embed = status_embed(job, words)
-    embed.add_field(name="Requested by", value=f"<@{job.requester_id}>", inline=True)
-    embed.add_field(name="Asked", value=f"<t:{int(job.created_at)}:R>", inline=True)
+    said = _english(t)
+    embed = status_embed(job, words, details=details, t=said, locale=locale)
+    embed.add_field(
+        name=said.text(locale, "Requested by"), value=f"<@{job.requester_id}>", inline=True
+    )
+    embed.add_field(
+        name=said.text(locale, "Asked"), value=f"<t:{int(job.created_at)}:R>", inline=True
+    )
     link = result_link(job)
     if link is not None:
-        embed.add_field(name="Result", value=f"[message]({link})", inline=True)
+        embed.add_field(
+            name=said.text(locale, "Result"),
+            value=said.text(locale, "[message]({link})", link=link),
+            inline=True,
+        )
     if job.state is JobState.UNDELIVERABLE and job.last_error:
         embed.add_field(
-            name="Why it was not posted",
+            name=said.text(locale, "Why it was not posted"),
             value=escape_untrusted(job.last_error, FIELD_VALUE_MAX),
             inline=False,
         )

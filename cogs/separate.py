@@ -41,6 +41,7 @@ from bot.sources import (
     Quality,
     Source,
     SourceError,
+    SourceProblem,
     StemChoice,
     plan_for,
     source_from_attachment,
@@ -51,6 +52,7 @@ from cogs.access import job_visible_to
 from cogs.buttons import ButtonHandler, JobButton, job_template
 from cogs.desk import JobDesk
 from cogs.gate import admission_gate, press_refusal
+from cogs.i18n import N_, LocaleLike, Translations, member_locale
 from cogs.render import (
     BUTTONS_MAX,
     BUTTONS_PER_ROW,
@@ -67,6 +69,7 @@ from cogs.render import (
     escape_untrusted,
     format_duration,
     is_safe_link,
+    job_footer,
     left_out_sentence,
     pack_lines,
     safe_file_name,
@@ -105,21 +108,13 @@ def choose_source(
         name for name, present in (("ids", has_ids), ("link", link), ("file", file)) if present
     ]
     if not given:
-        raise SourceError(
-            "Tell me what to separate: give `task_id` and `audio_id` of a Vidgo song, "
-            "or a `link` to an audio file, or attach a `file`."
-        )
+        raise SourceError(SourceProblem.NO_SOURCE)
     if len(given) > 1:
-        raise SourceError(
-            "Give only one source: either `task_id` + `audio_id`, or `link`, or `file`."
-        )
+        raise SourceError(SourceProblem.MANY_SOURCES)
     if has_ids:
         if not (task_id and task_id.strip()) or not (audio_id and audio_id.strip()):
             missing = "audio_id" if task_id and task_id.strip() else "task_id"
-            raise SourceError(
-                f"`{missing}` is missing: a Vidgo song needs both `task_id` and `audio_id` "
-                "(or paste its storage.vidgo.ai link as `link`)."
-            )
+            raise SourceError(SourceProblem.ID_MISSING, name=missing)
         return source_from_ids(task_id or "", audio_id or "")
     if link:
         return source_from_link(link)
@@ -127,16 +122,173 @@ def choose_source(
     return source_from_attachment(file.url, file.filename, file.content_type, file.size, max_bytes)
 
 
+def _shown_name(value: object) -> str:
+    """A member's file name inside a code span: no backticks, not too long."""
+    return str(value).replace("`", "'")[:200]
+
+
+def _megabytes(t: Translations, locale: LocaleLike, size: object, digits: int) -> str:
+    return t.number(locale, round(float(size) / 1_048_576 if isinstance(size, int) else 0, digits))
+
+
+def source_problem_sentence(error: SourceError, t: Translations, locale: LocaleLike) -> str:
+    """What a member is told about an input that cannot be used, and how to fix it."""
+    values = error.values
+    name = str(values.get("name", ""))
+    match error.problem:
+        case SourceProblem.NO_SOURCE:
+            return t.text(
+                locale,
+                "Tell me what to separate: give `task_id` and `audio_id` of a Vidgo song, "
+                "or a `link` to an audio file, or attach a `file`.",
+            )
+        case SourceProblem.MANY_SOURCES:
+            return t.text(
+                locale,
+                "Give only one source: either `task_id` + `audio_id`, or `link`, or `file`.",
+            )
+        case SourceProblem.ID_MISSING:
+            return t.text(
+                locale,
+                "`{name}` is missing: a Vidgo song needs both `task_id` and `audio_id` "
+                "(or paste its storage.vidgo.ai link as `link`).",
+                name=name,
+            )
+        case SourceProblem.ID_EMPTY:
+            return t.text(
+                locale, "`{name}` is empty: paste the id from your Vidgo song.", name=name
+            )
+        case SourceProblem.ID_TOO_LONG:
+            return t.text(
+                locale,
+                "`{name}` is {length} characters long; Vidgo ids are at most {limit}. "
+                "Check that you pasted only the id.",
+                name=name,
+                length=values.get("length", ""),
+                limit=values.get("limit", ""),
+            )
+        case SourceProblem.ID_CHARACTERS:
+            return t.text(
+                locale,
+                "`{name}` may contain only letters, digits, `-`, `_` and `.`; "
+                "remove spaces and other characters.",
+                name=name,
+            )
+        case SourceProblem.LINK_EMPTY:
+            return t.text(locale, "`link` is empty: paste an http(s) link to an audio file.")
+        case SourceProblem.LINK_TOO_LONG:
+            return t.text(
+                locale,
+                "That link is {length} characters long; the limit is {limit}. "
+                "Use a shorter link to the file.",
+                length=values.get("length", ""),
+                limit=values.get("limit", ""),
+            )
+        case SourceProblem.LINK_INVISIBLE:
+            return t.text(locale, "That link contains spaces or invisible characters; remove them.")
+        case SourceProblem.NOT_HTTP:
+            return t.text(
+                locale,
+                "That is not an http(s) link. Paste a link that starts with https://, "
+                "or attach the audio file instead.",
+            )
+        case SourceProblem.STREAMING_PAGE:
+            return t.text(
+                locale,
+                "That link is a {service} page, not an audio file. Stemcord does not take songs "
+                "from streaming or video sites, and Vidgo cannot separate a web page. Instead, "
+                "attach the audio file itself (the `file` option of `/separate`), or give a "
+                "direct link to an audio file (one that ends in .mp3, .wav, .flac …), or a "
+                "Vidgo song (`task_id` + `audio_id`, or its storage.vidgo.ai link).",
+                service=values.get("service", ""),
+            )
+        case SourceProblem.NOT_AUDIO:
+            return t.text(
+                locale,
+                "`{filename}` does not look like audio. Attach an audio file "
+                "(mp3, wav, flac, ogg, m4a …).",
+                filename=_shown_name(values.get("filename", "")),
+            )
+        case SourceProblem.FILE_TOO_LARGE:
+            return t.text(
+                locale,
+                "`{filename}` is {size} MB; the limit here is {limit} MB. "
+                "Attach a shorter or compressed file.",
+                filename=_shown_name(values.get("filename", "")),
+                size=_megabytes(t, locale, values.get("size"), 1),
+                limit=_megabytes(t, locale, values.get("limit"), 0),
+            )
+        case SourceProblem.NO_AUDIO_IN_MESSAGE:
+            return t.text(
+                locale,
+                "That message has no audio attachment or link. Use **Separate vocals** on a "
+                "message with an audio file or an http(s) link to one, or run `/separate`.",
+            )
+        case SourceProblem.NOT_A_VIDGO_SONG:
+            return t.text(
+                locale,
+                "Lyrics need a song generated on Vidgo, and that is not a Vidgo song link "
+                "(`https://storage.vidgo.ai/audio/<task_id>/…_audio_<audio_id>.mp3`). "
+                "Other audio has no lyrics to read; `/separate` still splits it.",
+            )
+
+
+# The media stage's sentences about a result's kept files (bot.media.keeper, bot.separation),
+# said in the reader's language. One with a value in it (a host, a size, an HTTP status) is not
+# in the catalogs and is shown as written.
+STAGE_SENTENCES = frozenset(
+    {
+        N_(
+            "Stemcord could not keep a copy of the stems: the bot kept running into an error "
+            "(its log has the details)."
+        ),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's links have expired."),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo's storage sent the download "
+            "somewhere this bot does not download from."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo gave a link this bot does not "
+            "download (only https links are kept)."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: the download was cut off before the "
+            "end, every time it was tried."
+        ),
+        N_(
+            "Stemcord could not keep a copy of the stems: Vidgo's storage took too long to send "
+            "the files."
+        ),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's storage no longer has the files."),
+        N_("Stemcord could not keep a copy of the stems: Vidgo's storage could not be reached."),
+        N_("Stemcord could not keep a copy of the stems: what Vidgo's storage sent was not audio."),
+        N_("Stemcord could not keep a copy of the stems: the bot's disk is nearly full."),
+        N_("The backing track could not be made: not every stem could be kept."),
+        N_("The backing track could not be made: the bot's disk is nearly full."),
+        N_("The backing track could not be made: the stems could not be mixed."),
+        N_("The backing track could not be made: it could not be stored."),
+    }
+)
+
+
+def stage_error_text(error: str, t: Translations, locale: LocaleLike) -> str:
+    """Why some of a result's files are not kept, in the reader's language when the catalogs
+    know the sentence (escaped as written otherwise)."""
+    if error in STAGE_SENTENCES:
+        return t.text(locale, error)
+    return escape_untrusted(error, 500)
+
+
 class LinksButton(JobButton, template=job_template("links")):
     """Fresh links to a result's kept files (or the files themselves), answered privately."""
 
     ACTION = "links"
-    LABEL = "Get links"
+    LABEL = N_("Get links")
     EMOJI = "\N{LINK SYMBOL}"
 
 
-BACKING_LABEL = "Backing track"
-NOTHING_LEFT = (
+BACKING_LABEL = N_("Backing track")
+NOTHING_LEFT = N_(
     "This song's files are no longer available: Vidgo's links have expired and no copy is "
     "kept here any more. Run `/separate` again to separate it anew."
 )
@@ -151,61 +303,84 @@ class SeparationView(KindView):
 
     kind = SEPARATION
     words = KindWords(
-        title="Stem separation",
-        working="Separating…",
-        result="the stems are",
-        cached="Already separated",
-        posted="These stems were",
-        preparing="Done at Vidgo — keeping the files and making the backing track…",
+        title=N_("Stem separation"),
+        working=N_("Separating… (started {started})"),
+        done_below=N_("Done — the stems are in the message below"),
+        done_in=N_("Done — the stems are in {channel}"),
+        cached=N_("Already separated — here it is (no new Vidgo job)"),
+        posted=N_("These stems were already posted here, so they are not posted again: {link}"),
+        preparing=N_("Done at Vidgo — keeping the files and making the backing track…"),
     )
 
     def __init__(
         self,
         *,
+        translations: Translations,
         links: MediaLinks | None = None,
         fitter: UploadFitter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(translations=translations)
         self.links = links
         self.fitter = fitter
         self._clock = clock
 
-    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+    def status_details(self, job: JobRecord, locale: LocaleLike) -> list[tuple[str, str]]:
         """The stems and the quality asked for, on the status message."""
-        quality = quality_text(job)
-        return [("Stems", stems_asked(job))] + ([("Quality", quality)] if quality else [])
+        t = self.t
+        quality = quality_text(job, t, locale)
+        stems = [(t.text(locale, "Stems"), stems_asked(job, t, locale))]
+        return stems + ([(t.text(locale, "Quality"), quality)] if quality else [])
 
-    def failure_sentence(self, job: JobRecord) -> str:
+    def failure_sentence(self, job: JobRecord, locale: LocaleLike) -> str:
         """One sentence a member can act on, per failure kind."""
+        t = self.t
         kind = job.error_kind
         if kind == ErrorKind.DUPLICATE:
-            return (
+            return t.text(
+                locale,
                 "This track was already separated on Vidgo (each song can be split only once), "
                 "and Stemcord has no copy of that result. Try `stems` with the other choice, "
-                "or use the earlier result."
+                "or use the earlier result.",
             )
         if kind == ErrorKind.VIDGO_FAILED:
-            reason = escape_untrusted(job.last_error or "no reason given", 900)
-            return f"Vidgo could not separate this song: {reason}"
+            if not job.last_error:
+                return t.text(locale, "Vidgo could not separate this song and gave no reason.")
+            reason = escape_untrusted(job.last_error, 900)
+            return t.text(locale, "Vidgo could not separate this song: {reason}", reason=reason)
         if kind == ErrorKind.EXPIRED or job.outcome is JobState.EXPIRED:
-            return (
+            return t.text(
+                locale,
                 "Vidgo did not finish in time, so Stemcord stopped waiting. "
-                "Run `/separate` again later."
+                "Run `/separate` again later.",
             )
         if kind == ErrorKind.INVALID:
             reason = escape_untrusted(job.last_error or "", 500)
-            return f"Vidgo refused this input: {reason} Check the link or file and try again."
+            return t.text(
+                locale,
+                "Vidgo refused this input: {reason} Check the link or file and try again.",
+                reason=reason,
+            )
         if kind == NO_STEMS:
-            return "Vidgo finished but returned no usable stem links. Try again later."
-        common = common_failure_sentence(job)
+            return t.text(
+                locale, "Vidgo finished but returned no usable stem links. Try again later."
+            )
+        common = common_failure_sentence(job, t, locale)
         if common is not None:
             return common
-        return escape_untrusted(job.last_error or "The separation failed.", 900)
+        if job.last_error:
+            return escape_untrusted(job.last_error, 900)
+        return t.text(locale, "The separation failed.")
 
-    def render(self, job: JobRecord) -> Outcome:
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """A separation's message: the stems, or why there are none."""
         return render_separation(
-            job, self.failure_sentence(job), links=self.links, now=self._clock()
+            job,
+            self.failure_sentence(job, locale),
+            t=self.t,
+            locale=locale,
+            links=self.links,
+            now=self._clock(),
         )
 
     def buttons(self) -> list[type[JobButton]]:
@@ -224,10 +399,12 @@ class SeparationView(KindView):
         Anyone who can see the result may ask (it is public in the channel), within the
         server's channel and role rules.
         """
+        t = self.t
+        locale = member_locale(interaction)
         job = await services.engine.get_job(job_id)
         if job is None or not job_visible_to(job, interaction.guild_id, interaction.user.id):
             await interaction.response.send_message(
-                "I can't find that job any more.", ephemeral=True
+                t.text(locale, "I can't find that job any more."), ephemeral=True
             )
             return
         policy = await services.policies.get(job.guild_id)
@@ -237,12 +414,17 @@ class SeparationView(KindView):
             return
         result = job.result or {}
         entry = kept_media(result)
-        title = song_title(job)
+        title = song_title(job, t, locale)
         if entry is not None and entry.files and self.links is not None and self.links.enabled:
-            fresh = kept_links(entry, self.links, dict(result.get("stems") or {}))
+            fresh = kept_links(entry, self.links, dict(result.get("stems") or {}), t, locale)
             if fresh:
                 await interaction.response.send_message(
-                    f"Fresh links to **{title}**, working for {hours_text(self.links.ttl_hours)}:",
+                    t.text(
+                        locale,
+                        "Fresh links to **{title}**, working for {hours}:",
+                        title=title,
+                        hours=hours_text(self.links.ttl_hours, t, locale),
+                    ),
                     view=link_view(fresh),
                     ephemeral=True,
                 )
@@ -254,19 +436,28 @@ class SeparationView(KindView):
             stems = {n: u for n, u in dict(result.get("stems") or {}).items() if is_safe_link(u)}
             if stems:
                 await interaction.response.send_message(
-                    f"Vidgo's links to **{title}** (they stop working "
-                    f"{vidgo_lifetime_text(job)} after the separation):",
-                    view=link_view([(stem_label(n), u) for n, u in stems.items()]),
+                    t.plural(
+                        locale,
+                        "Vidgo's links to **{title}** (they stop working about {count} day "
+                        "after the separation):",
+                        "Vidgo's links to **{title}** (they stop working about {count} days "
+                        "after the separation):",
+                        vidgo_lifetime_days(job),
+                        title=title,
+                    ),
+                    view=link_view([(stem_label(n, t, locale), u) for n, u in stems.items()]),
                     ephemeral=True,
                 )
                 return
-        await interaction.response.send_message(NOTHING_LEFT, ephemeral=True)
+        await interaction.response.send_message(t.text(locale, NOTHING_LEFT), ephemeral=True)
 
     async def _send_files(
         self, interaction: discord.Interaction, job: JobRecord, entry: MediaEntry, title: str
     ) -> None:
         """The kept backing track and vocals as private attachments (no public address)."""
         assert self.fitter is not None  # noqa: S101 - checked by the caller
+        t = self.t
+        locale = member_locale(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         limit = interaction.filesize_limit
         remaining = limit
@@ -281,36 +472,40 @@ class SeparationView(KindView):
             remaining -= fitted.size
         if not files:
             text = (
-                f"The kept files of **{title}** cannot be sent here. "
-                f"{left_out_sentence(left_out, limit)}"
+                t.text(locale, "The kept files of **{title}** cannot be sent here.", title=title)
+                + " "
+                + left_out_sentence(left_out, limit, t, locale)
                 if left_out
-                else NOTHING_LEFT
+                else t.text(locale, NOTHING_LEFT)
             )
             await interaction.followup.send(text, ephemeral=True)
             return
-        text = f"The kept files of **{title}** (this bot has no public address for links):"
+        text = t.text(
+            locale,
+            "The kept files of **{title}** (this bot has no public address for links):",
+            title=title,
+        )
         if left_out:
-            text += " " + left_out_sentence(left_out, limit)
+            text += " " + left_out_sentence(left_out, limit, t, locale)
         await interaction.followup.send(text, files=files, ephemeral=True)
 
 
-def song_title(job: JobRecord) -> str:
+def song_title(job: JobRecord, t: Translations, locale: LocaleLike) -> str:
     """The song's title as shown (escaped)."""
     title = escape_untrusted(str((job.track or {}).get("title") or ""), 200)
-    return title or source_text(job) or "your song"
+    return title or source_text(job, t, locale)
 
 
-def hours_text(hours: float) -> str:
+def hours_text(hours: float, t: Translations, locale: LocaleLike) -> str:
     """``24`` -> ``24 hours``, ``1`` -> ``1 hour``, ``0.5`` -> ``30 minutes``."""
     if hours < 1:
-        return f"{round(hours * 60)} minutes"
-    whole = round(hours)
-    return f"{whole} hour{'s' if whole != 1 else ''}"
+        return t.plural(locale, "{count} minute", "{count} minutes", round(hours * 60))
+    return t.plural(locale, "{count} hour", "{count} hours", round(hours))
 
 
-def vidgo_lifetime_text(job: JobRecord) -> str:
-    """How long Vidgo's links live, in words (a day; three for uploads)."""
-    return "about a day" if job.source_kind is SourceKind.IDS else "about three days"
+def vidgo_lifetime_days(job: JobRecord) -> int:
+    """How many days Vidgo's links live, about (a day; three for uploads)."""
+    return 1 if job.source_kind is SourceKind.IDS else 3
 
 
 def link_view(links: list[tuple[str, str]]) -> discord.ui.View:
@@ -329,7 +524,11 @@ def link_view(links: list[tuple[str, str]]) -> discord.ui.View:
 
 
 def kept_links(
-    entry: MediaEntry, links: MediaLinks, stems: dict[str, str]
+    entry: MediaEntry,
+    links: MediaLinks,
+    stems: dict[str, str],
+    t: Translations,
+    locale: LocaleLike,
 ) -> list[tuple[str, str]]:
     """Signed links to every kept file: the stems in Vidgo's order, then a mixed backing."""
     found: list[tuple[str, str]] = []
@@ -338,11 +537,11 @@ def kept_links(
             continue  # the mix: listed last, under its own label
         url = links.url_for(entry.key, name)
         if url is not None and is_safe_link(url):
-            found.append((stem_label(stem), url))
+            found.append((stem_label(stem, t, locale), url))
     if entry.backing is not None and "instrumental" not in stems:
         url = links.url_for(entry.key, entry.backing)
         if url is not None and is_safe_link(url):
-            found.append((BACKING_LABEL, url))
+            found.append((t.text(locale, BACKING_LABEL), url))
     return found
 
 
@@ -356,16 +555,18 @@ def uploads_of(job: JobRecord, entry: MediaEntry) -> list[Upload]:
     found: list[Upload] = []
     if entry.backing is not None:
         found.append(
-            Upload(entry.key, entry.backing, f"{title} - backing track.mp3", "the backing track")
+            Upload(
+                entry.key, entry.backing, f"{title} - backing track.mp3", N_("the backing track")
+            )
         )
     vocals = entry.files.get("vocals")
     if vocals is not None:
         extension = vocals.rsplit(".", 1)[-1]
-        found.append(Upload(entry.key, vocals, f"{title} - vocals.{extension}", "the vocals"))
+        found.append(Upload(entry.key, vocals, f"{title} - vocals.{extension}", N_("the vocals")))
     return found
 
 
-def quality_text(job: JobRecord) -> str | None:
+def quality_text(job: JobRecord, t: Translations, locale: LocaleLike) -> str | None:
     """The separation quality in words, or ``None`` when there is nothing to say.
 
     Files and links: what was sent as ``model_name`` (a job from before the option is
@@ -374,28 +575,38 @@ def quality_text(job: JobRecord) -> str | None:
     """
     if job.source_kind is SourceKind.IDS:
         asked = job.options.get("quality")
-        return "Vidgo's own (`quality` is for files and links)" if asked else None
-    return "enhanced" if job.options.get("model_name") == "enhanced" else "standard"
+        return t.text(locale, "Vidgo's own (`quality` is for files and links)") if asked else None
+    if job.options.get("model_name") == "enhanced":
+        return t.text(locale, "enhanced")
+    return t.text(locale, "standard")
 
 
 def render_separation(
     job: JobRecord,
     failure: str,
     *,
+    t: Translations,
+    locale: LocaleLike,
     links: MediaLinks | None = None,
     now: float | None = None,
 ) -> Outcome:
-    """A separation's message: the stems, or why there are none."""
+    """A separation's message: the stems, or why there are none, in ``locale``'s language."""
     mention = f"<@{job.requester_id}>"
+    footer = job_footer(job, t, locale)
     if job.outcome is not JobState.SUCCEEDED:
         embed = discord.Embed(
-            title="Separation failed" if job.outcome is JobState.FAILED else "Separation timed out",
+            title=t.text(locale, "Separation failed")
+            if job.outcome is JobState.FAILED
+            else t.text(locale, "Separation timed out"),
             description=failure[:DESCRIPTION_MAX],
             colour=COLOR_FAILED,
         )
-        embed.add_field(name="Source", value=source_text(job) or "audio", inline=False)
-        embed.set_footer(text=f"Job {job.id}")
-        return Outcome(f"{mention} your separation did not work out.", embed, [])
+        embed.add_field(
+            name=t.text(locale, "Source"), value=source_text(job, t, locale), inline=False
+        )
+        embed.set_footer(text=footer)
+        content = t.text(locale, "{member} your separation did not work out.", member=mention)
+        return Outcome(content, embed, [])
 
     track = job.track or {}
     result = job.result or {}
@@ -405,15 +616,18 @@ def render_separation(
     signing = links if links is not None and links.enabled else None
     kept = dict(entry.files) if entry is not None else {}
     title = escape_untrusted(str(track.get("title") or ""), TITLE_MAX) or source_text(job)
-    embed = discord.Embed(title=title[:TITLE_MAX] or "Your stems", colour=COLOR_DONE)
+    title = title or t.text(locale, "Your stems")
+    embed = discord.Embed(title=title[:TITLE_MAX], colour=COLOR_DONE)
     cover = track.get("cover_url")
     if isinstance(cover, str) and is_safe_link(cover):
         embed.set_thumbnail(url=cover)
     duration = format_duration(track.get("duration"))
     if duration:
-        embed.add_field(name="Duration", value=duration, inline=True)
+        embed.add_field(name=t.text(locale, "Duration"), value=duration, inline=True)
     if job.source_kind is not SourceKind.IDS:  # the quality option only exists for uploads
-        embed.add_field(name="Quality", value=quality_text(job), inline=True)
+        embed.add_field(
+            name=t.text(locale, "Quality"), value=quality_text(job, t, locale), inline=True
+        )
     buttons: list[tuple[str, str]] = []
     extra: list[str] = []
     missing = 0
@@ -426,74 +640,106 @@ def render_separation(
         if url is None:
             missing += 1
         elif is_safe_link(url) and len(buttons) < BUTTONS_MAX:
-            buttons.append((stem_label(name), url))
+            buttons.append((stem_label(name, t, locale), url))
         else:
             # The name comes from Vidgo: escaped, so it cannot bring its own markdown.
-            extra.append(f"[{escape_untrusted(stem_label(name), 80)}](<{url}>)")
+            extra.append(f"[{escape_untrusted(stem_label(name, t, locale), 80)}](<{url}>)")
     mixed = entry is not None and entry.backing is not None and "instrumental" not in stems
     if entry is not None and entry.backing is not None and mixed and signing is not None:
         backing_url = signing.url_for(entry.key, entry.backing)
         if backing_url is not None and is_safe_link(backing_url) and len(buttons) < BUTTONS_MAX:
-            buttons.append((BACKING_LABEL, backing_url))
+            buttons.append((t.text(locale, BACKING_LABEL), backing_url))
     uploads = uploads_of(job, entry) if entry is not None else []
     if not kept and not alive:
-        embed.description = NOTHING_LEFT
-        embed.set_footer(text=f"Job {job.id}")
-        return Outcome(f"{mention} this song's stems are no longer available.", embed, [])
-    lines = [f"{len(stems)} stem{'s' if len(stems) != 1 else ''} ready."]
+        embed.description = t.text(locale, NOTHING_LEFT)
+        embed.set_footer(text=footer)
+        gone = t.text(locale, "{member} this song's stems are no longer available.", member=mention)
+        return Outcome(gone, embed, [])
+    lines = [t.plural(locale, "{count} stem ready.", "{count} stems ready.", len(stems))]
     if mixed:
-        lines.append("The backing track is every stem but the lead vocal, mixed for singing.")
-    lines.append(links_sentence(job, entry, signing, alive, missing))
+        lines.append(
+            t.text(locale, "The backing track is every stem but the lead vocal, mixed for singing.")
+        )
+    lines.append(links_sentence(job, entry, signing, alive, missing, t, locale))
     if entry is not None and entry.error:
-        lines.append(f"\N{WARNING SIGN} {escape_untrusted(entry.error, 500)}")
+        lines.append(f"\N{WARNING SIGN} {stage_error_text(entry.error, t, locale)}")
     embed.description = "\n".join(lines)[:DESCRIPTION_MAX]
     # Stems beyond the buttons go into fields, whole links only, each field within its limit.
     for value in pack_lines(extra, FIELD_VALUE_MAX):
         if len(embed.fields) >= FIELDS_MAX - 2:
             break
-        embed.add_field(name="More stems", value=value, inline=False)
-    embed.set_footer(text=f"Job {job.id}")
-    items: list[Item] = [LinksButton(job.id)] if kept else []
-    return Outcome(f"{mention} your stems are ready.", embed, buttons, items=items, uploads=uploads)
+        embed.add_field(name=t.text(locale, "More stems"), value=value, inline=False)
+    embed.set_footer(text=footer)
+    items: list[Item] = [LinksButton.labelled(job.id, t, locale)] if kept else []
+    ready = t.text(locale, "{member} your stems are ready.", member=mention)
+    return Outcome(ready, embed, buttons, items=items, uploads=uploads)
 
 
-def links_sentence(
+def links_sentence(  # noqa: PLR0917 - the links' state, and the language to say it in
     job: JobRecord,
     entry: MediaEntry | None,
     signing: MediaLinks | None,
     alive: bool,
     missing: int,
+    t: Translations,
+    locale: LocaleLike,
 ) -> str:
     """What the buttons link to and how long they work."""
     kept = entry is not None and bool(entry.files)
+    days = vidgo_lifetime_days(job)
     if kept and signing is not None:
-        sentence = (
-            f"The buttons link to copies kept by this bot; each link works for "
-            f"{hours_text(signing.ttl_hours)}, and **Get links** gives fresh ones."
+        sentence = t.text(
+            locale,
+            "The buttons link to copies kept by this bot; each link works for {hours}, "
+            "and **Get links** gives fresh ones.",
+            hours=hours_text(signing.ttl_hours, t, locale),
         )
         if signing.retention_days:
-            sentence += f" The copies are kept for {signing.retention_days:g} days."
+            sentence += " " + t.text(
+                locale,
+                "The copies are kept for {days} days.",
+                days=t.number(locale, signing.retention_days),
+            )
         return sentence
     if kept and alive:
-        return (
-            f"The buttons are Vidgo's links, which stop working {vidgo_lifetime_text(job)} "
-            "after the separation; **Get links** gets the kept files after that."
+        return t.plural(
+            locale,
+            "The buttons are Vidgo's links, which stop working about {count} day after the "
+            "separation; **Get links** gets the kept files after that.",
+            "The buttons are Vidgo's links, which stop working about {count} days after the "
+            "separation; **Get links** gets the kept files after that.",
+            days,
+        )
+    if kept and missing:
+        return t.text(
+            locale,
+            "Vidgo's links have expired (some stems could not be kept): "
+            "**Get links** gets the kept files.",
         )
     if kept:
-        gone = " (some stems could not be kept)" if missing else ""
-        return f"Vidgo's links have expired{gone}: **Get links** gets the kept files."
-    return (
-        f"The links may expire within {vidgo_lifetime_text(job).removeprefix('about ')}, "
-        "download them soon."
+        return t.text(locale, "Vidgo's links have expired: **Get links** gets the kept files.")
+    return t.plural(
+        locale,
+        "The links may expire within {count} day, download them soon.",
+        "The links may expire within {count} days, download them soon.",
+        days,
     )
 
 
 class SeparateCog(commands.Cog):
     """The ``/separate`` command."""
 
-    def __init__(self, desk: JobDesk, policies: Policies, *, max_upload_mb: float) -> None:
+    def __init__(
+        self,
+        desk: JobDesk,
+        policies: Policies,
+        *,
+        translations: Translations,
+        max_upload_mb: float,
+    ) -> None:
         self.desk = desk
         self.policies = policies
+        self.t = translations
         self.max_upload_bytes = int(max_upload_mb * 1_048_576)
 
     @app_commands.command(name="separate", description="Split a song into karaoke stems")
@@ -543,7 +789,8 @@ class SeparateCog(commands.Cog):
                 max_bytes=self.max_upload_bytes,
             )
         except SourceError as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+            said = source_problem_sentence(exc, self.t, member_locale(interaction))
+            await interaction.response.send_message(said, ephemeral=True)
             return
         choice = StemChoice(stems.value) if stems is not None else StemChoice.VOCALS
         # 0 is the song's own key: nothing more to make.

@@ -28,6 +28,7 @@ from bot.sources import (
     AUDIO_EXTENSIONS,
     Source,
     SourceError,
+    SourceProblem,
     StemChoice,
     parse_vidgo_song_link,
     source_from_attachment,
@@ -35,16 +36,13 @@ from bot.sources import (
     streaming_service,
 )
 from cogs.desk import JobDesk
-from cogs.separate import AttachmentInfo, start_separation
+from cogs.i18n import Translations, member_locale
+from cogs.separate import AttachmentInfo, source_problem_sentence, start_separation
 
 MENU_NAME = "Separate vocals"
 _LINK = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 # Punctuation that ends a sentence rather than a URL.
 _TRAILING = ".,;:!?)]}*_~|"
-NO_AUDIO = (
-    "That message has no audio attachment or link. Use **Separate vocals** on a message "
-    "with an audio file or an http(s) link to one, or run `/separate`."
-)
 
 
 def is_audio_attachment(info: AttachmentInfo) -> bool:
@@ -75,7 +73,8 @@ def source_from_message(
 ) -> Source:
     """The message's audio: its first audio attachment, else its best link.
 
-    Raises :class:`SourceError` (with how to fix it) when there is none or it is unusable.
+    Raises :class:`SourceError` (its problem says what to fix) when there is none or it is
+    unusable.
     """
     for info in attachments:
         if is_audio_attachment(info):
@@ -84,7 +83,7 @@ def source_from_message(
             )
     links = links_in(content)
     if not links:
-        raise SourceError(NO_AUDIO)
+        raise SourceError(SourceProblem.NO_AUDIO_IN_MESSAGE)
     chosen = next(
         (link for link in links if _looks_like_audio(link)),
         next((link for link in links if streaming_service(link) is None), links[0]),
@@ -101,10 +100,12 @@ class SeparateMessageCog(commands.Cog):
         policies: Policies,
         tree: app_commands.CommandTree[Any],
         *,
+        translations: Translations,
         max_upload_mb: float,
     ) -> None:
         self.desk = desk
         self.policies = policies
+        self.t = translations
         self.tree = tree
         self.max_upload_bytes = int(max_upload_mb * 1_048_576)
         # Servers only, like /separate (jobs, queues and moderators belong to a server).
@@ -137,6 +138,7 @@ class SeparateMessageCog(commands.Cog):
                 max_bytes=self.max_upload_bytes,
             )
         except SourceError as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+            said = source_problem_sentence(exc, self.t, member_locale(interaction))
+            await interaction.response.send_message(said, ephemeral=True)
             return
         await start_separation(self.desk, self.policies, interaction, source, StemChoice.VOCALS)

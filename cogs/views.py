@@ -22,6 +22,7 @@ from bot.jobs import Submitted
 from bot.policy import Policies
 from cogs.buttons import ButtonHandler, JobControls
 from cogs.desk import JobDesk
+from cogs.i18n import LocaleLike, Translations
 from cogs.render import KindWords, Outcome
 from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
@@ -41,26 +42,43 @@ class PressServices:
     controls: JobControls
 
 
+def where_sentence(t: Translations, locale: LocaleLike, where: int | None) -> str:
+    """Where a privately asked result is posted: a channel, or (``None``) as a reply to the
+    result it was asked from. Its own sentence, so no answer is glued from pieces."""
+    if where is None:
+        return t.text(locale, "Where: as a reply to this result.")
+    channel = f"<#{where}>"
+    return t.text(locale, "Where: {channel}.", channel=channel)
+
+
 class KindView(ABC):
-    """Everything Discord shows and hears about one kind of job."""
+    """Everything Discord shows and hears about one kind of job.
+
+    Every text is in the language of the ``locale`` it is asked for: the server's for what
+    is posted in a channel, the requester's for what reaches them privately or by DM
+    (docs/localisation.md); ``t`` holds the catalogs.
+    """
 
     #: The kind's name, as the engine stores it (``JobRecord.kind``).
     kind: str
     words: KindWords
 
+    def __init__(self, *, translations: Translations) -> None:
+        self.t = translations
+
     @abstractmethod
-    def render(self, job: JobRecord) -> Outcome:
+    def render(self, job: JobRecord, locale: LocaleLike) -> Outcome:
         """The job's one outcome message."""
 
     @abstractmethod
-    def failure_sentence(self, job: JobRecord) -> str:
+    def failure_sentence(self, job: JobRecord, locale: LocaleLike) -> str:
         """Why the job has no result, in one sentence a member can act on."""
 
-    def status_details(self, job: JobRecord) -> list[tuple[str, str]]:
+    def status_details(self, job: JobRecord, locale: LocaleLike) -> list[tuple[str, str]]:
         """The kind's own fields on the status message (name, value)."""
         return []
 
-    def offer(self, job: JobRecord) -> Item | None:
+    def offer(self, job: JobRecord, locale: LocaleLike) -> Item | None:
         """A button this kind puts on another job's result message (``None``: none)."""
         return None
 
@@ -72,20 +90,31 @@ class KindView(ABC):
         """The handlers of this kind's buttons, by action (given to the client's router)."""
         return {}
 
-    def admitted(self, submitted: Submitted, where: str) -> str:
-        """The private answer to a request that did not open a status message."""
+    def admitted(self, submitted: Submitted, where: int | None, locale: LocaleLike) -> str:
+        """The private answer to a request that did not open a status message.
+
+        ``where`` is the channel the result goes to (``None``: as a reply to the result it
+        was asked from).
+        """
+        t = self.t
         job = submitted.job
-        if submitted.admission is Admission.CACHED:
-            return f"{self.words.cached} — it is posted {where} now."
-        if submitted.admission is Admission.DROPPED:
-            return f"It is already on its way — it will be posted {where} once."
         if submitted.admission is Admission.JOINED:
-            return "Someone asked for the same a moment ago; it is on its way to you too."
-        if job.outcome is JobState.SUCCEEDED:
-            return f"Done — {self.words.result} posted {where}."
-        if job.outcome is not None:
-            return f"That did not work — the reason is posted {where}."
-        return f"Working on it (job `{job.id}`) — it will be posted {where} when ready."
+            return t.text(
+                locale, "Someone asked for the same a moment ago; it is on its way to you too."
+            )
+        if submitted.admission is Admission.CACHED:
+            said = t.text(locale, "This was made before, so it is posted again now.")
+        elif submitted.admission is Admission.DROPPED:
+            said = t.text(locale, "It is already on its way and will be posted once.")
+        elif job.outcome is JobState.SUCCEEDED:
+            said = t.text(locale, "Done — it is posted.")
+        elif job.outcome is not None:
+            said = t.text(locale, "That did not work — the reason is posted.")
+        else:
+            said = t.text(
+                locale, "Working on it (job `{job}`) — it will be posted when ready.", job=job.id
+            )
+        return f"{said} {where_sentence(t, locale, where)}"
 
 
 class KindViews:
@@ -111,17 +140,22 @@ class KindViews:
     def __iter__(self) -> Iterator[KindView]:
         return iter(self._views.values())
 
-    def posted_words(self, kind: str) -> str:
-        """How a member is told that this kind's result is already posted ("These lyrics were")."""
-        return self.named(kind).words.posted
+    def posted_sentence(self, kind: str, link: str, locale: LocaleLike) -> str:
+        """How a member is told that this kind's result is already posted (at ``link``)."""
+        view = self.named(kind)
+        return view.words.say(view.t, locale, view.words.posted, link=link)
 
-    def admitted(self, kind: str, submitted: Submitted, where: str) -> str:
+    def admitted(
+        self, kind: str, submitted: Submitted, where: int | None, locale: LocaleLike
+    ) -> str:
         """The private answer to a request of ``kind`` (see :meth:`KindView.admitted`)."""
-        return self.named(kind).admitted(submitted, where)
+        return self.named(kind).admitted(submitted, where, locale)
 
-    def offers(self, job: JobRecord) -> list[Item]:
+    def offers(self, job: JobRecord, locale: LocaleLike) -> list[Item]:
         """The buttons every kind puts on this job's result message."""
-        return [item for view in self._views.values() if (item := view.offer(job)) is not None]
+        return [
+            item for view in self._views.values() if (item := view.offer(job, locale)) is not None
+        ]
 
     def buttons(self) -> list[type[JobItem]]:
         """Every kind's restart-proof buttons and menus."""

@@ -153,6 +153,8 @@ def interaction(
     inter.channel_id = channel_id
     inter.channel = mock.Mock(spec_set=discord.Thread, parent_id=parent_id)
     inter.guild_id = guild_id
+    inter.locale = discord.Locale.american_english
+    inter.guild_locale = discord.Locale.american_english if guild_id is not None else None
     inter.user = user or member(perms=discord.Permissions.none())
     inter.response = mock.Mock(spec_set=discord.InteractionResponse)
     inter.response.is_done.return_value = False

@@ -8,9 +8,12 @@ from bot.app import audio_pool, build, job_kinds, kind_views
 from bot.keys import KeyRenders
 from bot.settings import load_settings
 from cogs.buttons import JobButton
+from cogs.i18n import Translations
 from cogs.keys import KeyPicker
 from storage.base import JobStore
 from tests.helpers import autospec
+
+T = Translations.load()
 
 
 def settings(**values: object) -> object:
@@ -25,7 +28,7 @@ async def test_every_kind_the_engine_runs_has_a_view_and_no_view_is_orphaned() -
         app = build(config, autospec(JobStore), session)  # type: ignore[arg-type]
         keys = KeyRenders(None, audio_pool(config))  # type: ignore[arg-type]
         engine_kinds = {kind.NAME for kind in job_kinds(app.vidgo, keys)}
-        shown = {view.kind for view in kind_views(config, keys)}  # type: ignore[arg-type]
+        shown = {view.kind for view in kind_views(config, keys, translations=T)}  # type: ignore[arg-type]
         assert engine_kinds == shown == {"separation", "lyrics", "midi", "key"}
         assert set(app.engine.kinds) == engine_kinds
 

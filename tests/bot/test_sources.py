@@ -10,6 +10,7 @@ from bot.sources import (
     MAX_URL_LENGTH,
     Quality,
     SourceError,
+    SourceProblem,
     StemChoice,
     StreamingPage,
     parse_vidgo_song_link,
@@ -36,18 +37,23 @@ def test_ids_are_trimmed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("task_id", "message"),
+    ("task_id", "problem"),
     [
-        ("", "empty"),
-        ("a" * 101, "at most"),
-        ("abc def", "only letters"),
-        ("abc\x00", "only letters"),
-        ("<@&1>", "only letters"),
+        ("", SourceProblem.ID_EMPTY),
+        ("a" * 101, SourceProblem.ID_TOO_LONG),
+        ("abc def", SourceProblem.ID_CHARACTERS),
+        ("abc\x00", SourceProblem.ID_CHARACTERS),
+        ("<@&1>", SourceProblem.ID_CHARACTERS),
     ],
 )
-def test_bad_ids_say_how_to_fix(task_id: str, message: str) -> None:
-    with pytest.raises(SourceError, match=message):
+def test_bad_ids_name_the_problem(task_id: str, problem: SourceProblem) -> None:
+    with pytest.raises(SourceError) as refused:
         source_from_ids(task_id, "62e4542a-73be-44e1-b397-7716ee7505c6")
+    assert refused.value.problem is problem
+    assert refused.value.values["name"] == "task_id"
+    if problem is SourceProblem.ID_TOO_LONG:
+        assert refused.value.values["length"] == 101
+        assert refused.value.values["limit"] == 100
 
 
 def test_vidgo_song_link_counts_as_ids() -> None:
@@ -87,20 +93,21 @@ def test_other_link_is_uploaded_by_url() -> None:
 
 
 @pytest.mark.parametrize(
-    ("link", "message"),
+    ("link", "problem"),
     [
-        ("ftp://x.org/a.mp3", "not an http"),
-        ("javascript:alert(1)", "not an http"),
-        ("https://x.org/a b.mp3", "invisible"),
-        ("https://x.org/\u200b.mp3", "invisible"),
-        ("https://x.org/" + "a" * MAX_URL_LENGTH, "limit"),
-        ("", "empty"),
-        ("https://", "not an http"),
+        ("ftp://x.org/a.mp3", SourceProblem.NOT_HTTP),
+        ("javascript:alert(1)", SourceProblem.NOT_HTTP),
+        ("https://x.org/a b.mp3", SourceProblem.LINK_INVISIBLE),
+        ("https://x.org/\u200b.mp3", SourceProblem.LINK_INVISIBLE),
+        ("https://x.org/" + "a" * MAX_URL_LENGTH, SourceProblem.LINK_TOO_LONG),
+        ("", SourceProblem.LINK_EMPTY),
+        ("https://", SourceProblem.NOT_HTTP),
     ],
 )
-def test_bad_links_say_how_to_fix(link: str, message: str) -> None:
-    with pytest.raises(SourceError, match=message):
+def test_bad_links_name_the_problem(link: str, problem: SourceProblem) -> None:
+    with pytest.raises(SourceError) as refused:
         source_from_link(link)
+    assert refused.value.problem is problem
 
 
 def test_attachment_must_look_like_audio_and_fit() -> None:
@@ -114,14 +121,18 @@ def test_attachment_must_look_like_audio_and_fit() -> None:
         ).kind
         is SourceKind.ATTACHMENT
     )
-    with pytest.raises(SourceError, match="does not look like audio"):
+    with pytest.raises(SourceError) as not_audio:
         source_from_attachment(
             "https://cdn.discordapp.com/a/b/x.png", "x.png", "image/png", 10, 10_000
         )
-    with pytest.raises(SourceError, match="limit here"):
+    assert not_audio.value.problem is SourceProblem.NOT_AUDIO
+    assert not_audio.value.values == {"filename": "x.png"}
+    with pytest.raises(SourceError) as too_large:
         source_from_attachment(
             "https://cdn.discordapp.com/a/b/x.mp3", "x.mp3", "audio/mpeg", 20_000_000, 10_000_000
         )
+    assert too_large.value.problem is SourceProblem.FILE_TOO_LARGE
+    assert too_large.value.values == {"filename": "x.mp3", "size": 20_000_000, "limit": 10_000_000}
 
 
 def test_attachment_key_ignores_the_signature() -> None:
@@ -197,10 +208,8 @@ def test_a_streaming_or_video_page_is_refused_with_what_to_do_instead(
     with pytest.raises(StreamingPage) as refused:
         source_from_link(link)
     assert refused.value.service == service
-    message = str(refused.value)
-    assert f"{service} page, not an audio file" in message
-    assert "attach the audio file" in message and "direct link to an audio file" in message
-    assert "Vidgo song" in message
+    assert refused.value.problem is SourceProblem.STREAMING_PAGE
+    assert refused.value.values == {"service": service}
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,15 @@ from bot.separation import SEPARATION
 from cogs.buttons import ButtonRouter, JobControls, RefreshLimiter, StatusControls
 from cogs.delivery import DiscordDelivery
 from cogs.desk import JobDesk
+from cogs.i18n import Translations
 from cogs.lyrics import LyricsView
 from cogs.midi import MidiView
 from cogs.separate import SeparationView
 from cogs.views import KindViews, PressServices
 from storage.records import JobRecord
 from tests.helpers import autospec, interaction, member
+
+T = Translations.load()
 
 
 @pytest.fixture
@@ -49,7 +52,11 @@ def policies() -> Any:
 def views() -> KindViews:
     """The real views of the three kinds (MIDI switched on)."""
     return KindViews(
-        [SeparationView(), LyricsView(enhanced_lrc=False), MidiView(enabled=True)],
+        [
+            SeparationView(translations=T),
+            LyricsView(translations=T, enhanced_lrc=False),
+            MidiView(translations=T, enabled=True),
+        ],
         fallback=SEPARATION,
     )
 
@@ -64,14 +71,17 @@ def delivery() -> Any:
 @pytest.fixture
 def desk(engine: Any, delivery: Any, views: KindViews) -> JobDesk:
     """The real desk over the mocked engine and delivery."""
-    return JobDesk(engine, delivery, views)
+    return JobDesk(engine, delivery, views, translations=T)
 
 
 @pytest.fixture
 def services(engine: Any, policies: Any, desk: JobDesk) -> PressServices:
     """What the kinds' buttons use when pressed."""
     return PressServices(
-        engine=engine, policies=policies, desk=desk, controls=JobControls(engine, policies)
+        engine=engine,
+        policies=policies,
+        desk=desk,
+        controls=JobControls(engine, policies, translations=T),
     )
 
 
@@ -79,7 +89,7 @@ def services(engine: Any, policies: Any, desk: JobDesk) -> PressServices:
 def router(delivery: Any, views: KindViews, services: PressServices) -> ButtonRouter:
     """A router with every button routed, as the composition root routes them."""
     status = StatusControls(services.controls, delivery.status_message, RefreshLimiter())
-    routed = ButtonRouter()
+    routed = ButtonRouter(translations=T)
     for action, handler in {**status.routes(), **views.routes(services)}.items():
         routed.route(action, handler)
     return routed

@@ -18,11 +18,14 @@ from cogs.buttons import (
     job_custom_id,
     status_items,
 )
+from cogs.i18n import Translations
 from cogs.lyrics import LyricsButton
 from cogs.midi import MidiButton
 from storage.jobstate import JobState
 from tests.cogs.conftest import Press
 from tests.helpers import interaction, job, private_answer
+
+T = Translations.load()
 
 REQUESTER = 42
 WAITING = {"state": JobState.RUNNING, "outcome": None}
@@ -47,13 +50,13 @@ def test_every_job_button_uses_the_one_custom_id_format(cls: type[JobButton]) ->
 
 
 def test_status_has_refresh_and_cancel_only_while_waiting() -> None:
-    items = status_items(job(**WAITING))
+    items = status_items(job(**WAITING), T, "en-US")
     assert [i.custom_id for i in items] == [  # type: ignore[attr-defined]
         "stemcord:refresh:abcdefghjk",
         "stemcord:cancel:abcdefghjk",
     ]
     for state in (JobState.SUCCEEDED, JobState.DELIVERED, JobState.CANCELLED):
-        assert status_items(job(state=state)) == []
+        assert status_items(job(state=state), T, "en-US") == []
 
 
 def test_refresh_limiter_allows_one_refresh_per_interval() -> None:
@@ -77,7 +80,7 @@ def client_with(router: ButtonRouter) -> mock.Mock:
 
 
 async def test_a_press_reaches_the_handler_routed_to_its_action() -> None:
-    router = ButtonRouter()
+    router = ButtonRouter(translations=T)
     handler = mock.AsyncMock()
     router.route("refresh", handler)
     inter = interaction()
@@ -87,7 +90,7 @@ async def test_a_press_reaches_the_handler_routed_to_its_action() -> None:
 
 
 async def test_an_unrouted_button_and_a_failing_handler_get_a_private_sentence() -> None:
-    router = ButtonRouter()
+    router = ButtonRouter(translations=T)
     router.route("cancel", mock.AsyncMock(side_effect=RuntimeError("bug")))
     unrouted = interaction()
     unrouted.client = client_with(router)
@@ -100,7 +103,7 @@ async def test_an_unrouted_button_and_a_failing_handler_get_a_private_sentence()
 
 
 def test_an_action_is_routed_once() -> None:
-    router = ButtonRouter()
+    router = ButtonRouter(translations=T)
     router.route("refresh", mock.AsyncMock())
     with pytest.raises(ValueError, match="twice"):
         router.route("refresh", mock.AsyncMock())

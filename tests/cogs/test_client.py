@@ -11,7 +11,10 @@ from discord import app_commands
 
 from cogs.buttons import ButtonRouter
 from cogs.client import StemcordBot, answer_command_error, bot_intents, error_sentence
+from cogs.i18n import Translations
 from tests.helpers import interaction, private_answer
+
+T = Translations.load()
 
 
 def test_the_client_asks_for_guild_events_only_and_pings_nobody_by_default() -> None:
@@ -22,7 +25,7 @@ def test_the_client_asks_for_guild_events_only_and_pings_nobody_by_default() -> 
     async def setup(_: StemcordBot) -> None:
         return None
 
-    bot = StemcordBot(setup=setup, router=ButtonRouter())
+    bot = StemcordBot(setup=setup, router=ButtonRouter(translations=T))
     mentions = bot.allowed_mentions
     assert mentions is not None
     assert mentions.to_dict() == discord.AllowedMentions.none().to_dict()

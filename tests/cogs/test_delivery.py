@@ -17,12 +17,15 @@ from bot.delivery import DeliveryError
 from bot.midi import MIDI
 from bot.progress import Progress, ProgressTracker
 from cogs.delivery import NONCE_TRUST_SECONDS, DiscordDelivery
-from cogs.render import eta_text, ordinal, queue_text, rough_duration, status_embed
+from cogs.i18n import Translations
+from cogs.render import eta_text, queue_text, rough_duration, status_embed
 from cogs.separate import SeparationView
 from cogs.views import KindViews
 from storage.base import JobStore
 from storage.jobstate import JobState
 from tests.helpers import job
+
+T = Translations.load()
 
 WAITING = {"state": JobState.RUNNING, "outcome": None}
 NOW = 1_800_000_000.0
@@ -66,7 +69,9 @@ def progress_store() -> mock.Mock:
 def delivery_with(
     channels: Channels, views: KindViews, store: mock.Mock | None = None, **kw: Any
 ) -> DiscordDelivery:
-    return DiscordDelivery(channels.client, views, ProgressTracker(store or progress_store()), **kw)
+    return DiscordDelivery(
+        channels.client, views, ProgressTracker(store or progress_store()), translations=T, **kw
+    )
 
 
 # -- the fallback chain --------------------------------------------------------------------
@@ -215,7 +220,7 @@ async def test_a_waiting_jobs_status_has_progress_and_buttons(views: KindViews) 
         "stemcord:cancel:abcdefghjk",
     ]
     fields = {f.name: f.value for f in kwargs["embed"].fields}
-    assert fields["Queue"].startswith("1st of 1") and fields["ETA"] == "no estimate yet"
+    assert fields["Queue"].startswith("No. 1 of 1") and fields["ETA"] == "no estimate yet"
     assert fields["Stems"] == "vocals + instrumental"  # the kind's own field
     store.queue_position.assert_awaited_once()
 
@@ -241,34 +246,108 @@ async def test_a_job_without_a_status_message_is_not_rendered(views: KindViews) 
 
 
 @pytest.mark.parametrize(
-    ("n", "text"), [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (22, "22nd")]
-)
-def test_ordinals(n: int, text: str) -> None:
-    assert ordinal(n) == text
-
-
-@pytest.mark.parametrize(
     ("seconds", "text"),
     [(5, "under a minute"), (90, "about 2 min"), (3599, "about 1 h"), (4000, "about 1 h 7 min")],
 )
 def test_rough_durations(seconds: float, text: str) -> None:
-    assert rough_duration(seconds) == text
+    assert rough_duration(seconds, T, "en-US") == text
 
 
 def test_queue_and_eta_text() -> None:
-    assert queue_text(Progress(1, 1, None, 0)) == "1st of 1 unfinished job in this server"
-    assert queue_text(Progress(3, 7, None, 0)) == "3rd of 7 unfinished jobs in this server"
-    assert queue_text(Progress(None, None, None, 0)) is None
-    assert eta_text(Progress(1, 1, None, 10)) == "no estimate yet"
-    assert eta_text(Progress(1, 1, 300, 60)) == "about 4 min (typical: about 5 min)"
-    assert eta_text(Progress(1, 1, 30, 60)).startswith("any moment now")
+    en = "en-US"
+    assert queue_text(Progress(1, 1, None, 0), T, en) == "No. 1 of 1 unfinished job in this server"
+    assert queue_text(Progress(3, 7, None, 0), T, en) == "No. 3 of 7 unfinished jobs in this server"
+    assert queue_text(Progress(None, None, None, 0), T, en) is None
+    assert eta_text(Progress(1, 1, None, 10), T, en) == "no estimate yet"
+    assert eta_text(Progress(1, 1, 300, 60), T, en) == "about 4 min (typical: about 5 min)"
+    assert eta_text(Progress(1, 1, 30, 60), T, en).startswith("any moment now")
+
+
+def test_queue_and_eta_text_in_japanese_and_portuguese() -> None:
+    for locale in ("ja", "pt-BR"):
+        queue = queue_text(Progress(2, 1234, None, 0), T, locale)
+        expected = T.plural(
+            locale,
+            "No. {position} of {count} unfinished job in this server",
+            "No. {position} of {count} unfinished jobs in this server",
+            1234,
+            position="2",
+        )
+        assert queue == expected
+        assert "unfinished" not in expected  # translated, not the English
+        eta = eta_text(Progress(1, 1, 300, 60), T, locale)
+        minutes = T.text(locale, "about {minutes} min", minutes=4)
+        assert eta == T.text(
+            locale,
+            "{remaining} (typical: {typical})",
+            remaining=minutes,
+            typical=T.text(locale, "about {minutes} min", minutes=5),
+        )
+        assert minutes != "about 4 min"
+    assert "1.234" in str(queue_text(Progress(2, 1234, None, 0), T, "pt-BR"))
 
 
 def test_status_embed_shows_progress_only_while_waiting() -> None:
     words = SeparationView.words
-    waiting = status_embed(job(**WAITING), words, None, Progress(2, 3, 600, 0))
+    waiting = status_embed(job(**WAITING), words, None, Progress(2, 3, 600, 0), t=T, locale="en-US")
     fields = {f.name: f.value for f in waiting.fields}
-    assert fields["Queue"] == "2nd of 3 unfinished jobs in this server"
+    assert fields["Queue"] == "No. 2 of 3 unfinished jobs in this server"
     assert fields["ETA"].startswith("about 10 min")
-    done = status_embed(job(), words, None, Progress(2, 3, 600, 0))
+    done = status_embed(job(), words, None, Progress(2, 3, 600, 0), t=T, locale="en-US")
     assert {f.name for f in done.fields}.isdisjoint({"Queue", "ETA"})
+
+
+# -- languages ----------------------------------------------------------------------------------
+
+
+def guild_speaking(locale: discord.Locale) -> mock.Mock:
+    guild = mock.Mock(spec_set=discord.Guild)
+    guild.preferred_locale = locale
+    guild.filesize_limit = 10 * 1_048_576
+    return guild
+
+
+async def test_the_channel_reads_the_servers_language_and_a_dm_the_requesters(
+    views: KindViews,
+) -> None:
+    channels = Channels()
+    channels.client.get_guild.return_value = guild_speaking(discord.Locale.japanese)
+    channels.channel(7).send.side_effect = http_error(discord.Forbidden, 403, "Missing Access")
+    recorded = job(options={"requester_locale": "pt-BR", "server_locale": "ko"})
+    delivery = delivery_with(channels, views)
+    assert delivery.channel_locale(recorded) == "ja"  # the server as Discord says now
+    assert delivery.dm_locale(recorded) == "pt-BR"
+    assert await delivery.deliver(recorded) == 900
+    tried = channels.channel(7).send.await_args.kwargs
+    assert tried["content"] == T.text("ja", "{member} your stems are ready.", member="<@42>")
+    dm = channels.user.send.await_args.kwargs
+    assert dm["content"] == T.text("pt-BR", "{member} your stems are ready.", member="<@42>")
+    assert dm["embed"].footer.text == T.text("pt-BR", "Job {id}", id=recorded.id)
+
+
+async def test_a_server_this_process_does_not_have_reads_its_recorded_language(
+    views: KindViews,
+) -> None:
+    channels = Channels()
+    channels.client.get_guild.return_value = None  # another shard's process has it
+    delivery = delivery_with(channels, views)
+    assert delivery.channel_locale(job(options={"server_locale": "ko"})) == "ko"
+    assert delivery.channel_locale(job(options={"requester_locale": "es-ES"})) == "es-ES"
+    assert delivery.channel_locale(job()) == "en-US"  # recorded before languages were kept
+    await delivery.deliver(job(options={"server_locale": "ko"}))
+    sent = channels.channel(7).send.await_args.kwargs
+    assert sent["content"] == T.text("ko", "{member} your stems are ready.", member="<@42>")
+    fields = [f.name for f in sent["embed"].fields]
+    assert T.text("ko", "Duration") in fields and "Duration" not in fields
+
+
+async def test_an_earlier_post_in_another_language_is_still_found(views: KindViews) -> None:
+    channels = Channels()
+    channel = channels.channel(7)
+    footer = T.text("ja", "Job {id}", id="abcdefghjk")
+    assert footer != "Job abcdefghjk"
+    channel.history = history(posted(11, footer="ジョブ abcdefghjk0"), posted(13, footer=footer))
+    delivery = delivery_with(channels, views, clock=lambda: NOW)
+    earlier = job(delivery_started_at=NOW - NONCE_TRUST_SECONDS - 1)
+    assert await delivery.deliver(earlier) == 13
+    channel.send.assert_not_awaited()

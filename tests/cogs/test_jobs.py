@@ -37,14 +37,19 @@ from storage.jobstate import JobState
 from storage.records import NewJob, SourceKind
 from tests.helpers import autospec, job, member
 
+T = Translations.load()
+
 NOW = 1_800_000_000.0
 GUILD = 9
 VIEWS = KindViews(
-    [SeparationView(), LyricsView(enhanced_lrc=False), MidiView(enabled=True)],
+    [
+        SeparationView(translations=T),
+        LyricsView(translations=T, enhanced_lrc=False),
+        MidiView(translations=T, enabled=True),
+    ],
     fallback=SEPARATION,
 )
 WORDS = SeparationView.words
-T = Translations.load()
 
 
 async def add_job(store: JobStore, job_id: str, *, requester: int = 42, guild: int = GUILD) -> None:
@@ -309,8 +314,10 @@ async def test_cancel_and_retry_of_another_servers_job_are_not_found(
 
 def test_status_points_at_the_result_channel_when_results_go_elsewhere() -> None:
     done = job(state=JobState.DELIVERED, result_channel_id=8)
-    assert "<#8>" in str(status_embed(done, WORDS).to_dict())
-    assert "message below" in str(status_embed(job(state=JobState.DELIVERED), WORDS).to_dict())
+    assert "<#8>" in str(status_embed(done, WORDS, t=T, locale="en-US").to_dict())
+    assert "message below" in str(
+        status_embed(job(state=JobState.DELIVERED), WORDS, t=T, locale="en-US").to_dict()
+    )
 
 
 async def test_channel_list_edits_are_made_from_the_stored_list(store: JobStore) -> None:

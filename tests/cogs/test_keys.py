@@ -20,6 +20,7 @@ from bot.policy import GuildPolicy, Policies
 from cogs.buttons import ButtonRouter, JobControls
 from cogs.delivery import DiscordDelivery
 from cogs.desk import JobDesk
+from cogs.i18n import Translations
 from cogs.keys import KeyButton, KeyPicker, KeyView, key_file_name, picked_semitones
 from cogs.lyrics import LyricsView
 from cogs.render import CONTENT_MAX
@@ -37,6 +38,8 @@ from tests.keys_helpers import (
     media_entry,
     write_tone,
 )
+
+T = Translations.load()
 
 BASE = rendition_base(BACKING, 2)
 LIMIT = 10 * 1024 * 1024
@@ -58,7 +61,7 @@ def pool() -> CountingPool:
 
 @pytest.fixture
 def view(media: MediaStore, pool: CountingPool) -> KeyView:
-    return KeyView(KeyRenders(media, pool))
+    return KeyView(KeyRenders(media, pool), translations=T)
 
 
 async def keep_rendition(media: MediaStore, tmp: Path, name: str, kbps: int) -> int:
@@ -98,34 +101,42 @@ def with_limit(limit: int) -> JobRecord:
 def test_the_key_control_is_offered_only_on_results_with_a_kept_backing_track(
     view: KeyView,
 ) -> None:
-    offered = view.offer(kept_separation())
+    offered = view.offer(kept_separation(), "en-US")
     assert isinstance(offered, KeyButton)
     assert offered.item.custom_id == "stemcord:key:sep0000001"
     assert offered.item.label == "Change key"
-    assert view.offer(kept_separation(result={"stems": {}})) is None
+    assert view.offer(kept_separation(result={"stems": {}}), "en-US") is None
     no_backing = {"stems": {}, "media": media_entry(backing=None)}
-    assert view.offer(kept_separation(result=no_backing)) is None
-    assert view.offer(kept_separation(outcome=JobState.FAILED, state=JobState.DELIVERED)) is None
-    assert view.offer(kept_separation(kind="lyrics")) is None
+    assert view.offer(kept_separation(result=no_backing), "en-US") is None
+    assert (
+        view.offer(kept_separation(outcome=JobState.FAILED, state=JobState.DELIVERED), "en-US")
+        is None
+    )
+    assert view.offer(kept_separation(kind="lyrics"), "en-US") is None
 
 
 async def test_a_pruned_backing_track_is_not_offered(view: KeyView, media: MediaStore) -> None:
     await media.delete(MEDIA_KEY)
-    assert view.offer(kept_separation()) is None
+    assert view.offer(kept_separation(), "en-US") is None
 
 
 def test_a_keys_reply_offers_the_control_of_its_separation(view: KeyView) -> None:
-    offered = view.offer(key_job())
+    offered = view.offer(key_job(), "en-US")
     assert isinstance(offered, KeyButton)
     assert offered.job_id == "sep0000001"
-    assert view.offer(key_job(outcome=JobState.FAILED)) is None
+    assert view.offer(key_job(outcome=JobState.FAILED), "en-US") is None
 
 
 def test_the_result_message_carries_the_control_beside_the_others(view: KeyView) -> None:
     views = KindViews(
-        [SeparationView(), LyricsView(enhanced_lrc=False), view], fallback="separation"
+        [
+            SeparationView(translations=T),
+            LyricsView(translations=T, enhanced_lrc=False),
+            view,
+        ],
+        fallback="separation",
     )
-    offered = [item.item.custom_id for item in views.offers(kept_separation())]
+    offered = [item.item.custom_id for item in views.offers(kept_separation(), "en-US")]
     assert offered == ["stemcord:lyrics:sep0000001", "stemcord:key:sep0000001"]
 
 
@@ -136,7 +147,7 @@ async def test_the_reply_attaches_the_track_and_says_the_key(
     view: KeyView, media: MediaStore, tmp_path: Path
 ) -> None:
     size = await keep_rendition(media, tmp_path, f"{BASE}.mp3", 192)
-    outcome = view.render(key_job())
+    outcome = view.render(key_job(), "en-US")
     assert outcome.embed.title == "Backing track, +2 semitones"
     assert "+2 semitones" in outcome.content and "<@42>" in outcome.content
     [(name, data)] = outcome.files
@@ -152,13 +163,13 @@ async def test_the_attachment_never_exceeds_the_limit_the_request_stated(
     full = await keep_rendition(media, tmp_path, f"{BASE}.mp3", 192)
     fitted = await keep_rendition(media, tmp_path, f"{BASE}_96k.mp3", 96)
     assert fitted < full
-    outcome = view.render(with_limit(full - 1))
+    outcome = view.render(with_limit(full - 1), "en-US")
     [(_, data)] = outcome.files
     assert len(data) == fitted <= full - 1
     fields = {f.name: f.value for f in outcome.embed.fields}
     assert fields["Quality"].startswith("96 kbps")
     # Exactly at the limit, the render itself goes.
-    [(_, exact)] = view.render(with_limit(full)).files
+    [(_, exact)] = view.render(with_limit(full), "en-US").files
     assert len(exact) == full
 
 
@@ -166,13 +177,13 @@ async def test_a_track_too_large_for_the_place_is_not_attached_and_the_reply_say
     view: KeyView, media: MediaStore, tmp_path: Path
 ) -> None:
     await keep_rendition(media, tmp_path, f"{BASE}.mp3", 192)
-    outcome = view.render(with_limit(1000))
+    outcome = view.render(with_limit(1000), "en-US")
     assert outcome.files == []
-    assert "too large for the upload limit here (0.0 MB)" in str(outcome.embed.description)
+    assert "too large for the upload limit here (0 MB)" in str(outcome.embed.description)
 
 
 async def test_a_reply_whose_render_is_gone_says_it_is_no_longer_kept(view: KeyView) -> None:
-    outcome = view.render(key_job())
+    outcome = view.render(key_job(), "en-US")
     assert outcome.files == []
     assert "no longer kept; run /separate again" in str(outcome.embed.description)
 
@@ -192,7 +203,7 @@ def test_failures_are_worded_for_a_key_change(
     view: KeyView, error_kind: str, outcome: JobState, words: str
 ) -> None:
     failed = key_job(outcome=outcome, result=None, error_kind=error_kind, last_error="x")
-    rendered = view.render(failed)
+    rendered = view.render(failed, "en-US")
     assert words in str(rendered.embed.description)
     assert rendered.files == [] and rendered.reply_to == 5555
 
@@ -219,14 +230,17 @@ def services(engine: Any, view: KeyView) -> PressServices:
     policies = autospec(Policies)
     policies.get.return_value = GuildPolicy()
     views = KindViews([view], fallback=KEY)
-    desk = JobDesk(engine, autospec(DiscordDelivery), views)
+    desk = JobDesk(engine, autospec(DiscordDelivery), views, translations=T)
     return PressServices(
-        engine=engine, policies=policies, desk=desk, controls=JobControls(engine, policies)
+        engine=engine,
+        policies=policies,
+        desk=desk,
+        controls=JobControls(engine, policies, translations=T),
     )
 
 
 def pressing(services: PressServices, view: KeyView, *, values: list[str] | None = None) -> Any:
-    router = ButtonRouter()
+    router = ButtonRouter(translations=T)
     for action, handler in view.routes(services).items():
         router.route(action, handler)
     inter = interaction(user=member(user_id=77))
@@ -270,7 +284,7 @@ async def test_a_picked_key_is_asked_for_as_a_reply_to_the_result_within_the_sta
     assert request.reply_to_message_id == 5555  # the separation's result message
     assert request.requester_id == 77  # the presser: their limits apply
     assert call.kwargs["policy"].result_channel_id is None
-    assert "reply to the result" in private_answer(inter)
+    assert "as a reply to this result" in private_answer(inter)
 
 
 @pytest.mark.parametrize("values", [["9"], ["0"], ["two"], ["1", "2"], []])
@@ -349,7 +363,7 @@ def test_the_picked_value_is_read_from_the_interaction() -> None:
     [
         (Admission.CACHED, JobState.SUCCEEDED, "made before"),
         (Admission.DROPPED, None, "already being made"),
-        (Admission.NEW, JobState.SUCCEEDED, "on its way as a reply to the result"),
+        (Admission.NEW, JobState.SUCCEEDED, "on its way. Where: as a reply to this result"),
         (Admission.NEW, None, "audio workers are busy"),
         (Admission.NEW, JobState.FAILED, "did not work"),
     ],
@@ -358,4 +372,4 @@ def test_the_private_answer_says_what_happens(
     view: KeyView, admission: Admission, outcome: JobState | None, words: str
 ) -> None:
     submitted = Submitted(key_job(outcome=outcome), admission)
-    assert words in view.admitted(submitted, "as a reply to the result")
+    assert words in view.admitted(submitted, None, "en-US")

@@ -23,11 +23,13 @@ from bot.vidgo.results import TaskDetail, TaskStatus
 from bot.waveform import HEIGHT, WIDTH
 from cogs.delivery import DiscordDelivery
 from cogs.desk import JobDesk
+from cogs.i18n import Translations
 from cogs.lyrics import (
     LyricsButton,
     LyricsCog,
     LyricsView,
     lrc_file_name,
+    lyrics_problem_sentence,
     lyrics_source,
     press_problem,
     render_lyrics,
@@ -41,6 +43,9 @@ from tests.cogs.conftest import Press
 from tests.fakes.discord_rules import check_components, check_embeds
 from tests.fakes.vidgo import GENERATION_AUDIO_IDS, GENERATION_TASK_ID, fake_lyrics
 from tests.helpers import MASS, interaction, job, private_answer
+
+T = Translations.load()
+EN_LOCALES = {"requester_locale": "en-US", "server_locale": "en-US"}
 
 SONG_LINK = f"https://storage.vidgo.ai/audio/{GENERATION_TASK_ID}/1764_x_tmp_audio_{GENERATION_AUDIO_IDS[0]}.mp3"
 
@@ -83,7 +88,7 @@ def as_payload(outcome: Any) -> dict[str, Any]:
 
 
 def test_a_lyrics_message_has_the_lrc_the_picture_and_a_preview() -> None:
-    outcome = LyricsView(enhanced_lrc=False).render(lyrics_job())
+    outcome = LyricsView(translations=T, enhanced_lrc=False).render(lyrics_job(), "en-US")
     assert outcome.reply_to == 9100
     assert "<@42>" in outcome.content
     names = [name for name, _ in outcome.files]
@@ -105,7 +110,7 @@ def test_a_lyrics_message_has_the_lrc_the_picture_and_a_preview() -> None:
 
 
 def test_the_enhanced_setting_of_the_job_adds_word_stamps() -> None:
-    outcome = render_lyrics(lyrics_job(options={"enhanced_lrc": True}))
+    outcome = render_lyrics(lyrics_job(options={"enhanced_lrc": True}), T, "en-US")
     lrc = outcome.files[0][1].decode()
     assert "[00:12.40]<00:12.40>Lights <00:12.90>on" in lrc
     assert "enhanced" in str(outcome.embed.to_dict()["footer"])
@@ -115,7 +120,9 @@ def test_hostile_titles_and_lyrics_are_escaped_and_fit() -> None:
     hostile = "@everyone <@&1> **x** " + "y" * 400
     payload = fake_lyrics()
     payload["aligned_words"][0]["word"] = "[Verse]\n@here <@123> `code` " + "z" * 300 + " "
-    outcome = render_lyrics(lyrics_job(result=lyrics_result(payload), track={"title": hostile}))
+    outcome = render_lyrics(
+        lyrics_job(result=lyrics_result(payload), track={"title": hostile}), T, "en-US"
+    )
     embed = outcome.embed.to_dict()
     assert not MASS.search(json.dumps(embed))
     assert check_embeds([embed]) == []
@@ -129,7 +136,7 @@ def test_many_lines_are_cut_with_a_count() -> None:
         {"word": f"line{i} word\n", "start_s": i * 2.0, "end_s": i * 2.0 + 1, "success": True}
         for i in range(40)
     ]
-    outcome = render_lyrics(lyrics_job(result=lyrics_result({"aligned_words": words})))
+    outcome = render_lyrics(lyrics_job(result=lyrics_result({"aligned_words": words})), T, "en-US")
     description = outcome.embed.to_dict()["description"]
     assert "32 more lines in the file" in description
 
@@ -142,7 +149,7 @@ def test_an_instrumental_gets_a_clear_message_and_no_file() -> None:
         error_kind=NO_VOCALS,
         last_error="This track has no vocals, so there are no lyrics to time",
     )
-    outcome = LyricsView(enhanced_lrc=False).render(failed)
+    outcome = LyricsView(translations=T, enhanced_lrc=False).render(failed, "en-US")
     assert outcome.files == []
     assert "no vocals" in str(outcome.embed.to_dict())
     assert outcome.reply_to == 9100
@@ -165,7 +172,7 @@ def test_each_failure_has_its_sentence(error_kind: str | None, text: str) -> Non
     failed = lyrics_job(
         outcome=JobState.FAILED, result=None, error_kind=error_kind, last_error="boom"
     )
-    assert text in str(render_lyrics(failed).embed.to_dict())
+    assert text in str(render_lyrics(failed, T, "en-US").embed.to_dict())
 
 
 def test_file_names() -> None:
@@ -179,27 +186,30 @@ def test_file_names() -> None:
 
 def delivery_of(views: KindViews) -> DiscordDelivery:
     return DiscordDelivery(
-        mock.Mock(spec_set=discord.Client), views, ProgressTracker(mock.Mock(spec_set=JobStore))
+        mock.Mock(spec_set=discord.Client),
+        views,
+        ProgressTracker(mock.Mock(spec_set=JobStore)),
+        translations=T,
     )
 
 
 def test_the_button_is_on_results_of_vidgo_songs_only(views: KindViews) -> None:
-    view = LyricsView(enhanced_lrc=False)
-    button = view.offer(job())
+    view = LyricsView(translations=T, enhanced_lrc=False)
+    button = view.offer(job(), "en-US")
     assert isinstance(button, LyricsButton)
     assert button.custom_id == "stemcord:lyrics:abcdefghjk"
-    assert view.offer(job(source_kind=SourceKind.URL, source_task_id=None)) is None
-    assert view.offer(job(outcome=JobState.FAILED)) is None
-    assert view.offer(lyrics_job()) is None
+    assert view.offer(job(source_kind=SourceKind.URL, source_task_id=None), "en-US") is None
+    assert view.offer(job(outcome=JobState.FAILED), "en-US") is None
+    assert view.offer(lyrics_job(), "en-US") is None
     # The separation's message carries it next to the stem links, within the rules.
     delivery = delivery_of(views)
-    outcome = delivery.render(job())
+    outcome = delivery.render(job(), "en-US")
     ids = [
         c.get("custom_id") for row in as_payload(outcome)["components"] for c in row["components"]
     ]
     assert "stemcord:lyrics:abcdefghjk" in ids
     assert check_components(as_payload(outcome)["components"]) == []
-    upload = delivery.render(job(source_kind=SourceKind.URL, source_task_id=None))
+    upload = delivery.render(job(source_kind=SourceKind.URL, source_task_id=None), "en-US")
     assert all(
         "custom_id" not in c for row in as_payload(upload)["components"] for c in row["components"]
     )
@@ -214,15 +224,17 @@ async def test_the_button_is_rebuilt_from_its_custom_id() -> None:
 
 
 def test_press_problems() -> None:
-    assert press_problem(job(), 9, 1) is None
-    assert press_problem(None, 9, 1) is not None
-    assert "no longer knows" in (press_problem(job(guild_id=8), 9, 1) or "")
-    assert press_problem(job(), None, 42) is None  # the requester, in DMs
-    assert press_problem(job(), None, 1) is not None
+    assert press_problem(job(), 9, 1, T, "en-US") is None
+    assert press_problem(None, 9, 1, T, "en-US") is not None
+    assert "no longer knows" in (press_problem(job(guild_id=8), 9, 1, T, "en-US") or "")
+    assert press_problem(job(), None, 42, T, "en-US") is None  # the requester, in DMs
+    assert press_problem(job(), None, 1, T, "en-US") is not None
     assert "only for songs generated" in (
-        press_problem(job(source_kind=SourceKind.URL), 9, 1) or ""
+        press_problem(job(source_kind=SourceKind.URL), 9, 1, T, "en-US") or ""
     )
-    assert "did not succeed" in (press_problem(job(outcome=JobState.FAILED), 9, 1) or "")
+    assert "did not succeed" in (
+        press_problem(job(outcome=JobState.FAILED), 9, 1, T, "en-US") or ""
+    )
 
 
 def lyrics_press(press: Press, separation: JobRecord | None) -> mock.Mock:
@@ -247,7 +259,7 @@ async def test_a_press_submits_the_lyrics_of_the_source_track(press: Press, engi
     assert request.reply_to_message_id == 9100
     assert (request.requester_id, request.channel_id, request.guild_id) == (77, 7, 9)
     assert request.track == separation.track
-    assert request.options == {"enhanced_lrc": False}
+    assert request.options == {"enhanced_lrc": False, **EN_LOCALES}
     assert "Working on the lyrics" in private_answer(inter)
 
 
@@ -259,18 +271,18 @@ async def test_a_press_on_an_unknown_result_submits_nothing(press: Press, engine
 
 
 def test_answers_by_admission() -> None:
-    view = LyricsView(enhanced_lrc=False)
-    assert "read before" in view.admitted(Submitted(lyrics_job(), Admission.CACHED), "here")
+    view = LyricsView(translations=T, enhanced_lrc=False)
+    assert "read before" in view.admitted(Submitted(lyrics_job(), Admission.CACHED), 8, "en-US")
     failed = lyrics_job(outcome=JobState.FAILED, state=JobState.FAILED)
-    assert "did not work" in view.admitted(Submitted(failed, Admission.NEW), "here")
+    assert "did not work" in view.admitted(Submitted(failed, Admission.NEW), 8, "en-US")
     at_once = lyrics_job(outcome=JobState.SUCCEEDED, state=JobState.SUCCEEDED)
-    assert "Done" in view.admitted(Submitted(at_once, Admission.NEW), "here")
+    assert "Done" in view.admitted(Submitted(at_once, Admission.NEW), 8, "en-US")
     # A second press for the same message records nothing (the store drops it).
     assert "already on their way" in view.admitted(
-        Submitted(lyrics_job(), Admission.DROPPED), "as a reply"
+        Submitted(lyrics_job(), Admission.DROPPED), None, "en-US"
     )
     # Joined from somewhere else (another message): that requester gets their own message.
-    assert "to you too" in view.admitted(Submitted(lyrics_job(), Admission.JOINED), "here")
+    assert "to you too" in view.admitted(Submitted(lyrics_job(), Admission.JOINED), 8, "en-US")
 
 
 async def test_a_failing_store_is_answered_privately(press: Press, engine: Any) -> None:
@@ -317,12 +329,13 @@ async def test_a_press_by_a_member_without_the_required_role_is_refused(
     ],
 )
 def test_lyrics_sources_explain_the_fix(options: dict[str, str], message: str) -> None:
-    with pytest.raises(SourceError, match=message):
+    with pytest.raises(SourceError) as refused:
         lyrics_source(
             task_id=options.get("task_id"),
             audio_id=options.get("audio_id"),
             link=options.get("link"),
         )
+    assert message in lyrics_problem_sentence(refused.value, T, "en-US")
 
 
 def test_lyrics_sources() -> None:
@@ -335,7 +348,7 @@ def test_lyrics_sources() -> None:
 async def test_the_command_rejects_plain_links_privately(
     desk: JobDesk, policies: Any, engine: Any
 ) -> None:
-    cog = LyricsCog(desk, policies, enhanced_lrc=True)
+    cog = LyricsCog(desk, policies, translations=T, enhanced_lrc=True)
     inter = interaction()
     await cog.lyrics.callback(cog, inter, link="https://cdn.example.org/song.mp3")  # type: ignore[arg-type]
     assert "Vidgo song link" in private_answer(inter)
@@ -348,15 +361,15 @@ async def test_the_command_submits_a_lyrics_job_for_the_channel(
     engine.submit.return_value = Submitted(
         lyrics_job(state=JobState.SUBMITTED, outcome=None), Admission.NEW
     )
-    cog = LyricsCog(desk, policies, enhanced_lrc=True)
+    cog = LyricsCog(desk, policies, translations=T, enhanced_lrc=True)
     inter = interaction()
     await cog.lyrics.callback(cog, inter, link=SONG_LINK)  # type: ignore[arg-type]
     inter.response.defer.assert_awaited_once_with(ephemeral=True, thinking=True)
     request: JobRequest = engine.submit.await_args.args[0]
     assert request.source_audio_id == GENERATION_AUDIO_IDS[0]
     assert request.reply_to_message_id is None and request.channel_id == 7
-    assert request.options == {"enhanced_lrc": True}
-    assert "in this channel" in private_answer(inter)
+    assert request.options == {"enhanced_lrc": True, **EN_LOCALES}
+    assert "Where: <#7>." in private_answer(inter)
 
 
 @pytest.mark.parametrize("count", [2, 5, 13, 30])
@@ -364,15 +377,15 @@ def test_the_button_fits_next_to_any_number_of_stem_links(count: int, views: Kin
     stems = {f"stem_{i}": f"https://storage.example/{i}.mp3" for i in range(count)}
     with_midi = delivery_of(views)
     separated = job(result={"stems": stems, "vidgo_task_id": "task-sep-1"})
-    both = as_payload(with_midi.render(separated))["components"]
+    both = as_payload(with_midi.render(separated, "en-US"))["components"]
     assert check_components(both) == []
     both_ids = [c.get("custom_id") for row in both for c in row["components"]]
     assert {"stemcord:lyrics:abcdefghjk", "stemcord:midi:abcdefghjk"} <= set(both_ids)
     without_midi = KindViews(
-        [views.named("separation"), MidiView(enabled=False), views.named("lyrics")],
+        [views.named("separation"), MidiView(translations=T, enabled=False), views.named("lyrics")],
         fallback="separation",
     )
-    outcome = delivery_of(without_midi).render(job(result={"stems": stems}))
+    outcome = delivery_of(without_midi).render(job(result={"stems": stems}), "en-US")
     components = as_payload(outcome)["components"]
     assert check_components(components) == []
     ids = [c.get("custom_id") for row in components for c in row["components"]]

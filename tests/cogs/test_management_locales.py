@@ -181,7 +181,7 @@ async def test_queue_and_status_in_spanish_and_japanese(store: JobStore) -> None
     status = speaking(make_interaction(member(user_id=41, perms=PLAIN)), "ja")
     await cog.status.callback(cog, status, job="job0000001")
     detail = sent(status)[1]["embed"]
-    assert detail.title == "ステム分離" and detail.footer.text == "ジョブ job0000001"
+    assert detail.title == "音源分離" and detail.footer.text == "ジョブ job0000001"
     assert fields(detail)["状態"] == "キュー待ち" and fields(detail)["依頼者"] == "<@41>"
     assert fields(detail)["音源"] == "Song job0000001"
     unknown = speaking(make_interaction(member(user_id=41, perms=PLAIN)), "ko")

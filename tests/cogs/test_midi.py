@@ -10,6 +10,7 @@ import pytest
 from bot.jobs import ErrorKind, Submitted
 from bot.midi import MIDI, NO_NOTES, midi_result, parse_midi_data
 from bot.policy import GuildPolicy
+from cogs.i18n import Translations
 from cogs.midi import MidiButton, MidiView, midi_file_name, render_midi
 from cogs.views import PressServices
 from storage.jobstate import JobState
@@ -17,6 +18,8 @@ from storage.records import Admission, JobRecord
 from tests.cogs.conftest import Press
 from tests.fakes.vidgo import MIDI_INSTRUMENTS
 from tests.helpers import interaction, job, private_answer
+
+T = Translations.load()
 
 REQUESTER = 42
 SEPARATED = {"result": {"stems": {}, "vidgo_task_id": "sep"}}
@@ -36,17 +39,17 @@ def midi_job(**changes: object) -> JobRecord:
 
 
 def test_midi_is_offered_for_succeeded_separations_with_a_task_when_enabled() -> None:
-    view = MidiView(enabled=True)
+    view = MidiView(translations=T, enabled=True)
     with_task = {"stems": {"vocals": "https://s/v.mp3"}, "vidgo_task_id": "sep"}
-    assert isinstance(view.offer(job(result=with_task)), MidiButton)
-    assert view.offer(job()) is None  # no Vidgo task id kept
-    assert view.offer(job(result=with_task, outcome=JobState.FAILED)) is None
-    assert view.offer(job(result=with_task, kind=MIDI)) is None
-    assert MidiView(enabled=False).offer(job(result=with_task)) is None
+    assert isinstance(view.offer(job(result=with_task), "en-US"), MidiButton)
+    assert view.offer(job(), "en-US") is None  # no Vidgo task id kept
+    assert view.offer(job(result=with_task, outcome=JobState.FAILED), "en-US") is None
+    assert view.offer(job(result=with_task, kind=MIDI), "en-US") is None
+    assert MidiView(translations=T, enabled=False).offer(job(result=with_task), "en-US") is None
 
 
 def test_midi_message_replies_with_the_file() -> None:
-    outcome = MidiView(enabled=True).render(midi_job())
+    outcome = MidiView(translations=T, enabled=True).render(midi_job(), "en-US")
     assert outcome.reply_to == 777
     [(name, data)] = outcome.files
     assert name == "Harbour 1 Lights.mid" and data.startswith(b"MThd")
@@ -59,7 +62,9 @@ def test_midi_message_replies_with_the_file() -> None:
 
 def test_failed_midi_says_why_without_a_file() -> None:
     outcome = render_midi(
-        midi_job(state=JobState.FAILED, outcome=JobState.FAILED, result=None, error_kind=NO_NOTES)
+        midi_job(state=JobState.FAILED, outcome=JobState.FAILED, result=None, error_kind=NO_NOTES),
+        T,
+        "en-US",
     )
     assert outcome.files == [] and outcome.reply_to == 777
     assert "no notes" in str(outcome.embed.description)
@@ -80,8 +85,8 @@ def test_midi_failures_are_worded_for_midi(error_kind: str, outcome: JobState, w
     failed = midi_job(
         state=outcome, outcome=outcome, result=None, error_kind=error_kind, last_error="boom"
     )
-    assert words in MidiView(enabled=True).failure_sentence(failed)
-    assert words in str(render_midi(failed).embed.description)
+    assert words in MidiView(translations=T, enabled=True).failure_sentence(failed, "en-US")
+    assert words in str(render_midi(failed, T, "en-US").embed.description)
 
 
 def test_midi_file_name_falls_back_to_the_job_id() -> None:
@@ -129,7 +134,7 @@ async def test_midi_press_without_a_task_is_refused(press: Press, engine: Any) -
 
 async def test_midi_press_is_refused_when_midi_is_off(engine: Any, services: PressServices) -> None:
     inter = interaction()
-    await MidiView(enabled=False).press(services, inter, "abcdefghjk")
+    await MidiView(translations=T, enabled=False).press(services, inter, "abcdefghjk")
     assert "turned off" in private_answer(inter)
     engine.get_job.assert_not_awaited()
 

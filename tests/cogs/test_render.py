@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.jobs import ErrorKind
 from bot.separation import SEPARATION
+from cogs.i18n import LocaleLike, Translations
 from cogs.lyrics import LyricsView
 from cogs.midi import MidiView
 from cogs.render import (
@@ -26,19 +27,32 @@ from storage.jobstate import JobState
 from storage.records import Admission, JobRecord
 from tests.helpers import MASS, job
 
+T = Translations.load()
+
 VIEWS = KindViews(
-    [SeparationView(), LyricsView(enhanced_lrc=False), MidiView(enabled=True)],
+    [
+        SeparationView(translations=T),
+        LyricsView(translations=T, enhanced_lrc=False),
+        MidiView(translations=T, enabled=True),
+    ],
     fallback=SEPARATION,
 )
 
 
 def render_outcome(record: JobRecord) -> Outcome:
-    return VIEWS.of(record).render(record)
+    return VIEWS.of(record).render(record, "en-US")
 
 
 def status(record: JobRecord, admission: Admission | None = None) -> discord.Embed:
     view = VIEWS.of(record)
-    return status_embed(record, view.words, admission, details=view.status_details(record))
+    return status_embed(
+        record,
+        view.words,
+        admission,
+        details=view.status_details(record, "en-US"),
+        t=T,
+        locale="en-US",
+    )
 
 
 @given(st.text(max_size=3000), st.integers(min_value=1, max_value=2000))
@@ -104,7 +118,7 @@ def test_result_mentions_only_the_requester_and_skips_unsafe_covers() -> None:
 )
 def test_failures_say_what_to_do(kind: ErrorKind, words: str) -> None:
     failed = job(outcome=JobState.FAILED, error_kind=kind.value, result=None)
-    assert words in VIEWS.of(failed).failure_sentence(failed)
+    assert words in VIEWS.of(failed).failure_sentence(failed, "en-US")
     assert words in (render_outcome(failed).embed.description or "")
 
 
@@ -134,16 +148,18 @@ def test_a_kind_renders_through_its_own_view_and_unknown_kinds_as_separations() 
         kind = "echo"
         words = SeparationView.words
 
-        def render(self, record: JobRecord) -> Outcome:
+        def render(self, record: JobRecord, locale: LocaleLike) -> Outcome:
             return Outcome(
                 "echo", discord.Embed(title=record.id), [], files=[("a.txt", b"x")], reply_to=5
             )
 
-        def failure_sentence(self, record: JobRecord) -> str:
+        def failure_sentence(self, record: JobRecord, locale: LocaleLike) -> str:
             return "no echo"
 
-    views = KindViews([SeparationView(), EchoView()], fallback=SEPARATION)
-    outcome = views.of(replace(job(), kind="echo")).render(replace(job(), kind="echo"))
+    views = KindViews(
+        [SeparationView(translations=T), EchoView(translations=T)], fallback=SEPARATION
+    )
+    outcome = views.of(replace(job(), kind="echo")).render(replace(job(), kind="echo"), "en-US")
     assert outcome.content == "echo"
     assert outcome.reply_to == 5
     # Each send gets new file objects, so a retried delivery can upload again.
@@ -153,14 +169,20 @@ def test_a_kind_renders_through_its_own_view_and_unknown_kinds_as_separations() 
     # A kind nobody shows any more (a feature removed) is shown as a separation.
     gone = replace(job(), kind="karaoke-video")
     assert isinstance(views.of(gone), SeparationView)
-    assert views.of(job()).render(job()).content != "echo"
+    assert views.of(job()).render(job(), "en-US").content != "echo"
 
 
 def test_two_views_of_one_kind_or_a_missing_fallback_are_refused() -> None:
     with pytest.raises(ValueError, match="fallback"):
-        KindViews([LyricsView(enhanced_lrc=False)], fallback=SEPARATION)
+        KindViews([LyricsView(translations=T, enhanced_lrc=False)], fallback=SEPARATION)
     with pytest.raises(ValueError, match="same kind"):
-        KindViews([SeparationView(), SeparationView()], fallback=SEPARATION)
+        KindViews(
+            [
+                SeparationView(translations=T),
+                SeparationView(translations=T),
+            ],
+            fallback=SEPARATION,
+        )
 
 
 def test_link_buttons_leave_room_for_interactive_items() -> None:

@@ -11,10 +11,13 @@ import pytest
 from bot.jobs import Submitted
 from bot.sources import SourceError, StreamingPage
 from cogs.desk import JobDesk
-from cogs.separate import AttachmentInfo
+from cogs.i18n import Translations
+from cogs.separate import AttachmentInfo, source_problem_sentence
 from cogs.separate_message import SeparateMessageCog, links_in, source_from_message
 from storage.records import Admission, SourceKind
 from tests.helpers import interaction, job, private_answer
+
+T = Translations.load()
 
 SONG = (
     "https://storage.vidgo.ai/audio/8FDN1I7M7Q68DDG8/1764061200_k3v9qz1a_tmp7f2c_audio_"
@@ -35,8 +38,9 @@ def test_an_audio_file_by_extension_counts() -> None:
 
 
 def test_an_oversized_audio_attachment_explains_the_limit() -> None:
-    with pytest.raises(SourceError, match="limit"):
+    with pytest.raises(SourceError) as refused:
         source_from_message("", [MP3], max_bytes=5)
+    assert "the limit here is" in source_problem_sentence(refused.value, T, "en-US")
 
 
 def test_a_vidgo_song_link_counts_as_ids() -> None:
@@ -57,8 +61,10 @@ def test_otherwise_the_first_link_is_used() -> None:
 
 @pytest.mark.parametrize("content", ["", "no links", "ftp://x.example/a.mp3", "www.example.org"])
 def test_no_audio_is_explained(content: str) -> None:
-    with pytest.raises(SourceError, match="no audio attachment or link"):
+    with pytest.raises(SourceError) as refused:
         source_from_message(content, [PNG], max_bytes=100)
+    said = source_problem_sentence(refused.value, T, "en-US")
+    assert "no audio attachment or link" in said
 
 
 def test_links_lose_wrapping_and_trailing_punctuation() -> None:
@@ -77,7 +83,7 @@ def tree() -> Any:
 def cog(desk: JobDesk, policies: Any, engine: Any, tree: Any) -> SeparateMessageCog:
     engine.submit.return_value = Submitted(job(), Admission.NEW)
     engine.attach_status_message.return_value = job()
-    return SeparateMessageCog(desk, policies, tree, max_upload_mb=10)
+    return SeparateMessageCog(desk, policies, tree, translations=T, max_upload_mb=10)
 
 
 def make_message(content: str, attachments: list[discord.Attachment]) -> mock.Mock:

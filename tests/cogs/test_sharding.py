@@ -22,8 +22,11 @@ from cogs.client import (
     discord_connected,
     start_discord,
 )
+from cogs.i18n import Translations
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import free_port, wait_for
+
+T = Translations.load()
 
 
 def guild_id_on(shard: int, n: int, shard_count: int = 2) -> int:
@@ -87,7 +90,7 @@ async def no_setup(_: StemcordBot) -> None:
 
 
 def stemcord_bot(**sharding: object) -> StemcordBot:
-    bot = StemcordBot(setup=no_setup, router=ButtonRouter(), **sharding)  # type: ignore[arg-type]
+    bot = StemcordBot(setup=no_setup, router=ButtonRouter(translations=T), **sharding)  # type: ignore[arg-type]
     # The fake has no identify limit; a short window keeps several shards quick.
     bot.identify_pacer = IdentifyPacer(window=0.01)
     return bot

@@ -12,10 +12,13 @@ import discord
 
 from bot.progress import ProgressTracker
 from cogs.delivery import DiscordDelivery
+from cogs.i18n import Translations
 from cogs.views import KindViews
 from storage.base import JobStore
 from storage.jobstate import JobState
 from tests.helpers import job
+
+T = Translations.load()
 
 
 def client_with_status() -> tuple[mock.Mock, mock.AsyncMock, mock.AsyncMock]:
@@ -47,7 +50,7 @@ async def test_a_delivery_returns_before_its_status_edit_which_then_shows_the_en
     views: KindViews,
 ) -> None:
     client, send, edit = client_with_status()
-    delivery = DiscordDelivery(client, views, tracker(), status_interval=3600.0)
+    delivery = DiscordDelivery(client, views, tracker(), translations=T, status_interval=3600.0)
     running = job(status_message_id=99, state=JobState.RUNNING, outcome=None, updated_at=1.0)
     await delivery.show_progress(running)
     assert buttons(edit.call_args_list[0]) == [
@@ -73,7 +76,7 @@ async def test_a_burst_of_progress_edits_sends_one_edit_with_the_newest_state(
     views: KindViews,
 ) -> None:
     client, _, edit = client_with_status()
-    delivery = DiscordDelivery(client, views, tracker(), status_interval=3600.0)
+    delivery = DiscordDelivery(client, views, tracker(), translations=T, status_interval=3600.0)
     base = job(status_message_id=99, state=JobState.SUBMITTED, outcome=None, updated_at=1.0)
     await delivery.show_progress(base)
     for i in range(2, 10):

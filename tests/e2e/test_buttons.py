@@ -281,15 +281,15 @@ async def test_status_shows_queue_position_and_eta(world: World) -> None:
     second_status = await status_of(world, second)
     await world.discord.wait_until(lambda: "ETA" in embed_text(second_status))
     # No separate-vocals job has finished yet; stem-split's median is 200 s.
-    assert "1st of 1 unfinished job in this server" in embed_text(first_status)
+    assert "No. 1 of 1 unfinished job in this server" in embed_text(first_status)
     assert "no estimate yet" in embed_text(first_status)
-    assert "2nd of 2 unfinished jobs in this server" in embed_text(second_status)
+    assert "No. 2 of 2 unfinished jobs in this server" in embed_text(second_status)
     assert "about 3 min (typical: about 3 min)" in embed_text(second_status)
     # The first one ending moves the second up (shown on its next refresh).
     await world.vidgo.finish(first.vidgo_task_id or "")
     await world.wait_job(first.id, JobState.DELIVERED)
     await press(world, second_status, f"stemcord:refresh:{second.id}")
-    await world.discord.wait_until(lambda: "1st of 1 unfinished" in embed_text(second_status))
+    await world.discord.wait_until(lambda: "No. 1 of 1 unfinished" in embed_text(second_status))
     # The first one's end reaches its status message within one status-edit interval.
     await world.discord.wait_until(lambda: "ETA" not in embed_text(first_status))
     assert world.discord.rule_violations == []

@@ -152,7 +152,7 @@ async def test_a_key_press_replies_with_the_backing_track_in_that_key(world: Wor
     menu = await open_menu(world, result)
     assert f"stemcord:keypick:{SEPARATION_ID}" in custom_ids(menu)
     picked, answered = await pick(world, menu, 2)
-    assert "reply to the result" in answered.content
+    assert "as a reply to this result" in answered.content
     reply = await key_reply(world, result, "+2 semitones")
     assert reply.embeds[0]["title"] == "Backing track, +2 semitones"
     [attachment] = reply.attachments
@@ -224,7 +224,7 @@ async def test_the_key_control_works_after_a_restart(world: World) -> None:
     await world.start()
     # A new process knows nothing of the result or the menu: the custom_ids suffice.
     _, answered = await pick(world, menu, 1)
-    assert "reply to the result" in answered.content
+    assert "as a reply to this result" in answered.content
     reply = await key_reply(world, result, "+1 semitone")
     [attachment] = reply.attachments
     assert abs(frequency_of(attachment.data) - shifted(TONE_HZ, 1)) <= 0.01 * shifted(TONE_HZ, 1)

@@ -197,7 +197,7 @@ async def test_the_lyrics_command_by_song_link(world: World) -> None:
         name="lyrics",
         options=[{"name": "link", "value": link}],
     )
-    assert "in this channel" in await answered(world, interaction)
+    assert f"Where: <#{world.guild.channel_id}>." in await answered(world, interaction)
     await world.discord.wait_until(lambda: len(lyrics_tasks(world)) == 1)
     [task_id] = lyrics_tasks(world)
     assert world.vidgo.tasks[task_id].input["audio_id"] == GENERATION_AUDIO_IDS[1]

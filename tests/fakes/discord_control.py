@@ -151,8 +151,10 @@ class DiscordControl(DiscordState):
         name: str = "Karaoke Club",
         channels: list[int] | None = None,
         owner_id: int | None = None,
+        preferred_locale: str = "en-US",
     ) -> FakeGuild:
-        """A guild the bot is in, with text ``channels`` (ids; default one new channel).
+        """A guild the bot is in, with text ``channels`` (ids; default one new channel) and
+        ``preferred_locale`` as its language.
 
         If a bot is connected on the guild's shard, it gets GUILD_CREATE as if just added.
         """
@@ -170,6 +172,7 @@ class DiscordControl(DiscordState):
             channels=[],
             bot_role_id=self.new_id(),
             joined_at=self.now(),
+            preferred_locale=preferred_locale,
         )
         self.guilds[gid] = guild
         for index, cid in enumerate(ids):

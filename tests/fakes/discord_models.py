@@ -158,6 +158,8 @@ class FakeGuild:
     joined_at: datetime
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     unavailable: bool = False
+    # The server's language (Community settings); Discord reports en-US for the others.
+    preferred_locale: str = "en-US"
     # Roles besides @everyone and the bot's: id -> (name, permission bits).
     roles: dict[int, tuple[str, int]] = field(default_factory=dict)
     # Roles each member holds (user id -> role ids); everyone else holds none.

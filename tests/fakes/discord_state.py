@@ -326,7 +326,7 @@ class DiscordState:
             "vanity_url_code": None,
             "premium_tier": 0,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": guild.preferred_locale,
             "nsfw_level": 0,
             "nsfw": False,
             "premium_progress_bar_enabled": False,
