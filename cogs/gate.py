@@ -196,16 +196,6 @@ async def press_refusal(
     return refusal
 
 
-def posted_pointer(earlier: JobRecord, what: str) -> str:
-    """A private answer pointing to where ``what`` was already posted."""
-    assert earlier.result_message_id is not None  # noqa: S101 - only posted jobs are given
-    channel_id = earlier.result_channel_id or earlier.channel_id
-    where = (
-        f"https://discord.com/channels/{earlier.guild_id}/{channel_id}/{earlier.result_message_id}"
-    )
-    return f"{what} already posted here, so it is not posted again: {where}"
-
-
 async def refuse_after_defer(
     interaction: discord.Interaction, refused: LimitReached, t: Translations | None = None
 ) -> None:
