@@ -6,11 +6,14 @@ connects and then stalls cannot hold a socket and a handler for long:
 
 * **request head** — the request line and headers must be complete within
   ``header_timeout`` of the connection opening, or of the first byte of a next request on a
-  kept-alive connection. aiohttp has no such deadline of its own, so each connection gets a
-  timer at the protocol level (:class:`_HeadDeadline`): it wraps aiohttp's protocol, starts
-  when the connection opens (or the next request's first byte arrives), is stopped by a
-  middleware once aiohttp hands the parsed request to the application, and closes the
-  connection when it fires. Bytes trickling in do not extend it (that is the slowloris attack).
+  kept-alive connection. aiohttp has no such deadline of its own, so it is kept at the
+  protocol level: each connection's protocol is wrapped (:class:`_HeadDeadline`), which
+  notes when a head starts (the connection opens, or the next request's first bytes arrive
+  without completing its head) and forgets it once aiohttp has parsed the head; one timer
+  for the whole listener (:class:`_HeadClock`) closes every connection whose head is still
+  incomplete at its deadline. Bytes trickling in do not extend it (that is the slowloris
+  attack). The usual request, whose head arrives in one piece on a kept-alive connection,
+  costs the deadline two attribute checks and no timer.
 * **body** — ``body_timeout`` for reading a request body, enforced by the handler that reads
   one (the callback listener answers 408 and closes the connection); also aiohttp's lingering
   read of a body a handler left unread.
@@ -24,15 +27,13 @@ import asyncio
 import errno as errno_codes
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,45 +65,89 @@ class ListenerBindError(OSError):
         self.port = port
 
 
-class _HeadDeadline(asyncio.Protocol):
-    """Wraps aiohttp's protocol for one connection and closes it if a request head stalls.
+class _HeadClock:
+    """The request-head deadlines of one listener's connections, kept by one timer.
 
-    States: ``head`` (waiting for a request head; the timer runs), ``busy`` (the application
-    has the request; no timer), ``idle`` (between requests; aiohttp's keep-alive timer runs,
-    and the first byte of the next request starts ``head`` again).
+    A head starts when a connection opens, or when the first bytes of a next request arrive
+    on an idle kept-alive connection without completing its head (rare: a head usually comes
+    in one piece). Heads start in time order and all have the same timeout, so their
+    deadlines are kept in a FIFO queue, and one timer, armed at the earliest deadline, closes
+    every connection whose head is still incomplete at its deadline. A head that completes
+    only clears its connection's start time; its queue entry is dropped when its deadline
+    passes. Nothing is scheduled or cancelled per request.
     """
 
-    def __init__(
-        self,
-        inner: RequestHandler,
-        timeout: float,
-        registry: dict[RequestHandler, _HeadDeadline],
-        name: str,
-    ) -> None:
-        self._inner = inner
-        self._timeout = timeout
-        self._registry = registry
+    def __init__(self, timeout: float, name: str) -> None:
+        self.timeout = timeout
         self._name = name
-        self._transport: asyncio.Transport | None = None
+        self._queue: deque[tuple[float, _HeadDeadline, float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._state = "head"
+
+    def watch(self, connection: _HeadDeadline, since: float) -> None:
+        """``connection`` started a head at ``since`` (loop time)."""
+        deadline = since + self.timeout
+        self._queue.append((deadline, connection, since))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, connection, since = queue.popleft()
+            if connection.head_since == since:  # the same head, still incomplete
+                connection.close_stalled(self._name, self.timeout)
+        if queue:
+            self._timer = loop.call_at(queue[0][0], self._expire)
+
+    def stop(self) -> None:
+        """Forget every deadline (the listener is stopping)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
+
+class _HeadDeadline(asyncio.Protocol):
+    """Wraps aiohttp's protocol for one connection to time its request heads.
+
+    ``head_since`` is the loop time a request head started (``None`` while no head is
+    pending: aiohttp has a request, or the connection idles between requests). aiohttp's own
+    state tells the two apart: after it has parsed a chunk, a complete head is in its queue
+    of messages, and an idle connection has a waiter for the next one.
+    """
+
+    __slots__ = ("_clock", "_inner", "_transport", "head_since")
+
+    def __init__(self, inner: RequestHandler, clock: _HeadClock) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._transport: asyncio.Transport | None = None
+        self.head_since: float | None = None
 
     # -- asyncio.Protocol, forwarded to aiohttp ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start the head timer, then let aiohttp set the connection up."""
+        """Start the first head's deadline, then let aiohttp set the connection up."""
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - TCP only
         self._transport = transport
-        self._registry[self._inner] = self
-        self._arm()
+        self.head_since = since = asyncio.get_running_loop().time()
+        self._clock.watch(self, since)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        """The first byte after an idle spell starts the next request head's deadline."""
-        if self._state == "idle" and data:
-            self._state = "head"
-            self._arm()
-        self._inner.data_received(data)
+        """Let aiohttp parse; then a complete head ends the deadline, a partial one starts it."""
+        inner = self._inner
+        inner.data_received(data)
+        if inner._messages:  # a complete head (aiohttp has not taken it yet)
+            self.head_since = None
+        elif self.head_since is None and inner._waiter is not None:
+            # Idle, and the next request's head began without completing: its deadline runs
+            # from this first byte, and more bytes trickling in do not move it.
+            self.head_since = since = asyncio.get_running_loop().time()
+            self._clock.watch(self, since)
 
     def eof_received(self) -> bool | None:
         """Forwarded; ``None`` lets asyncio close the transport, as aiohttp expects."""
@@ -110,9 +155,8 @@ class _HeadDeadline(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the timer and forget the connection, then tell aiohttp."""
-        self._disarm()
-        self._registry.pop(self._inner, None)
+        """Forget the head, then tell aiohttp."""
+        self.head_since = None
         self._transport = None
         self._inner.connection_lost(exc)
 
@@ -124,40 +168,15 @@ class _HeadDeadline(asyncio.Protocol):
         """Forwarded (flow control)."""
         self._inner.resume_writing()
 
-    # -- driven by the middleware ----------------------------------------------------------
+    # -- driven by the clock ---------------------------------------------------------------
 
-    def request_started(self) -> None:
-        """aiohttp parsed a request head and handed it to the application."""
-        self._state = "busy"
-        self._disarm()
-
-    def request_finished(self) -> None:
-        """The application answered; the connection idles until the next request."""
-        self._state = "idle"
-        self._disarm()
-
-    # -- the timer -------------------------------------------------------------------------
-
-    def _arm(self) -> None:
-        self._disarm()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expire(self) -> None:
-        self._timer = None
-        if self._state != "head" or self._transport is None:
+    def close_stalled(self, name: str, timeout: float) -> None:
+        """The head's deadline passed with the head incomplete: close the connection."""
+        if self._transport is None:
             return
         # DEBUG only: under a slowloris flood an INFO line per connection would flood the log.
-        log.debug(
-            "%s: closed a connection whose request head took over %g s",
-            self._name,
-            self._timeout,
-        )
+        log.debug("%s: closed a connection whose request head took over %g s", name, timeout)
+        self.head_since = None
         self._transport.close()
 
 
@@ -181,9 +200,7 @@ class Listener:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._bound_port: int | None = None
-        self._connections: dict[RequestHandler, _HeadDeadline] = {}
-        # Outermost middleware: it sees every request aiohttp parsed, 404s included.
-        app.middlewares.insert(0, self._track_requests)
+        self._heads = _HeadClock(self.limits.header_timeout, name)
 
     @property
     def port(self) -> int:
@@ -197,17 +214,6 @@ class Listener:
         """``http://host:port`` of the running listener (for local probes and tests)."""
         host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host  # noqa: S104
         return f"http://{host}:{self.port}"
-
-    @web.middleware
-    async def _track_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        deadline = self._connections.get(request.protocol)
-        if deadline is not None:
-            deadline.request_started()
-        try:
-            return await handler(request)
-        finally:
-            if deadline is not None:
-                deadline.request_finished()
 
     async def start(self) -> None:
         """Bind and serve; :class:`ListenerBindError` when the address cannot be bound."""
@@ -223,10 +229,10 @@ class Listener:
         server = runner.server
         assert server is not None  # noqa: S101 - set by setup()
 
+        heads = self._heads
+
         def connection() -> _HeadDeadline:
-            return _HeadDeadline(
-                server(), self.limits.header_timeout, self._connections, self._name
-            )
+            return _HeadDeadline(server(), heads)
 
         try:
             self._server = await asyncio.get_running_loop().create_server(
@@ -252,3 +258,4 @@ class Listener:
             await runner.cleanup()
         if server is not None:
             await server.wait_closed()
+        self._heads.stop()

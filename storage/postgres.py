@@ -46,6 +46,7 @@ import math
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -89,7 +90,7 @@ from storage.records import (
     NewJob,
     SourceKind,
 )
-from storage.sqlite import OutdatedSchema
+from storage.sqlite import CallbackNote, OutdatedSchema
 
 log = logging.getLogger(__name__)
 
@@ -307,14 +308,14 @@ RENEW_LEASES = (
 # this transaction only): a callback is a hint, and a server crash can at worst forget the
 # last fraction of a second of them, which the polling safety net covers; the database stays
 # consistent either way. Everything else commits durably as before.
-NOTE_CALLBACKS = f"""
+_NOTE_CALLBACKS = """
 WITH targets AS MATERIALIZED (
     SELECT id FROM jobs
     WHERE id = ANY(ARRAY(
         SELECT id FROM jobs WHERE callback_key = ANY($2::text[])
         UNION ALL
         SELECT id FROM jobs WHERE callback_token_hash = ANY($3::text[])
-    )) AND state IN {_ACTIVE_SQL}
+    )) AND state IN {active}
     ORDER BY id FOR UPDATE
 ), changed AS (
     UPDATE jobs SET callbacks = callbacks + 1, updated_at = $1,
@@ -324,19 +325,37 @@ WITH targets AS MATERIALIZED (
             THEN GREATEST($1, COALESCE(polled_at, 0) + $4)
             ELSE due_at END
     FROM targets WHERE jobs.id = targets.id
-    RETURNING {", ".join("jobs." + column for column in _COLUMNS)}
+    RETURNING {returning}
 ), announced AS (
     SELECT pg_notify($5, MIN(due_at)::text || ' ' || $6) FROM changed
     WHERE NOT leased AND due_at IS NOT NULL HAVING COUNT(*) > 0
 ), relaxed AS (
     SELECT set_config('synchronous_commit', 'off', TRUE)
 )
-SELECT {_COLS}, (SELECT COUNT(*) FROM announced) AS notified,
+SELECT {columns}, (SELECT COUNT(*) FROM announced) AS notified,
     (SELECT COUNT(*) FROM relaxed) AS relaxed
 FROM changed
-"""  # noqa: S608 - fixed column and state lists
+"""
+NOTE_CALLBACKS = _NOTE_CALLBACKS.format(
+    active=_ACTIVE_SQL,
+    returning=", ".join("jobs." + column for column in _COLUMNS),
+    columns=_COLS,
+)
 SELECT_BY_CALLBACK = {
     column: f"SELECT {_COLS} FROM jobs WHERE {column} = ANY($1::text[])"  # noqa: S608
+    for column in _CALLBACK_COLUMNS
+}
+# Stored text to a state by a dict look-up (on the listener's path).
+_STATES = {state.value: state for state in JobState}
+# The listener's path: only a CallbackNote's columns and the two key columns.
+_BRIEF = "id, state, due_at, vidgo_task_id, callback_key, callback_token_hash"
+NOTE_CALLBACKS_BRIEF = _NOTE_CALLBACKS.format(
+    active=_ACTIVE_SQL,
+    returning=", ".join("jobs." + c.strip() for c in f"{_BRIEF}, leased".split(",")),
+    columns=_BRIEF,
+)
+SELECT_BY_CALLBACK_BRIEF = {
+    column: f"SELECT {_BRIEF} FROM jobs WHERE {column} = ANY($1::text[])"  # noqa: S608
     for column in _CALLBACK_COLUMNS
 }
 # Rare: a callback named a task for a job that never learned its task id (a lost answer).
@@ -680,7 +699,19 @@ class _QueuedCallback:
     now: float
     task_hint: str | None
     min_poll_gap: float
-    future: asyncio.Future[JobRecord | None]
+
+
+@dataclass(slots=True)
+class _CallbackBatch:
+    """Callbacks stored by one statement; every caller waits for the batch's one future.
+
+    ``brief`` while every caller wants only a :data:`CallbackNote` (the listener's path):
+    then only those columns are returned.
+    """
+
+    entries: list[_QueuedCallback]
+    done: asyncio.Future[dict[tuple[str, str], JobRecord | CallbackNote]]
+    brief: bool = True
 
 
 async def _leave_session_as_is(conn: ListenerConnection) -> None:
@@ -741,7 +772,9 @@ class PostgresJobStore(JobStore):
         self._listen_retry = listen_retry
         self._listen_check = listen_check
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._callback_queue: list[_QueuedCallback] = []
+        # Callback batches waiting to be sent, oldest first; the last one takes new callbacks
+        # until it is full or a flusher takes it.
+        self._callback_batches: deque[_CallbackBatch] = deque()
         self._callback_flushers: set[asyncio.Task[None]] = set()
         # Names this store in its notifications, so its own listener skips them.
         self._token = secrets.token_hex(8)
@@ -1262,51 +1295,91 @@ class PostgresJobStore(JobStore):
         row to be stored, but one transaction stores a whole batch (group commit), as in the
         SQLite backend, and announces the soonest job it made due.
         """
+        noted = await self._queue_callback(
+            now, callback_key, token_hash, task_hint, min_poll_gap, brief=False
+        )
+        assert not isinstance(noted, tuple)  # noqa: S101 - a record was asked for
+        return noted
+
+    async def note_callback_brief(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> CallbackNote | None:
+        """:meth:`note_callback`, answering only the job's id, state, due time and task id.
+
+        The same write; what the callback listener needs to answer, without returning and
+        decoding the whole record.
+        """
+        noted = await self._queue_callback(
+            now, callback_key, token_hash, task_hint, min_poll_gap, brief=True
+        )
+        if isinstance(noted, JobRecord):  # it shared a batch with a caller of note_callback
+            return (noted.id, noted.state, noted.due_at, noted.vidgo_task_id)
+        return noted
+
+    async def _queue_callback(
+        self,
+        now: float,
+        callback_key: str | None,
+        token_hash: str | None,
+        task_hint: str | None,
+        min_poll_gap: float,
+        *,
+        brief: bool,
+    ) -> JobRecord | CallbackNote | None:
         if (callback_key is None) == (token_hash is None):
             raise ValueError("give exactly one of callback_key and token_hash")
-        column = "callback_key" if callback_key is not None else "callback_token_hash"
-        value = callback_key if callback_key is not None else token_hash
-        assert value is not None  # noqa: S101 - checked above
-        future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._callback_queue.append(
-            _QueuedCallback(column, _clean(value), now, task_hint, min_poll_gap, future)
-        )
+        if callback_key is not None:
+            key = ("callback_key", _clean(callback_key))
+        else:
+            assert token_hash is not None  # noqa: S101 - checked above
+            key = ("callback_token_hash", _clean(token_hash))
+        pending = self._callback_batches
+        batch = pending[-1] if pending else None
+        if batch is None or len(batch.entries) >= _CALLBACK_BATCH:
+            batch = _CallbackBatch([], asyncio.get_running_loop().create_future())
+            pending.append(batch)
+        batch.entries.append(_QueuedCallback(key[0], key[1], now, task_hint, min_poll_gap))
+        if not brief:
+            batch.brief = False
         if len(self._callback_flushers) < _FLUSHERS:
             flusher = asyncio.create_task(self._flush_callbacks())
             self._callback_flushers.add(flusher)
             flusher.add_done_callback(self._callback_flushers.discard)
-        return await future
+        found = await batch.done
+        return found.get(key)
 
     async def _flush_callbacks(self) -> None:
-        while self._callback_queue:
-            batch = self._callback_queue[:_CALLBACK_BATCH]
-            del self._callback_queue[:_CALLBACK_BATCH]
+        pending = self._callback_batches
+        while pending:
+            batch = pending.popleft()  # closed: later callbacks start the next batch
             try:
-                found = await self._note_callbacks(batch)
+                found = await self._note_callbacks(batch.entries, brief=batch.brief)
             except Exception as exc:
-                for entry in batch:
-                    if not entry.future.done():
-                        entry.future.set_exception(exc)
+                batch.done.set_exception(exc)
                 continue
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_result(found.get((entry.column, entry.value)))
+            batch.done.set_result(found)
 
     async def _note_callbacks(
-        self, batch: list[_QueuedCallback]
-    ) -> dict[tuple[str, str], JobRecord]:
+        self, batch: list[_QueuedCallback], *, brief: bool
+    ) -> dict[tuple[str, str], JobRecord | CallbackNote]:
         now = max(entry.now for entry in batch)
         gap = max(entry.min_poll_gap for entry in batch)
         values = {
             column: list(dict.fromkeys(e.value for e in batch if e.column == column))
             for column in _CALLBACK_COLUMNS
         }
-        found: dict[tuple[str, str], JobRecord] = {}
+        found: dict[tuple[str, str], JobRecord | CallbackNote] = {}
         for attempt in range(1, _TX_ATTEMPTS + 1):
             try:
                 async with self._conn() as conn:
                     rows = await conn.fetch(
-                        NOTE_CALLBACKS,
+                        NOTE_CALLBACKS_BRIEF if brief else NOTE_CALLBACKS,
                         now,
                         values["callback_key"],
                         values["callback_token_hash"],
@@ -1318,40 +1391,63 @@ class PostgresJobStore(JobStore):
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 if attempt == _TX_ATTEMPTS:
                     raise
-        for row in rows:
-            job = _row_to_job(row)
-            for column in _CALLBACK_COLUMNS:
-                value = getattr(job, column)
-                if value is not None and (column, value) not in found:
-                    found[(column, str(value))] = job
+        self._take_noted(rows, found, brief=brief)
         missing = {
             column: [v for v in values[column] if (column, v) not in found]
             for column in _CALLBACK_COLUMNS
         }
-        hinted = [
-            entry
-            for entry in batch
-            if entry.task_hint is not None
-            and (named := found.get((entry.column, entry.value))) is not None
-            and named.state is JobState.ACCEPTED
-            and named.vidgo_task_id is None
-        ]
+        hinted: list[tuple[_QueuedCallback, str]] = []
+        for entry in batch:
+            if entry.task_hint is None:
+                continue
+            named = found.get((entry.column, entry.value))
+            if isinstance(named, JobRecord):
+                if named.state is JobState.ACCEPTED and named.vidgo_task_id is None:
+                    hinted.append((entry, named.id))
+            elif named is not None and named[1] is JobState.ACCEPTED and named[3] is None:
+                hinted.append((entry, named[0]))
         if any(missing.values()) or hinted:
             async with self._conn() as conn:
                 for column in _CALLBACK_COLUMNS:
                     if missing[column]:
                         # Finished jobs are returned unchanged; unknown ones stay absent.
-                        for job in await self._many(
-                            conn, SELECT_BY_CALLBACK[column], missing[column]
-                        ):
-                            found[(column, str(getattr(job, column)))] = job
-                for entry in hinted:
+                        query = (SELECT_BY_CALLBACK_BRIEF if brief else SELECT_BY_CALLBACK)[column]
+                        self._take_noted(
+                            await conn.fetch(query, missing[column]), found, brief=brief
+                        )
+                for entry, job_id in hinted:
                     # Rare: the job never learned its task id (a submit answer was lost).
-                    job = found[(entry.column, entry.value)]
                     hint = _clean(entry.task_hint)
-                    await conn.execute(KEEP_TASK_HINT, hint, job.id)
-                    found[(entry.column, entry.value)] = replace(job, task_hint=hint)
+                    await conn.execute(KEEP_TASK_HINT, hint, job_id)
+                    named = found[(entry.column, entry.value)]
+                    if isinstance(named, JobRecord):
+                        found[(entry.column, entry.value)] = replace(named, task_hint=hint)
         return found
+
+    @staticmethod
+    def _take_noted(
+        rows: Sequence[asyncpg.Record],
+        found: dict[tuple[str, str], JobRecord | CallbackNote],
+        *,
+        brief: bool,
+    ) -> None:
+        """File each returned job under the key and token hash it is named by."""
+        for row in rows:
+            noted: JobRecord | CallbackNote
+            if brief:
+                state = row["state"]
+                noted = (
+                    row["id"],
+                    _STATES.get(state) or JobState(state),
+                    row["due_at"],
+                    row["vidgo_task_id"],
+                )
+            else:
+                noted = _row_to_job(row)
+            for column in _CALLBACK_COLUMNS:
+                value = row[column]
+                if value is not None and (column, value) not in found:
+                    found[(column, str(value))] = noted
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""

@@ -23,6 +23,7 @@ import json
 import secrets
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -141,7 +142,24 @@ class _QueuedCallback:
     now: float
     task_hint: str | None
     min_poll_gap: float
-    future: asyncio.Future[JobRecord | None]
+
+
+# What :meth:`SqliteJobStore.note_callback_brief` answers: the job's id, state, due time and
+# task id.
+CallbackNote = tuple[str, JobState, float | None, str | None]
+
+
+@dataclass(slots=True)
+class _CallbackBatch:
+    """Callbacks stored by one transaction; every caller waits for the batch's one future.
+
+    ``brief`` while every caller wants only a :data:`CallbackNote` (the listener's path):
+    then the rows are not decoded into records.
+    """
+
+    entries: list[_QueuedCallback]
+    done: asyncio.Future[dict[tuple[str, str], JobRecord | CallbackNote]]
+    brief: bool = True
 
 
 def _loads(value: str | None) -> dict[str, Any] | None:
@@ -453,32 +471,86 @@ def _set(
     return job
 
 
-def _note_callbacks(
-    db: sqlite3.Connection, batch: Sequence[_QueuedCallback]
-) -> dict[tuple[str, str], JobRecord]:
-    """Store a batch of callbacks in one transaction; the job each one names, if any."""
+def _update_callbacks(
+    db: sqlite3.Connection, batch: Sequence[_QueuedCallback], column: str, returning: str
+) -> tuple[list[str], list[Any]]:
+    """Count the callbacks of ``batch`` that name jobs by ``column`` and make those jobs due.
+
+    The distinct values named, and the rows of the active jobs changed (``returning``).
+    """
     now = max(entry.now for entry in batch)
     gap = max(entry.min_poll_gap for entry in batch)
-    found: dict[tuple[str, str], JobRecord] = {}
+    unique = list(dict.fromkeys(e.value for e in batch if e.column == column))
+    if not unique:
+        return unique, []
+    placeholders = ", ".join("?" * len(unique))
+    rows = db.execute(
+        f"""
+        UPDATE jobs SET callbacks = callbacks + 1, updated_at = ?1,
+            due_at = CASE
+                WHEN leased = 1 THEN due_at
+                WHEN due_at IS NULL
+                    OR due_at > MAX(?1, COALESCE(polled_at, 0) + ?2)
+                THEN MAX(?1, COALESCE(polled_at, 0) + ?2)
+                ELSE due_at END
+        WHERE {column} IN ({placeholders}) AND state IN {_ACTIVE_SQL}
+        RETURNING {returning}
+        """,  # noqa: S608 - placeholders and fixed column names only
+        [now, gap, *unique],
+    ).fetchall()
+    return unique, rows
+
+
+# The columns of a brief note (CallbackNote), in its order.
+_BRIEF = "id, state, due_at, vidgo_task_id"
+
+
+def _note_callbacks_brief(
+    db: sqlite3.Connection, batch: Sequence[_QueuedCallback]
+) -> dict[tuple[str, str], JobRecord | CallbackNote]:
+    """:func:`_note_callbacks` answering only each job's :data:`CallbackNote`.
+
+    The listener needs no more, and decoding whole records was most of the batch's work.
+    """
+    found: dict[tuple[str, str], JobRecord | CallbackNote] = {}
+    states = _STATES
     for column in ("callback_key", "callback_token_hash"):
-        unique = list(dict.fromkeys(e.value for e in batch if e.column == column))
+        unique, rows = _update_callbacks(db, batch, column, f"{_BRIEF}, {column}")
         if not unique:
             continue
-        placeholders = ", ".join(f":v{i}" for i in range(len(unique)))
-        rows = db.execute(
-            f"""
-            UPDATE jobs SET callbacks = callbacks + 1, updated_at = :now,
-                due_at = CASE
-                    WHEN leased = 1 THEN due_at
-                    WHEN due_at IS NULL
-                        OR due_at > MAX(:now, COALESCE(polled_at, 0) + :gap)
-                    THEN MAX(:now, COALESCE(polled_at, 0) + :gap)
-                    ELSE due_at END
-            WHERE {column} IN ({placeholders}) AND state IN {_ACTIVE_SQL}
-            RETURNING {", ".join(_COLUMNS)}
-            """,  # noqa: S608 - placeholders and fixed column names only
-            {"now": now, "gap": gap, **{f"v{i}": v for i, v in enumerate(unique)}},
-        ).fetchall()
+        for job_id, state, due_at, task_id, value in rows:
+            found[(column, value)] = (job_id, states[state], due_at, task_id)
+        if len(rows) < len(unique):
+            # Finished jobs are answered unchanged; unknown ones stay absent.
+            missing = [v for v in unique if (column, v) not in found]
+            marks = ", ".join("?" * len(missing))
+            for job_id, state, due_at, task_id, value in db.execute(
+                f"SELECT {_BRIEF}, {column} FROM jobs WHERE {column} IN ({marks})",  # noqa: S608
+                missing,
+            ):
+                found[(column, value)] = (job_id, states[state], due_at, task_id)
+    for entry in batch:
+        if entry.task_hint is None:
+            continue
+        noted = found.get((entry.column, entry.value))
+        if isinstance(noted, tuple) and noted[1] is JobState.ACCEPTED and noted[3] is None:
+            # Rare: the job never learned its task id (a submit answer was lost).
+            db.execute(
+                "UPDATE jobs SET task_hint = ? WHERE id = ? AND vidgo_task_id IS NULL",
+                (entry.task_hint, noted[0]),
+            )
+    return found
+
+
+def _note_callbacks(
+    db: sqlite3.Connection, batch: Sequence[_QueuedCallback]
+) -> dict[tuple[str, str], JobRecord | CallbackNote]:
+    """Store a batch of callbacks in one transaction; the job each one names, if any."""
+    found: dict[tuple[str, str], JobRecord | CallbackNote] = {}
+    for column in ("callback_key", "callback_token_hash"):
+        unique, rows = _update_callbacks(db, batch, column, ", ".join(_COLUMNS))
+        if not unique:
+            continue
         for row in rows:
             job = _row_to_job(row)
             found[(column, str(getattr(job, column)))] = job
@@ -492,7 +564,7 @@ def _note_callbacks(
         hinted = found.get((entry.column, entry.value))
         if (
             entry.task_hint is None
-            or hinted is None
+            or not isinstance(hinted, JobRecord)
             or hinted.state is not JobState.ACCEPTED
             or hinted.vidgo_task_id is not None
         ):
@@ -513,7 +585,9 @@ class SqliteJobStore(JobStore):
         self._path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
-        self._callback_queue: list[_QueuedCallback] = []
+        # Callback batches waiting for the thread, oldest first; the last one takes new
+        # callbacks until it is full or a flusher takes it.
+        self._callback_batches: deque[_CallbackBatch] = deque()
         # Tasks storing callback batches: at most _FLUSHERS at once, so that the next batch
         # is already queued for the thread while the previous one is being written.
         self._callback_flushers: set[asyncio.Task[None]] = set()
@@ -972,35 +1046,76 @@ class SqliteJobStore(JobStore):
         keeps ingest fast under bursts without answering before the write. The callbacks
         that arrive while a batch is being stored make up the next batch.
         """
+        noted = await self._queue_callback(
+            now, callback_key, token_hash, task_hint, min_poll_gap, brief=False
+        )
+        assert not isinstance(noted, tuple)  # noqa: S101 - a record was asked for
+        return noted
+
+    async def note_callback_brief(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> CallbackNote | None:
+        """:meth:`note_callback`, answering only the job's id, state, due time and task id.
+
+        The same write; what the callback listener needs to answer, without decoding the
+        whole record.
+        """
+        noted = await self._queue_callback(
+            now, callback_key, token_hash, task_hint, min_poll_gap, brief=True
+        )
+        if isinstance(noted, JobRecord):  # it shared a batch with a caller of note_callback
+            return (noted.id, noted.state, noted.due_at, noted.vidgo_task_id)
+        return noted
+
+    async def _queue_callback(
+        self,
+        now: float,
+        callback_key: str | None,
+        token_hash: str | None,
+        task_hint: str | None,
+        min_poll_gap: float,
+        *,
+        brief: bool,
+    ) -> JobRecord | CallbackNote | None:
         if (callback_key is None) == (token_hash is None):
             raise ValueError("give exactly one of callback_key and token_hash")
-        column = "callback_key" if callback_key is not None else "callback_token_hash"
-        value = callback_key if callback_key is not None else token_hash
-        assert value is not None  # noqa: S101 - checked above
-        future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._callback_queue.append(
-            _QueuedCallback(column, value, now, task_hint, min_poll_gap, future)
-        )
+        if callback_key is not None:
+            key = ("callback_key", callback_key)
+        else:
+            assert token_hash is not None  # noqa: S101 - checked above
+            key = ("callback_token_hash", token_hash)
+        pending = self._callback_batches
+        batch = pending[-1] if pending else None
+        if batch is None or len(batch.entries) >= _CALLBACK_BATCH:
+            batch = _CallbackBatch([], asyncio.get_running_loop().create_future())
+            pending.append(batch)
+        batch.entries.append(_QueuedCallback(key[0], key[1], now, task_hint, min_poll_gap))
+        if not brief:
+            batch.brief = False
         if len(self._callback_flushers) < _FLUSHERS:
             flusher = asyncio.create_task(self._flush_callbacks())
             self._callback_flushers.add(flusher)
             flusher.add_done_callback(self._callback_flushers.discard)
-        return await future
+        found = await batch.done
+        return found.get(key)
 
     async def _flush_callbacks(self) -> None:
-        while self._callback_queue:
-            batch = self._callback_queue[:_CALLBACK_BATCH]
-            del self._callback_queue[:_CALLBACK_BATCH]
+        pending = self._callback_batches
+        while pending:
+            batch = pending.popleft()  # closed: later callbacks start the next batch
+            work = _note_callbacks_brief if batch.brief else _note_callbacks
             try:
-                found = await self._write(functools.partial(_note_callbacks, batch=batch))
+                found = await self._write(functools.partial(work, batch=batch.entries))
             except Exception as exc:
-                for entry in batch:
-                    if not entry.future.done():
-                        entry.future.set_exception(exc)
+                batch.done.set_exception(exc)
                 continue
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_result(found.get((entry.column, entry.value)))
+            batch.done.set_result(found)
 
     async def next_due_at(self) -> float | None:
         """See :meth:`JobStore.next_due_at`."""

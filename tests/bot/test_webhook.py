@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from bot.engine import CallbackOutcome
 from bot.listener import ListenerLimits
 from bot.webhook import CallbackServer
 from tests.bot.engine_harness import DONE, KNOWN, RecordingSink
@@ -294,6 +295,107 @@ async def test_the_next_request_on_a_kept_alive_connection_has_its_own_head_dead
     assert await closed_by_server(reader)
     writer.close()
     assert sink.tokens == [KNOWN, DONE]
+
+
+async def test_a_stalled_head_is_not_closed_before_its_deadline(limited: Limited) -> None:
+    srv, _ = await limited(header_timeout=0.4)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    reader, writer = await connect(srv)
+    writer.write(b"POST /vidgo/cal")
+    await writer.drain()
+    assert await closed_by_server(reader)
+    assert loop.time() - began >= 0.4 - 0.01  # one timer for all, but never early
+    writer.close()
+
+
+async def test_a_kept_alive_connection_idle_past_the_head_deadline_stays_open(
+    limited: Limited,
+) -> None:
+    # Idle time between requests is the keep-alive deadline's, not the head's: the head
+    # clock's entry for the connection's opening must not close it once its head came.
+    srv, sink = await limited(header_timeout=0.2)
+    reader, writer = await connect(srv)
+    writer.write(request_head(KNOWN, 2) + b"{}")
+    await writer.drain()
+    assert (await read_response(reader))[0] == 200
+    await asyncio.sleep(0.5)
+    writer.write(request_head(DONE, 2) + b"{}")
+    await writer.drain()
+    assert (await read_response(reader))[0] == 200
+    writer.close()
+    assert sink.tokens == [KNOWN, DONE]
+
+
+class SlowSink(RecordingSink):
+    async def on_callback(self, token: str, task_hint: str | None = None) -> CallbackOutcome:
+        await asyncio.sleep(0.5)
+        return await super().on_callback(token, task_hint)
+
+
+async def test_a_request_handled_past_the_head_deadline_is_answered() -> None:
+    # Once its head is parsed the request is the application's: a slow answer is not cut.
+    srv = CallbackServer(
+        SlowSink(),
+        host="127.0.0.1",
+        port=0,
+        limits=dataclasses.replace(OPEN, header_timeout=0.2),
+    )
+    await srv.start()
+    try:
+        reader, writer = await connect(srv)
+        writer.write(request_head(KNOWN, 2) + b"{}")
+        await writer.drain()
+        assert (await read_response(reader))[0] == 200
+        writer.close()
+    finally:
+        await srv.stop()
+
+
+async def test_each_connection_s_head_closes_at_its_own_deadline(limited: Limited) -> None:
+    srv, sink = await limited(header_timeout=0.3)
+    first_reader, first = await connect(srv)
+    first.write(b"POST /vidgo/callback/")  # stalls
+    await first.drain()
+    await asyncio.sleep(0.15)
+    served_reader, served = await connect(srv)  # opens later, its head comes at once
+    served.write(request_head(KNOWN, 2) + b"{}")
+    await served.drain()
+    assert (await read_response(served_reader))[0] == 200
+    late_reader, late = await connect(srv)  # opens later still, sends nothing
+    assert await closed_by_server(first_reader)
+    assert not late_reader.at_eof()  # its own deadline is later
+    assert await closed_by_server(late_reader)
+    # The served connection outlived both deadlines and still takes a request.
+    served.write(request_head(DONE, 2) + b"{}")
+    await served.drain()
+    assert (await read_response(served_reader))[0] == 200
+    for writer in (first, served, late):
+        writer.close()
+    assert sink.tokens == [KNOWN, DONE]
+
+
+async def test_a_head_split_across_packets_but_complete_in_time_is_served(
+    limited: Limited,
+) -> None:
+    srv, sink = await limited(header_timeout=0.4)
+    reader, writer = await connect(srv)
+    writer.write(request_head(KNOWN, 2) + b"{}")
+    await writer.drain()
+    assert (await read_response(reader))[0] == 200
+    head = request_head(DONE, 2)
+    writer.write(head[:10])  # the next head starts on an idle connection ...
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.write(head[10:] + b"{}")  # ... and completes well within its deadline
+    await writer.drain()
+    assert (await read_response(reader))[0] == 200
+    await asyncio.sleep(0.5)  # past the second head's deadline: idle now, not closed
+    writer.write(request_head(KNOWN, 2) + b"{}")
+    await writer.drain()
+    assert (await read_response(reader))[0] == 200
+    writer.close()
+    assert sink.tokens == [KNOWN, DONE, KNOWN]
 
 
 def test_limits_must_be_positive() -> None:
