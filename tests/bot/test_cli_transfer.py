@@ -76,7 +76,7 @@ def test_export_writes_a_private_file_then_import_fills_an_empty_database(
     said = capsys.readouterr().out
     assert said == (
         f"exported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs, 0 operator_flags "
-        f"(schema V8) from "
+        f"(schema V9) from "
         f"{source} to {out}\n"
     )
     # It holds the server secret: readable by its owner only, and no half-written leftover.
@@ -87,7 +87,7 @@ def test_export_writes_a_private_file_then_import_fills_an_empty_database(
     assert main(["import", str(out)]) == 0
     assert capsys.readouterr().out.startswith(
         "imported 1 app_secrets, 1 guild_settings, 0 results_cache, 2 jobs, 0 operator_flags "
-        f"(exported from sqlite) into {target}, schema V8"
+        f"(exported from sqlite) into {target}, schema V9"
     )
     assert jobs_in(target) == ["moved00001", "moved00002"]
     # A second import into the now full database is refused, status 1, nothing doubled.

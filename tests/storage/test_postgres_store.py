@@ -477,3 +477,14 @@ async def test_postgresql_the_readiness_probe_commits_and_fails_where_writes_wou
     await reader.ping()
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         await reader.check_writable(1300.0)
+
+
+async def test_postgresql_jobs_pages_leave_room_for_updates_in_place(
+    pg_store: PostgresJobStore,
+) -> None:
+    # V9: a job's updates (callbacks noted, leases renewed) can stay on their page without a
+    # new entry in every index of the table.
+    rows = await fetch_rows(
+        pg_store, "SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass"
+    )
+    assert rows == [(["fillfactor=70"],)]

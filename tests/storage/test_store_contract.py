@@ -41,7 +41,7 @@ def test_each_backend_ships_the_same_migration_versions_and_names() -> None:
         for backend in MIGRATION_PACKAGES
     }
     assert names["sqlite"] == names["postgresql"]
-    assert [version for version, _ in names["sqlite"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [version for version, _ in names["sqlite"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 async def test_new_job_is_accepted_and_leased_for_its_submit(store: JobStore) -> None:
