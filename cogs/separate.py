@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,10 +235,11 @@ def source_problem_sentence(error: SourceError, t: Translations, locale: LocaleL
 
 
 # The media stage's sentences about a result's kept files (bot.media.keeper, bot.separation),
-# said in the reader's language. One with a value in it (a host, a size, an HTTP status) is not
-# in the catalogs and is shown as written.
+# said in the reader's language: the fixed ones as they are written into the result, the ones
+# with a value (a host, a size, an HTTP status) through STAGE_TEMPLATES.
 STAGE_SENTENCES = frozenset(
     {
+        N_("Stemcord could not keep a copy of the stems: the download failed."),
         N_(
             "Stemcord could not keep a copy of the stems: the bot kept running into an error "
             "(its log has the details)."
@@ -271,11 +273,47 @@ STAGE_SENTENCES = frozenset(
 )
 
 
+STAGE_TEMPLATES = (
+    N_(
+        "Stemcord could not keep a copy of the stems: Vidgo's files are on a host this bot does "
+        "not download from ({host})."
+    ),
+    N_(
+        "Stemcord could not keep a copy of the stems: a stem is larger than the {size} MB this "
+        "bot keeps."
+    ),
+    N_(
+        "Stemcord could not keep a copy of the stems: Vidgo's storage answered with an error "
+        "(HTTP {status})."
+    ),
+)
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """``template`` as a pattern that matches the sentence it makes, naming its values."""
+    pieces = re.split(r"\{(\w+)\}", template)
+    pattern = "".join(
+        re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>[^()\n]{{1,100}}?)"
+        for i, piece in enumerate(pieces)
+    )
+    return re.compile(pattern)
+
+
+_STAGE_PATTERNS = tuple((template, _template_pattern(template)) for template in STAGE_TEMPLATES)
+
+
 def stage_error_text(error: str, t: Translations, locale: LocaleLike) -> str:
     """Why some of a result's files are not kept, in the reader's language when the catalogs
     know the sentence (escaped as written otherwise)."""
     if error in STAGE_SENTENCES:
         return t.text(locale, error)
+    for template, pattern in _STAGE_PATTERNS:
+        found = pattern.fullmatch(error)
+        if found is not None:
+            values = {
+                name: escape_untrusted(value, 100) for name, value in found.groupdict().items()
+            }
+            return t.text(locale, template, **values)
     return escape_untrusted(error, 500)
 
 

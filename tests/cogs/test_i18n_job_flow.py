@@ -13,7 +13,19 @@ import pytest
 from bot.jobs import ErrorKind, Submitted
 from bot.keys import NO_SPACE, NOT_KEPT, TOO_LONG, UNREADABLE
 from bot.lyrics import NO_LYRICS, NO_TIMING, NO_VOCALS
-from bot.media.errors import FetchTimeout
+from bot.media.errors import (
+    FetchConnectionError,
+    FetchTimeout,
+    HostNotAllowed,
+    HttpStatusError,
+    InsecureUrl,
+    InsufficientSpace,
+    MediaError,
+    NotAudio,
+    RedirectNotAllowed,
+    TooLarge,
+    Truncated,
+)
 from bot.media.keeper import KEEP_FAILED, MIX_FAILED, fetch_failure
 from bot.midi import NO_NOTES
 from bot.progress import Progress
@@ -412,6 +424,42 @@ def test_the_media_stages_sentences_are_in_the_readers_language() -> None:
     )
     description = SeparationView(translations=T).render(kept, "ko").embed.description or ""
     assert T.text("ko", GAVE_UP) in description
-    # A sentence with a value in it is not in the catalogs: shown as written, escaped.
-    odd = f"{KEEP_FAILED}: Vidgo's files are on a host this bot does not download from (x.org)"
+    # A sentence the catalogs do not know is shown as written, escaped.
+    odd = f"{KEEP_FAILED}: something new happened (*x.org*)."
     assert stage_error_text(odd, T, "ja") == escape_untrusted(odd, 500)
+
+
+@pytest.mark.parametrize(
+    ("failure", "value"),
+    [
+        (HostNotAllowed("files.example.org"), "files.example.org"),
+        (TooLarge(200 * 1_048_576), "200"),
+        (HttpStatusError(502, "storage.vidgo.ai"), "502"),
+        (RedirectNotAllowed("to another host"), None),
+        (InsecureUrl("example.org"), None),
+        (Truncated(10, 20), None),
+        (TIMED_OUT, None),
+        (HttpStatusError(404, "storage.vidgo.ai"), None),
+        (FetchConnectionError("storage.vidgo.ai", "refused"), None),
+        (NotAudio(), None),
+        (InsufficientSpace(free=1, needed=2, minimum=3), None),
+        (MediaError("anything else"), None),
+    ],
+)
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_reason_a_stem_is_not_kept_reads_in_the_readers_language(
+    failure: MediaError, value: str | None, locale: str
+) -> None:
+    # Exactly what the keeper writes into the result when the first stem is not kept.
+    written = f"{KEEP_FAILED}: {fetch_failure(failure)}."
+    assert stage_error_text(written, T, "en-US") == written
+    said = stage_error_text(written, T, locale)
+    assert "could not keep" not in said  # not the English sentence
+    if value is not None:
+        assert value in said  # the host, the size or the status, inside the translation
+
+
+def test_a_value_in_a_stage_sentence_is_escaped_inside_the_translation() -> None:
+    written = f"{KEEP_FAILED}: {fetch_failure(HostNotAllowed('evil_host*'))}."
+    said = stage_error_text(written, T, "ja")
+    assert escape_untrusted("evil_host*", 100) in said and "evil_host*" not in said
