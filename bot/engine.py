@@ -64,7 +64,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from bot.delivery import Delivery, DeliveryError
 from bot.instances import dead_instances, this_instance
@@ -166,27 +166,6 @@ class CallbackOutcome(StrEnum):
     UNKNOWN = "unknown"  # no job has that token: 404, nothing written
     ACCEPTED = "accepted"  # the job will be re-read from Vidgo now
     IGNORED = "ignored"  # the job is already past Vidgo (duplicate or late callback)
-
-
-# What a callback's answer needs of the job it names: its id, state, due time and task id.
-CallbackNote = tuple[str, JobState, float | None, str | None]
-
-
-@runtime_checkable
-class BriefCallbackStore(Protocol):
-    """A store that can note a callback without reading back the whole job (SQLite's)."""
-
-    async def note_callback_brief(
-        self,
-        now: float,
-        *,
-        callback_key: str | None = None,
-        token_hash: str | None = None,
-        task_hint: str | None = None,
-        min_poll_gap: float = 0.0,
-    ) -> CallbackNote | None:
-        """:meth:`JobStore.note_callback`'s write, answering only a :data:`CallbackNote`."""
-        ...
 
 
 def new_job_id() -> str:
@@ -293,12 +272,6 @@ class JobEngine:
         self._token_secret: bytes | None = None
         # Callback tokens whose HMAC was checked, and the key each names (bounded).
         self._verified: dict[str, str] = {}
-        # How a callback is noted: briefly where the store can, else through the record.
-        self._note_callback = (
-            store.note_callback_brief
-            if isinstance(store, BriefCallbackStore)
-            else self._noted_in_full
-        )
         # Jobs this process is working on right now (their leases are renewed).
         self._held: Counter[str] = Counter()
 
@@ -529,14 +502,14 @@ class JobEngine:
                 if key is None:
                     return CallbackOutcome.UNKNOWN  # not made by this bot: no database work
                 self._remember_verified(token, key)
-            noted = await self._note_callback(
+            noted = await self.store.note_callback_brief(
                 now,
                 callback_key=key,
                 task_hint=task_hint,
                 min_poll_gap=self.config.callback_min_poll_gap,
             )
         else:
-            noted = await self._note_callback(
+            noted = await self.store.note_callback_brief(
                 now,
                 token_hash=hash_token(token),
                 task_hint=task_hint,
@@ -553,25 +526,6 @@ class JobEngine:
             return CallbackOutcome.IGNORED
         self._scheduler.notify_due(due_at)
         return CallbackOutcome.ACCEPTED
-
-    async def _noted_in_full(
-        self,
-        now: float,
-        *,
-        callback_key: str | None = None,
-        token_hash: str | None = None,
-        task_hint: str | None = None,
-        min_poll_gap: float = 0.0,
-    ) -> CallbackNote | None:
-        """:meth:`JobStore.note_callback`, reduced to what a callback's answer needs."""
-        job = await self.store.note_callback(
-            now,
-            callback_key=callback_key,
-            token_hash=token_hash,
-            task_hint=task_hint,
-            min_poll_gap=min_poll_gap,
-        )
-        return None if job is None else (job.id, job.state, job.due_at, job.vidgo_task_id)
 
     def _remember_verified(self, token: str, key: str) -> None:
         """Keep a token whose HMAC checked out, so its repeats skip the HMAC.

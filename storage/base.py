@@ -110,6 +110,10 @@ def first_limit_reached(
     return None
 
 
+# What :meth:`JobStore.note_callback_brief` answers: the job's id, state, due time and task id.
+CallbackNote = tuple[str, JobState, float | None, str | None]
+
+
 class JobNotFound(LookupError):
     """No job has that id."""
 
@@ -288,6 +292,20 @@ class JobStore(ABC):
         task id the callback names) is kept on an ``accepted`` job that has no task id yet,
         for the worker to check. A finished job is returned unchanged.
         """
+
+    @abstractmethod
+    async def note_callback_brief(
+        self,
+        now: float,
+        *,
+        callback_key: str | None = None,
+        token_hash: str | None = None,
+        task_hint: str | None = None,
+        min_poll_gap: float = 0.0,
+    ) -> CallbackNote | None:
+        """:meth:`note_callback`'s write, answering only the job's id, state, due time and
+        task id: what the callback listener needs to answer, without reading back and
+        decoding the whole record."""
 
     @abstractmethod
     async def next_due_at(self) -> float | None:

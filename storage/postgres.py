@@ -57,6 +57,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from storage.base import (
     UPDATABLE_COLUMNS,
+    CallbackNote,
     JobNotFound,
     JobStore,
     LeaseLost,
@@ -90,7 +91,7 @@ from storage.records import (
     NewJob,
     SourceKind,
 )
-from storage.sqlite import CallbackNote, OutdatedSchema
+from storage.sqlite import OutdatedSchema
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ import aiosqlite
 
 from storage.base import (
     UPDATABLE_COLUMNS,
+    CallbackNote,
     JobNotFound,
     JobStore,
     LeaseLost,
@@ -142,11 +143,6 @@ class _QueuedCallback:
     now: float
     task_hint: str | None
     min_poll_gap: float
-
-
-# What :meth:`SqliteJobStore.note_callback_brief` answers: the job's id, state, due time and
-# task id.
-CallbackNote = tuple[str, JobState, float | None, str | None]
 
 
 @dataclass(slots=True)
